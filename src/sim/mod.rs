@@ -1,0 +1,1 @@
+//! graph-sim: a Microsoft Graph simulator (placeholder).
