@@ -1,0 +1,474 @@
+//! Configuration: the TOML file fixed by the contract, plus secrets from the environment.
+//!
+//! Guarantees: an unknown key, a missing required key or a bad value is an error naming the key
+//! (`graph.tenant_id`, `ad.url`, ...); secrets never appear in `Debug` output or error messages.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Environment variable that may hold the Graph client secret instead of the file.
+pub const ENV_GRAPH_SECRET: &str = "ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET";
+/// Environment variable that may hold the AD bind password instead of the file.
+pub const ENV_AD_PASSWORD: &str = "ENTRA_WRITEBACK_AD_BIND_PASSWORD";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file we tried.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a key is unknown, missing or has a bad value.
+    #[error("config file {path}: key `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the offending key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// Configuration errors never heal by retrying.
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+/// A secret string: compared and used, never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where cloud groups come from.
+    pub graph: GraphConfig,
+    /// Where they are written to, and how they look there.
+    pub ad: AdConfig,
+    /// Where the durable queue lives.
+    pub state: StateConfig,
+    /// The monitoring listener.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Worker and queue tuning.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[graph]`: the Entra tenant and app registration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Tenant id or primary domain.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret (or env `ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET`).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// PEM file holding the app certificate and its private key.
+    #[serde(default)]
+    pub client_certificate: Option<PathBuf>,
+    /// Login endpoint; national clouds and graph-sim override it.
+    #[serde(default = "default_authority")]
+    pub authority_url: String,
+    /// Graph endpoint.
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// How often a delta round starts.
+    #[serde(default = "default_poll", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Timeout of one HTTP request to Graph or the login endpoint.
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+/// `[ad]`: the directory and the shape of what lands in it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdConfig {
+    /// `ldap://host` or `ldaps://host`.
+    pub url: String,
+    /// DN of the service account.
+    pub bind_dn: String,
+    /// Its password (or env `ENTRA_WRITEBACK_AD_BIND_PASSWORD`).
+    #[serde(default)]
+    pub bind_password: Option<Secret>,
+    /// CA bundle (PEM) that signs the DC's certificate; system roots otherwise.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Upgrade `ldap://` with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// The OU written-back groups are created in; the service owns only anchored objects here.
+    pub target_ou: String,
+    /// A round that would delete more groups than this holds the deletes for approval.
+    #[serde(default = "default_delete_threshold")]
+    pub delete_threshold: usize,
+    /// What a soft delete (or a group leaving scope) does to the AD group.
+    #[serde(default)]
+    pub soft_delete: SoftDeleteAction,
+    /// Member values per LDAP modify.
+    #[serde(default = "default_member_batch")]
+    pub member_batch_size: usize,
+    /// Timeout of one LDAP operation.
+    #[serde(default = "default_ldap_timeout", deserialize_with = "duration")]
+    pub operation_timeout: Duration,
+}
+
+/// What happens to an AD group whose cloud group was soft-deleted or left scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SoftDeleteAction {
+    /// Leave it as it is (Microsoft's default).
+    #[default]
+    Freeze,
+    /// Delete it.
+    Delete,
+}
+
+/// `[state]`: the sled database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory of the database; locked against a second instance.
+    pub path: PathBuf,
+    /// How long applied changes stay in the journal for `replay`.
+    #[serde(default = "default_journal_age", deserialize_with = "duration")]
+    pub journal_retention: Duration,
+    /// At most this many journal entries are kept.
+    #[serde(default = "default_journal_max")]
+    pub journal_max_entries: usize,
+}
+
+/// `[http]`: metrics and health endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address of `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// `[sync]`: worker behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Attempts of a change on transient errors before `run --once` gives up on it.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay.
+    #[serde(default = "default_min_backoff", deserialize_with = "duration")]
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(default = "default_max_backoff", deserialize_with = "duration")]
+    pub max_backoff: Duration,
+    /// Groups applied concurrently (one group is never applied twice at once).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_attempts: default_attempts(),
+            min_backoff: default_min_backoff(),
+            max_backoff: default_max_backoff(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+/// `[log]`: output format.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `auto` (human on a terminal, JSON otherwise), `human` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Always human-readable.
+    Human,
+    /// Always JSON lines.
+    Json,
+}
+
+fn default_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+fn default_graph_url() -> String {
+    "https://graph.microsoft.com".into()
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_ldap_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_delete_threshold() -> usize {
+    100
+}
+fn default_member_batch() -> usize {
+    1000
+}
+fn default_journal_age() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_journal_max() -> usize {
+    1_000_000
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_attempts() -> u32 {
+    6
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_min_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("{e} (use e.g. \"15s\")")))
+}
+
+impl Config {
+    /// Reads and validates the file, then takes secrets from the environment where set.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, |name| std::env::var(name).ok())
+    }
+
+    /// Parses `text`; `env` looks up secret overrides (a function so tests need no process env).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| invalid("(syntax)".into(), e.to_string()))?;
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(key, e.into_inner().message().trim().to_string())
+        })?;
+        if let Some(v) = env(ENV_GRAPH_SECRET).filter(|v| !v.is_empty()) {
+            cfg.graph.client_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = env(ENV_AD_PASSWORD).filter(|v| !v.is_empty()) {
+            cfg.ad.bind_password = Some(Secret::new(v));
+        }
+        cfg.validate().map_err(|(k, m)| invalid(k.into(), m))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.graph.client_secret.is_none() && self.graph.client_certificate.is_none() {
+            return Err((
+                "graph.client_secret",
+                format!("missing: set it, or graph.client_certificate, or env {ENV_GRAPH_SECRET}"),
+            ));
+        }
+        for (key, value) in [
+            ("graph.authority_url", &self.graph.authority_url),
+            ("graph.graph_url", &self.graph.graph_url),
+        ] {
+            match url::Url::parse(value) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err((key, format!("`{value}` is not an http(s) URL"))),
+            }
+        }
+        match url::Url::parse(&self.ad.url) {
+            Ok(u) if matches!(u.scheme(), "ldap" | "ldaps") && u.host_str().is_some() => {
+                if self.ad.starttls && u.scheme() == "ldaps" {
+                    return Err((
+                        "ad.starttls",
+                        "StartTLS applies to ldap:// URLs only".into(),
+                    ));
+                }
+            }
+            _ => {
+                return Err((
+                    "ad.url",
+                    format!("`{}` is not an ldap:// or ldaps:// URL", self.ad.url),
+                ));
+            }
+        }
+        if self.ad.bind_password.is_none() {
+            return Err((
+                "ad.bind_password",
+                format!("missing: set it or env {ENV_AD_PASSWORD}"),
+            ));
+        }
+        if crate::directory::escape::parse_dn(&self.ad.target_ou).is_none() {
+            return Err((
+                "ad.target_ou",
+                format!("`{}` is not a distinguished name", self.ad.target_ou),
+            ));
+        }
+        if self.ad.member_batch_size == 0 || self.ad.member_batch_size > 5000 {
+            return Err(("ad.member_batch_size", "must be between 1 and 5000".into()));
+        }
+        if self.graph.poll_interval.is_zero() {
+            return Err(("graph.poll_interval", "must be more than zero".into()));
+        }
+        Ok(())
+    }
+
+    /// The config file named by `--config`, env `ENTRA_WRITEBACK_CONFIG`, or the default.
+    pub fn default_path() -> PathBuf {
+        PathBuf::from("./entra-writeback.toml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[graph]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "c"
+client_secret = "file-secret"
+poll_interval = "5s"
+[ad]
+url = "ldap://127.0.0.2"
+bind_dn = "CN=svc,DC=example,DC=test"
+bind_password = "pw"
+target_ou = "OU=Cloud Groups,DC=example,DC=test"
+[state]
+path = "/tmp/x"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("t.toml"), |_| None)
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.graph.poll_interval, Duration::from_secs(5));
+        assert_eq!(c.ad.delete_threshold, 100);
+        assert_eq!(c.http.listen.port(), 9464);
+        assert_eq!(c.graph.graph_url, "https://graph.microsoft.com");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = GOOD.replace("[state]", "[state]\nbogus = 1");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("state.bogus"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let text = GOOD.replace("tenant_id = \"contoso.onmicrosoft.com\"\n", "");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("graph") && err.contains("tenant_id"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let text = GOOD.replace("\"5s\"", "\"soon\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("graph.poll_interval"), "{err}");
+        let text = GOOD.replace("ldap://127.0.0.2", "http://x");
+        assert!(parse(&text).unwrap_err().to_string().contains("ad.url"));
+    }
+
+    #[test]
+    fn env_secret_wins_and_is_never_printed() {
+        let c = Config::parse(GOOD, Path::new("t"), |k| {
+            (k == ENV_AD_PASSWORD).then(|| "envpw".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.ad.bind_password.as_ref().unwrap().expose(), "envpw");
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("envpw") && !dbg.contains("file-secret"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn missing_secret_names_env_var() {
+        let text = GOOD.replace("bind_password = \"pw\"\n", "");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("ad.bind_password") && err.contains(ENV_AD_PASSWORD),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,635 @@
+//! Applying one group's net change to AD, idempotently: read the object by anchor, compute the
+//! operations (pure, [`super::plan`]), execute them. In dry-run mode (`plan`) the operations are
+//! recorded instead of executed.
+//!
+//! Re-applying is harmless: "already a member" (68/20) and "not a member" (53/16) count as done,
+//! creation looks up the anchor first, deletion of a missing object is a no-op.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ldap3::Mod;
+
+use super::ldap::rc;
+use super::plan::{self, ActualGroup, Operation};
+use super::{Directory, DirectoryError, escape, mapping, sid};
+use crate::config::SoftDeleteAction;
+use crate::graph::model::{MemberKind, MemberRef};
+use crate::metrics;
+use crate::queue::{ALL_GROUPS, Change, ChangeKind, DeleteReason, QueueError, Store, now_ms};
+
+/// Why applying a change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// AD refused or could not be reached.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] QueueError),
+}
+
+impl ApplyError {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Directory(e) => e.is_transient(),
+            ApplyError::Store(e) => e.is_transient(),
+        }
+    }
+    /// Bounded label.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ApplyError::Directory(e) => e.class(),
+            ApplyError::Store(_) => "store",
+        }
+    }
+}
+
+/// The net work for one group, after coalescing its pending changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Converge attributes, and either every member (`full`) or the touched ones.
+    Converge {
+        /// Compare all members (reconcile) rather than only `members`.
+        full: bool,
+        /// Members whose membership changed.
+        members: BTreeSet<MemberRef>,
+    },
+    /// The cloud group went away.
+    Delete(DeleteReason),
+    /// Find and handle owned groups the cloud no longer has.
+    Sweep,
+}
+
+impl Work {
+    /// Folds a group's pending changes, oldest first, into one net piece of work.
+    pub fn coalesce<'a>(changes: impl IntoIterator<Item = &'a ChangeKind>) -> Option<Work> {
+        let mut net: Option<Work> = None;
+        for c in changes {
+            net = Some(match (net, c) {
+                (_, ChangeKind::Delete { reason }) => Work::Delete(*reason),
+                (_, ChangeKind::Sweep) => Work::Sweep,
+                (Some(Work::Converge { full, mut members }), ChangeKind::Upsert { members: m }) => {
+                    members.extend(m.iter().cloned());
+                    Work::Converge { full, members }
+                }
+                (_, ChangeKind::Reconcile) => Work::Converge {
+                    full: true,
+                    members: BTreeSet::new(),
+                },
+                (_, ChangeKind::Upsert { members }) => Work::Converge {
+                    full: false,
+                    members: members.iter().cloned().collect(),
+                },
+            });
+        }
+        net
+    }
+}
+
+/// Applies work to AD (or records it, in dry-run mode).
+#[derive(Clone)]
+pub struct Applier {
+    dir: Directory,
+    store: Store,
+    soft_delete: SoftDeleteAction,
+    batch: usize,
+    delete_threshold: usize,
+    dry_run: bool,
+    planned: Arc<Mutex<Vec<Operation>>>,
+}
+
+fn set(values: impl IntoIterator<Item = String>) -> HashSet<String> {
+    values.into_iter().collect()
+}
+
+impl Applier {
+    /// An applier; `dry_run` records operations instead of executing them.
+    pub fn new(dir: Directory, store: Store, dry_run: bool) -> Applier {
+        let cfg = dir.conn.config();
+        Applier {
+            soft_delete: cfg.soft_delete,
+            batch: cfg.member_batch_size,
+            delete_threshold: cfg.delete_threshold,
+            dir,
+            store,
+            dry_run,
+            planned: Arc::default(),
+        }
+    }
+
+    /// The directory it writes to.
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+
+    /// Operations recorded in dry-run mode (taken).
+    pub fn take_planned(&self) -> Vec<Operation> {
+        std::mem::take(&mut *self.planned.lock().expect("not poisoned"))
+    }
+
+    fn record(&self, op: &Operation) {
+        if self.dry_run {
+            self.planned.lock().expect("not poisoned").push(op.clone());
+        } else {
+            tracing::debug!(op = %op.to_string().trim_end(), "AD operation");
+        }
+    }
+
+    /// Applies the net work for one group.
+    pub async fn apply(&self, group_id: &str, work: &Work) -> Result<(), ApplyError> {
+        match work {
+            Work::Sweep => self.sweep().await,
+            Work::Delete(reason) => self.delete(group_id, *reason).await,
+            Work::Converge { full, members } => self.converge(group_id, *full, members).await,
+        }
+    }
+
+    async fn delete(&self, group_id: &str, reason: DeleteReason) -> Result<(), ApplyError> {
+        let Some(actual) = self.dir.find_owned(group_id).await? else {
+            return Ok(());
+        };
+        let deletes = matches!(reason, DeleteReason::HardDeleted | DeleteReason::Orphaned)
+            || self.soft_delete == SoftDeleteAction::Delete;
+        if !deletes {
+            self.record(&Operation::Freeze {
+                dn: actual.dn,
+                reason: reason.as_str(),
+            });
+            return Ok(());
+        }
+        self.record(&Operation::Delete {
+            dn: actual.dn.clone(),
+            reason: reason.as_str(),
+        });
+        if !self.dry_run {
+            match self.dir.conn.delete(&actual.dn).await {
+                Err(e) if e.result_code() == Some(rc::NO_SUCH_OBJECT) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn sweep(&self) -> Result<(), ApplyError> {
+        let owned = self.dir.list_owned().await?;
+        metrics::get().managed_groups.set(owned.len() as i64);
+        let mut orphans = Vec::new();
+        for (id, actual) in owned {
+            if self.store.group(&id)?.is_none() {
+                orphans.push((id, actual));
+            }
+        }
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        if orphans.len() > self.delete_threshold {
+            for (_, a) in &orphans {
+                self.record(&Operation::Skip {
+                    dn: a.dn.clone(),
+                    reason: "orphan delete held by delete_threshold".into(),
+                });
+            }
+            if !self.dry_run {
+                let held: Vec<_> = orphans
+                    .iter()
+                    .map(|(id, _)| (id.clone(), DeleteReason::Orphaned))
+                    .collect();
+                self.store.hold_deletes(&held)?;
+                metrics::get()
+                    .held_deletes
+                    .set(self.store.held_deletes()?.len() as i64);
+                tracing::warn!(
+                    count = held.len(),
+                    threshold = self.delete_threshold,
+                    "orphan deletes held; run approve-deletes"
+                );
+            }
+            return Ok(());
+        }
+        for (id, _) in orphans {
+            metrics::get()
+                .reconcile_corrections
+                .with_label_values(&["orphan"])
+                .inc();
+            self.delete(&id, DeleteReason::Orphaned).await?;
+        }
+        Ok(())
+    }
+
+    async fn converge(
+        &self,
+        group_id: &str,
+        full: bool,
+        touched: &BTreeSet<MemberRef>,
+    ) -> Result<(), ApplyError> {
+        let Some(record) = self.store.group(group_id)? else {
+            return Ok(());
+        };
+        if !record.wanted() {
+            return Ok(()); // soft-deleted or out of scope: a Delete change carries the policy
+        }
+        let desired = mapping::desired(group_id, &record.props, &self.dir.target_ou);
+        let (actual, created) = match self.dir.find_owned(group_id).await? {
+            Some(a) => (a, false),
+            None => (self.create(&desired).await?, true),
+        };
+        let corrections = |kind: &str, n: usize| {
+            if full && !created && n > 0 {
+                metrics::get()
+                    .reconcile_corrections
+                    .with_label_values(&[kind])
+                    .inc_by(n as u64);
+            }
+        };
+        if !created {
+            let updates = plan::attribute_updates(&desired, &actual, self.dir.has_external_id);
+            corrections("attribute", updates.len());
+            self.update_attributes(&updates).await?;
+        }
+        let mut dn = actual.dn.clone();
+        if full || created {
+            let want = self.desired_member_sids(group_id).await?;
+            let have = if created && self.dry_run {
+                BTreeSet::new()
+            } else {
+                self.dir.member_sids(&dn).await?
+            };
+            let (add, remove) = plan::member_diff(&want, &have);
+            corrections("member_add", add.len());
+            corrections("member_remove", remove.len());
+            self.add_members(&dn, add).await?;
+            self.remove_members(&dn, remove).await?;
+        } else {
+            let (mut add, mut remove) = (Vec::new(), Vec::new());
+            for m in touched {
+                if let Some(s) = self.member_sid(m).await? {
+                    if self.store.is_member(group_id, m)? {
+                        add.push(s)
+                    } else {
+                        remove.push(s)
+                    }
+                }
+            }
+            self.add_members(&dn, add).await?;
+            self.remove_members(&dn, remove).await?;
+        }
+        if !created && plan::needs_rename(&desired, &actual) {
+            dn = self.rename(&actual, &desired).await?;
+        }
+        if created && !self.dry_run {
+            self.requeue_parents(group_id)?;
+        }
+        let _ = dn;
+        Ok(())
+    }
+
+    /// Creates the group after checking that neither its name nor its sAMAccountName is taken.
+    async fn create(&self, d: &mapping::DesiredGroup) -> Result<ActualGroup, ApplyError> {
+        if self.dir.dn_exists(&d.dn).await? {
+            metrics::get().conflicts.with_label_values(&["name"]).inc();
+            return Err(DirectoryError::Conflict {
+                kind: "name",
+                detail: format!(
+                    "{} exists and does not carry the anchor {}; left untouched",
+                    d.dn, d.anchor
+                ),
+            }
+            .into());
+        }
+        let holders = self
+            .dir
+            .sam_account_name_holders(&d.sam_account_name)
+            .await?;
+        if let Some(h) = holders.first() {
+            metrics::get()
+                .conflicts
+                .with_label_values(&["sam_account_name"])
+                .inc();
+            return Err(DirectoryError::Conflict {
+                kind: "sam_account_name",
+                detail: format!(
+                    "sAMAccountName {} is taken by {h}; left untouched",
+                    d.sam_account_name
+                ),
+            }
+            .into());
+        }
+        let attrs = plan::create_attrs(d, self.dir.has_external_id);
+        self.record(&Operation::Create {
+            dn: d.dn.clone(),
+            attrs: attrs.clone(),
+        });
+        if !self.dry_run {
+            match self
+                .dir
+                .conn
+                .add(&d.dn, attrs.into_iter().map(|(k, v)| (k, set(v))).collect())
+                .await
+            {
+                Err(e) if e.result_code() == Some(rc::ALREADY_EXISTS) => {
+                    metrics::get().conflicts.with_label_values(&["name"]).inc();
+                    return Err(DirectoryError::Conflict {
+                        kind: "name",
+                        detail: format!("creating {}: {e}", d.dn),
+                    }
+                    .into());
+                }
+                other => other?,
+            }
+            if let Some(a) = self
+                .dir
+                .find_owned(mapping::id_from_anchor(&d.anchor).unwrap_or_default())
+                .await?
+            {
+                return Ok(a);
+            }
+        }
+        Ok(ActualGroup {
+            dn: d.dn.clone(),
+            cn: d.cn.clone(),
+            ..Default::default()
+        })
+    }
+
+    async fn update_attributes(&self, updates: &[Operation]) -> Result<(), ApplyError> {
+        let Some(Operation::Update { dn, .. }) = updates.first() else {
+            return Ok(());
+        };
+        let mut mods = Vec::new();
+        for u in updates {
+            self.record(u);
+            if let Operation::Update { attr, to, .. } = u {
+                mods.push(Mod::Replace(attr.clone(), set(to.clone())));
+            }
+        }
+        if !self.dry_run {
+            self.dir.conn.modify(dn, mods).await?;
+        }
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        actual: &ActualGroup,
+        d: &mapping::DesiredGroup,
+    ) -> Result<String, ApplyError> {
+        let target = format!("CN={},{}", escape::rdn_value(&d.cn), parent_of(&actual.dn));
+        if !escape::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
+            metrics::get().conflicts.with_label_values(&["name"]).inc();
+            return Err(DirectoryError::Conflict {
+                kind: "name",
+                detail: format!("cannot rename {} to {target}: the name is taken", actual.dn),
+            }
+            .into());
+        }
+        self.record(&Operation::Rename {
+            from: actual.dn.clone(),
+            to: target.clone(),
+        });
+        if !self.dry_run {
+            self.dir
+                .conn
+                .rename(
+                    &actual.dn,
+                    &format!("CN={}", escape::rdn_value(&d.cn)),
+                    None,
+                )
+                .await?;
+        }
+        Ok(target)
+    }
+
+    /// After creating a nested group, its parents can now reference it.
+    fn requeue_parents(&self, group_id: &str) -> Result<(), ApplyError> {
+        let member = MemberRef {
+            kind: MemberKind::Group,
+            id: group_id.to_string(),
+        };
+        let mut changes = Vec::new();
+        for parent in self.store.groups_containing(group_id)? {
+            if parent != group_id && self.store.is_member(&parent, &member)? {
+                changes.push(Change {
+                    group_id: parent,
+                    kind: ChangeKind::Upsert {
+                        members: vec![member.clone()],
+                    },
+                    seen_ms: now_ms(),
+                });
+            }
+        }
+        if !changes.is_empty() {
+            self.store.enqueue(&changes)?;
+        }
+        Ok(())
+    }
+
+    async fn desired_member_sids(&self, group_id: &str) -> Result<BTreeSet<String>, ApplyError> {
+        let mut out = BTreeSet::new();
+        for m in self.store.members(group_id)? {
+            if let Some(s) = self.member_sid(&m).await? {
+                out.insert(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The AD SID of a cloud member, or `None` (skipped and counted) if it has no AD object.
+    async fn member_sid(&self, m: &MemberRef) -> Result<Option<String>, ApplyError> {
+        let skipped = |reason: &str| {
+            metrics::get()
+                .members_skipped
+                .with_label_values(&[reason])
+                .inc()
+        };
+        match m.kind {
+            MemberKind::User => match self.store.user(&m.id)? {
+                Some(u) => match u.sid.filter(|s| sid::is_valid(s)) {
+                    Some(s) => Ok(Some(s)),
+                    None => {
+                        skipped("cloud_only");
+                        Ok(None)
+                    }
+                },
+                None => {
+                    skipped("unresolved");
+                    Ok(None)
+                }
+            },
+            MemberKind::Group => {
+                if !self.store.group(&m.id)?.is_some_and(|g| g.wanted()) {
+                    skipped("not_in_scope");
+                    return Ok(None);
+                }
+                match self.dir.find_owned(&m.id).await?.and_then(|a| a.sid) {
+                    Some(s) => Ok(Some(s)),
+                    None => {
+                        skipped("unresolved"); // written once the nested group exists
+                        Ok(None)
+                    }
+                }
+            }
+            MemberKind::Other => {
+                skipped("unsupported_type");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn add_members(&self, dn: &str, sids: Vec<String>) -> Result<(), ApplyError> {
+        self.change_members(dn, sids, true).await
+    }
+
+    async fn remove_members(&self, dn: &str, sids: Vec<String>) -> Result<(), ApplyError> {
+        self.change_members(dn, sids, false).await
+    }
+
+    /// Adds or removes members in batches; a batch refused because one value is already there
+    /// (or already gone, or names no AD object) is retried value by value, treating those codes
+    /// as done (or, for a missing object, skipped).
+    async fn change_members(
+        &self,
+        dn: &str,
+        sids: Vec<String>,
+        add: bool,
+    ) -> Result<(), ApplyError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        self.record(&if add {
+            Operation::AddMembers {
+                dn: dn.to_string(),
+                members: sids.clone(),
+            }
+        } else {
+            Operation::RemoveMembers {
+                dn: dn.to_string(),
+                members: sids.clone(),
+            }
+        });
+        if self.dry_run {
+            return Ok(());
+        }
+        // Already done: add → "already a member" (68/20); remove → "not a member" (53/16).
+        let done = |code: u32| {
+            if add {
+                matches!(code, rc::ALREADY_EXISTS | rc::VALUE_EXISTS)
+            } else {
+                matches!(code, rc::UNWILLING | rc::NO_SUCH_ATTRIBUTE)
+            }
+        };
+        // The SID names no AD object: 32 (Windows), 53 "specified sid doesn't exist" (Samba).
+        let missing = |code: u32| add && matches!(code, rc::NO_SUCH_OBJECT | rc::UNWILLING);
+        let modify = |values: Vec<String>| {
+            let vals = set(values.iter().map(|s| sid::member_value(s)));
+            let m = if add {
+                Mod::Add("member".to_string(), vals)
+            } else {
+                Mod::Delete("member".to_string(), vals)
+            };
+            let conn = self.dir.conn.clone();
+            async move { conn.modify(dn, vec![m]).await }
+        };
+        for chunk in sids.chunks(self.batch) {
+            match modify(chunk.to_vec()).await {
+                Ok(()) => continue,
+                Err(e) if chunk.len() == 1 && e.result_code().is_some_and(done) => continue,
+                Err(e) if e.result_code().is_some_and(|c| done(c) || missing(c)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // One value spoiled the batch: go value by value.
+            for s in chunk {
+                match modify(vec![s.clone()]).await {
+                    Ok(()) => {}
+                    Err(e) if e.result_code().is_some_and(done) => {}
+                    Err(e) if e.result_code().is_some_and(missing) => {
+                        metrics::get()
+                            .members_skipped
+                            .with_label_values(&["unresolved"])
+                            .inc();
+                        tracing::warn!(group = dn, member_sid = %s, "member has no AD object; skipped");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parent_of(dn: &str) -> String {
+    // The parent is everything after the first unescaped comma.
+    let mut escaped = false;
+    for (i, c) in dn.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            ',' if !escaped => return dn[i + 1..].to_string(),
+            _ => escaped = false,
+        }
+    }
+    String::new()
+}
+
+/// Group id used in logs for sweeps.
+pub fn describe(group_id: &str) -> &str {
+    if group_id == ALL_GROUPS {
+        "(all groups)"
+    } else {
+        group_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: &str) -> MemberRef {
+        MemberRef {
+            kind: MemberKind::User,
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn coalescing() {
+        let up = |ids: &[&str]| ChangeKind::Upsert {
+            members: ids.iter().map(|i| m(i)).collect(),
+        };
+        let w = Work::coalesce(&[up(&["a"]), up(&["b"])]).unwrap();
+        assert_eq!(
+            w,
+            Work::Converge {
+                full: false,
+                members: [m("a"), m("b")].into_iter().collect()
+            }
+        );
+        let w = Work::coalesce(&[up(&["a"]), ChangeKind::Reconcile, up(&["b"])]).unwrap();
+        assert_eq!(
+            w,
+            Work::Converge {
+                full: true,
+                members: [m("b")].into_iter().collect()
+            }
+        );
+        let del = ChangeKind::Delete {
+            reason: DeleteReason::HardDeleted,
+        };
+        assert_eq!(
+            Work::coalesce(&[up(&["a"]), del.clone()]).unwrap(),
+            Work::Delete(DeleteReason::HardDeleted)
+        );
+        // A group re-created after a delete converges fully.
+        assert!(matches!(
+            Work::coalesce(&[del, up(&["a"])]).unwrap(),
+            Work::Converge { full: false, .. }
+        ));
+        assert_eq!(Work::coalesce(&[]), None);
+    }
+
+    #[test]
+    fn parent_of_escaped_dn() {
+        assert_eq!(parent_of("CN=a\\,b,OU=X,DC=t"), "OU=X,DC=t");
+        assert_eq!(parent_of("CN=a\\\\,OU=X,DC=t"), "OU=X,DC=t");
+    }
+}

@@ -1,0 +1,200 @@
+//! Cloud group → desired AD entry. Pure functions, per the contract's "What lands in AD".
+
+use crate::queue::GroupProps;
+
+use super::escape;
+
+/// `groupType` of a universal security group (`0x80000008`).
+pub const UNIVERSAL_SECURITY: i32 = -2147483640;
+/// `groupType` of a universal distribution group.
+pub const UNIVERSAL_DISTRIBUTION: i32 = 8;
+/// Longest display-name part of the CN (the suffix brings it to AD's 64).
+const CN_NAME_MAX: usize = 51;
+/// AD's limit on `description` values the service writes.
+const DESCRIPTION_MAX: usize = 448;
+/// `sAMAccountName` limit for groups (pre-Windows 2000 name).
+const SAM_MAX: usize = 20;
+
+/// The join anchor stamped on every group the service owns: `Group_<objectId>`.
+pub fn anchor(group_id: &str) -> String {
+    format!("Group_{group_id}")
+}
+
+/// The object id inside an anchor value, if it is one of ours.
+pub fn id_from_anchor(anchor: &str) -> Option<&str> {
+    anchor.strip_prefix("Group_").filter(|s| !s.is_empty())
+}
+
+/// The last 12 characters of the object id: the disambiguating suffix.
+fn id_suffix(group_id: &str) -> String {
+    let chars: Vec<char> = group_id.chars().collect();
+    chars[chars.len().saturating_sub(12)..].iter().collect()
+}
+
+/// `<displayName, trimmed, ≤ 51 chars>_<last 12 chars of objectId>`, unescaped.
+pub fn cn(display_name: Option<&str>, group_id: &str) -> String {
+    let name: String = display_name
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(CN_NAME_MAX)
+        .collect();
+    let name = name.trim_end();
+    let name = if name.is_empty() { "Group" } else { name };
+    format!("{name}_{}", id_suffix(group_id))
+}
+
+/// A deterministic `sAMAccountName`: a readable prefix of the display name and the id suffix,
+/// ≤ 20 characters, only characters AD accepts. Set at creation and kept on rename.
+pub fn sam_account_name(display_name: Option<&str>, group_id: &str) -> String {
+    let suffix: String = id_suffix(group_id)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let room = SAM_MAX - 1 - suffix.len().min(SAM_MAX - 2);
+    let prefix: String = display_name
+        .unwrap_or("")
+        .chars()
+        .filter_map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => Some(c),
+            ' ' | '.' => Some('-'),
+            _ => None,
+        })
+        .take(room)
+        .collect();
+    let prefix = prefix.trim_matches('-');
+    let prefix = if prefix.is_empty() { "grp" } else { prefix };
+    let suffix: String = suffix.chars().take(SAM_MAX - 1 - prefix.len()).collect();
+    format!("{prefix}_{suffix}")
+}
+
+/// `description` as written: trimmed to AD-friendly length; empty = none.
+pub fn description(d: Option<&str>) -> Option<String> {
+    d.map(|d| d.chars().take(DESCRIPTION_MAX).collect::<String>())
+        .filter(|d| !d.trim().is_empty())
+}
+
+/// `groupType` for a cloud group.
+pub fn group_type(props: &GroupProps) -> i32 {
+    if props.security_enabled == Some(true) || !props.is_unified() {
+        UNIVERSAL_SECURITY
+    } else {
+        UNIVERSAL_DISTRIBUTION
+    }
+}
+
+/// What the AD entry of a cloud group should look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredGroup {
+    /// `Group_<objectId>`.
+    pub anchor: String,
+    /// CN value (unescaped).
+    pub cn: String,
+    /// Full DN (escaped) under the target OU.
+    pub dn: String,
+    /// `sAMAccountName` for creation.
+    pub sam_account_name: String,
+    /// `displayName` (never empty: AD rejects empty values).
+    pub display_name: String,
+    /// `description`, if any.
+    pub description: Option<String>,
+    /// `groupType`.
+    pub group_type: i32,
+}
+
+/// Maps a cloud group to its desired AD entry under `target_ou`.
+pub fn desired(group_id: &str, props: &GroupProps, target_ou: &str) -> DesiredGroup {
+    let cn = cn(props.display_name.as_deref(), group_id);
+    DesiredGroup {
+        anchor: anchor(group_id),
+        dn: format!("CN={},{target_ou}", escape::rdn_value(&cn)),
+        cn,
+        sam_account_name: sam_account_name(props.display_name.as_deref(), group_id),
+        display_name: props
+            .display_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| group_id.to_string()),
+        description: description(props.description.as_deref()),
+        group_type: group_type(props),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+    #[test]
+    fn cn_follows_template() {
+        assert_eq!(cn(Some("  Sales  "), ID), "Sales_70867728950e");
+        let long = "x".repeat(300);
+        let c = cn(Some(&long), ID);
+        assert_eq!(c.chars().count(), 64);
+        assert_eq!(cn(None, ID), "Group_70867728950e");
+        assert_eq!(
+            cn(Some("日本語のグループ"), ID),
+            "日本語のグループ_70867728950e"
+        );
+    }
+
+    #[test]
+    fn sam_is_short_legal_and_deterministic() {
+        for name in [
+            Some("Sales Team"),
+            Some("*)(objectClass=*"),
+            None,
+            Some("a.b.c"),
+            Some("日本"),
+            Some(&*"z".repeat(99)),
+        ] {
+            let s = sam_account_name(name, ID);
+            assert!(s.len() <= 20, "{s}");
+            assert!(
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{s}"
+            );
+            assert!(!s.ends_with('.'));
+            assert_eq!(s, sam_account_name(name, ID));
+            assert!(s.ends_with("70867728950e") || s.len() == 20, "{s}");
+        }
+        assert_ne!(
+            sam_account_name(Some("Sales"), ID),
+            sam_account_name(Some("Sales"), "0f8fad5b-d9cb-469f-a165-000000000001")
+        );
+        assert_eq!(
+            sam_account_name(Some("Sales Team"), ID),
+            "Sales-T_70867728950e"
+        );
+    }
+
+    #[test]
+    fn group_types() {
+        let mut p = GroupProps {
+            security_enabled: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(group_type(&p), UNIVERSAL_SECURITY);
+        p.group_types = vec!["Unified".into()];
+        assert_eq!(group_type(&p), UNIVERSAL_SECURITY);
+        p.security_enabled = Some(false);
+        assert_eq!(group_type(&p), UNIVERSAL_DISTRIBUTION);
+    }
+
+    #[test]
+    fn description_truncated_and_dn_escaped() {
+        let p = GroupProps {
+            display_name: Some("#a,b".into()),
+            description: Some("d".repeat(1000)),
+            security_enabled: Some(true),
+            ..Default::default()
+        };
+        let d = desired(ID, &p, "OU=Cloud,DC=t");
+        assert_eq!(d.description.unwrap().chars().count(), 448);
+        assert_eq!(d.dn, "CN=\\#a\\,b_70867728950e,OU=Cloud,DC=t");
+        assert_eq!(d.anchor, format!("Group_{ID}"));
+        assert_eq!(id_from_anchor(&d.anchor), Some(ID));
+    }
+}

@@ -1,0 +1,293 @@
+//! Active Directory: the LDAP connection, the cloud-group → AD mapping, planning operations
+//! and applying them.
+//!
+//! Guarantees: the service only ever modifies or deletes an object found *by its anchor*
+//! (`Group_<objectId>` in `msDS-ExternalDirectoryObjectId` or `adminDescription`) under the
+//! target OU. Names are never used to find what to change; a name clash with an object we do not
+//! own is a conflict, reported and left alone.
+
+pub mod apply;
+pub mod escape;
+pub mod ldap;
+pub mod mapping;
+pub mod plan;
+pub mod sid;
+
+use std::collections::BTreeSet;
+
+use ldap3::Scope;
+use ldap3::controls::RawControl;
+
+pub use apply::{Applier, ApplyError, Work};
+pub use ldap::{Connection, DirectoryError};
+use plan::ActualGroup;
+
+/// Attributes read for a managed group.
+const GROUP_ATTRS: &[&str] = &[
+    "cn",
+    "displayName",
+    "description",
+    "groupType",
+    "sAMAccountName",
+    "adminDescription",
+    "msDS-ExternalDirectoryObjectId",
+    "objectSid",
+];
+
+/// The extended-DN control (`<GUID=..>;<SID=..>;dn` values), asking for string forms.
+fn extended_dn_control() -> RawControl {
+    // BER: SEQUENCE { INTEGER 1 }: 1 = SIDs and GUIDs as strings.
+    RawControl {
+        ctype: "1.2.840.113556.1.4.529".into(),
+        crit: false,
+        val: Some(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+    }
+}
+
+/// The directory as the service sees it: a connection plus what was learned at start-up.
+#[derive(Clone)]
+pub struct Directory {
+    /// The connection.
+    pub conn: Connection,
+    /// The domain naming context (`DC=...`).
+    pub domain_base: String,
+    /// Whether the schema has `msDS-ExternalDirectoryObjectId` (Windows Server 2016 schema).
+    pub has_external_id: bool,
+    /// Where groups are written.
+    pub target_ou: String,
+}
+
+fn first(e: &ldap3::SearchEntry, attr: &str) -> Option<String> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .and_then(|(_, v)| v.first().cloned())
+}
+
+impl Directory {
+    /// Binds, reads the rootDSE and detects the schema.
+    pub async fn open(conn: Connection) -> Result<Directory, DirectoryError> {
+        let root = conn
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["defaultNamingContext", "schemaNamingContext"],
+                vec![],
+            )
+            .await?;
+        let root = root.first().ok_or_else(|| DirectoryError::Connect {
+            url: conn.config().url.clone(),
+            detail: "the server returned no rootDSE".into(),
+        })?;
+        let domain_base = first(root, "defaultNamingContext").unwrap_or_default();
+        let schema = first(root, "schemaNamingContext").unwrap_or_default();
+        let has_external_id = !schema.is_empty()
+            && !conn
+                .search(
+                    &schema,
+                    Scope::OneLevel,
+                    "(lDAPDisplayName=msDS-ExternalDirectoryObjectId)",
+                    &["cn"],
+                    vec![],
+                )
+                .await?
+                .is_empty();
+        let target_ou = conn.config().target_ou.clone();
+        tracing::info!(domain = %domain_base, has_external_id, "connected to AD");
+        Ok(Directory {
+            conn,
+            domain_base,
+            has_external_id,
+            target_ou,
+        })
+    }
+
+    /// Whether the target OU exists (and is visible to the service account).
+    pub async fn target_ou_exists(&self) -> Result<bool, DirectoryError> {
+        match self
+            .conn
+            .search(
+                &self.target_ou,
+                Scope::Base,
+                "(objectClass=*)",
+                &["objectClass"],
+                vec![],
+            )
+            .await
+        {
+            Ok(v) => Ok(!v.is_empty()),
+            Err(e) if e.result_code() == Some(ldap::rc::NO_SUCH_OBJECT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the bound account may create groups in the target OU
+    /// (`allowedChildClassesEffective`, computed by the DC from the ACL; nothing is written).
+    pub async fn can_create_groups(&self) -> Result<bool, DirectoryError> {
+        let found = self
+            .conn
+            .search(
+                &self.target_ou,
+                Scope::Base,
+                "(objectClass=*)",
+                &["allowedChildClassesEffective"],
+                vec![],
+            )
+            .await?;
+        Ok(found.iter().any(|e| {
+            e.attrs.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("allowedChildClassesEffective")
+                    && v.iter().any(|c| c.eq_ignore_ascii_case("group"))
+            })
+        }))
+    }
+
+    fn anchor_filter(&self, anchor: &str) -> String {
+        let a = escape::filter_value(anchor);
+        if self.has_external_id {
+            format!(
+                "(&(objectClass=group)(|(msDS-ExternalDirectoryObjectId={a})(adminDescription={a})))"
+            )
+        } else {
+            format!("(&(objectClass=group)(adminDescription={a}))")
+        }
+    }
+
+    fn to_actual(e: &ldap3::SearchEntry) -> ActualGroup {
+        ActualGroup {
+            dn: e.dn.clone(),
+            cn: first(e, "cn").unwrap_or_default(),
+            display_name: first(e, "displayName"),
+            description: first(e, "description"),
+            group_type: first(e, "groupType").and_then(|t| t.parse().ok()),
+            sam_account_name: first(e, "sAMAccountName"),
+            admin_description: first(e, "adminDescription"),
+            external_id: first(e, "msDS-ExternalDirectoryObjectId"),
+            sid: e
+                .bin_attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("objectSid"))
+                .and_then(|(_, v)| v.first())
+                .and_then(|b| sid::to_string(b)),
+        }
+    }
+
+    /// The group we own for cloud group `id`: found by anchor under the target OU only.
+    /// More than one object carrying the anchor is a conflict.
+    pub async fn find_owned(&self, group_id: &str) -> Result<Option<ActualGroup>, DirectoryError> {
+        let anchor = mapping::anchor(group_id);
+        let found = self
+            .conn
+            .search(
+                &self.target_ou,
+                Scope::Subtree,
+                &self.anchor_filter(&anchor),
+                GROUP_ATTRS,
+                vec![],
+            )
+            .await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(Some(Self::to_actual(&found[0]))),
+            n => Err(DirectoryError::Conflict {
+                kind: "duplicate_anchor",
+                detail: format!(
+                    "{n} objects under {} carry the anchor {anchor}",
+                    self.target_ou
+                ),
+            }),
+        }
+    }
+
+    /// Every group we own under the target OU.
+    pub async fn list_owned(&self) -> Result<Vec<(String, ActualGroup)>, DirectoryError> {
+        let filter = if self.has_external_id {
+            "(&(objectClass=group)(|(msDS-ExternalDirectoryObjectId=Group_*)(adminDescription=Group_*)))"
+        } else {
+            "(&(objectClass=group)(adminDescription=Group_*))"
+        };
+        let found = self
+            .conn
+            .search(&self.target_ou, Scope::Subtree, filter, GROUP_ATTRS, vec![])
+            .await?;
+        Ok(found
+            .iter()
+            .map(Self::to_actual)
+            .filter_map(|a| {
+                let anchor = a
+                    .external_id
+                    .clone()
+                    .or_else(|| a.admin_description.clone())?;
+                let id = mapping::id_from_anchor(&anchor)?.to_string();
+                Some((id, a))
+            })
+            .collect())
+    }
+
+    /// Whether any object has this exact DN.
+    pub async fn dn_exists(&self, dn: &str) -> Result<bool, DirectoryError> {
+        match self
+            .conn
+            .search(dn, Scope::Base, "(objectClass=*)", &["objectClass"], vec![])
+            .await
+        {
+            Ok(v) => Ok(!v.is_empty()),
+            Err(e) if e.result_code() == Some(ldap::rc::NO_SUCH_OBJECT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// DNs of objects in the domain with this `sAMAccountName`.
+    pub async fn sam_account_name_holders(&self, sam: &str) -> Result<Vec<String>, DirectoryError> {
+        let filter = format!("(sAMAccountName={})", escape::filter_value(sam));
+        Ok(self
+            .conn
+            .search(&self.domain_base, Scope::Subtree, &filter, &["cn"], vec![])
+            .await?
+            .into_iter()
+            .map(|e| e.dn)
+            .collect())
+    }
+
+    /// The SIDs of a group's members, read with ranged retrieval (`member;range=`), so it works
+    /// on Windows DCs that return at most `MaxValRange` (1,500) values per read.
+    pub async fn member_sids(&self, dn: &str) -> Result<BTreeSet<String>, DirectoryError> {
+        let mut sids = BTreeSet::new();
+        let mut start = 0usize;
+        loop {
+            let attr = format!("member;range={start}-*");
+            let found = self
+                .conn
+                .search(
+                    dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    &[attr.as_str()],
+                    vec![extended_dn_control()],
+                )
+                .await?;
+            let Some(entry) = found.first() else { break };
+            let mut next = None;
+            for (name, values) in &entry.attrs {
+                let lower = name.to_ascii_lowercase();
+                if lower != "member" && !lower.starts_with("member;range=") {
+                    continue;
+                }
+                sids.extend(values.iter().filter_map(|v| sid::from_extended_dn(v)));
+                if let Some((_, end)) = lower
+                    .strip_prefix("member;range=")
+                    .and_then(|r| r.split_once('-'))
+                    && end != "*"
+                {
+                    next = end.parse::<usize>().ok().map(|e| e + 1);
+                }
+            }
+            match next {
+                Some(n) if n > start => start = n,
+                _ => break,
+            }
+        }
+        Ok(sids)
+    }
+}

@@ -1,0 +1,294 @@
+//! Desired vs actual → operations. Pure: what the worker executes and what `plan` prints.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::mapping::DesiredGroup;
+
+/// A group as read from AD (the attributes the service manages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActualGroup {
+    /// Its DN as the server spells it.
+    pub dn: String,
+    /// `cn`.
+    pub cn: String,
+    /// `displayName`.
+    pub display_name: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `groupType`.
+    pub group_type: Option<i32>,
+    /// `sAMAccountName`.
+    pub sam_account_name: Option<String>,
+    /// `adminDescription`.
+    pub admin_description: Option<String>,
+    /// `msDS-ExternalDirectoryObjectId`.
+    pub external_id: Option<String>,
+    /// `objectSid` as `S-1-5-...`.
+    pub sid: Option<String>,
+}
+
+/// One change the service makes (or would make) in AD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Create a group with these attributes.
+    Create {
+        /// New DN.
+        dn: String,
+        /// Attributes and values.
+        attrs: Vec<(String, Vec<String>)>,
+    },
+    /// Set (or clear, `to: None`) one attribute.
+    Update {
+        /// The group.
+        dn: String,
+        /// Attribute name.
+        attr: String,
+        /// Value now.
+        from: Option<String>,
+        /// Value wanted.
+        to: Option<String>,
+    },
+    /// Rename (new CN).
+    Rename {
+        /// Current DN.
+        from: String,
+        /// New DN.
+        to: String,
+    },
+    /// Add members (by `<SID=...>`).
+    AddMembers {
+        /// The group.
+        dn: String,
+        /// Member SIDs.
+        members: Vec<String>,
+    },
+    /// Remove members.
+    RemoveMembers {
+        /// The group.
+        dn: String,
+        /// Member SIDs.
+        members: Vec<String>,
+    },
+    /// Delete the group.
+    Delete {
+        /// The group.
+        dn: String,
+        /// Why, as a label.
+        reason: &'static str,
+    },
+    /// Leave the group as it is although its cloud group is gone (soft delete policy).
+    Freeze {
+        /// The group.
+        dn: String,
+        /// Why, as a label.
+        reason: &'static str,
+    },
+    /// Not done: held for approval or in conflict.
+    Skip {
+        /// The group or name concerned.
+        dn: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: &Option<String>| {
+            v.as_deref()
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|| "(none)".into())
+        };
+        match self {
+            Operation::Create { dn, attrs } => {
+                writeln!(f, "+ create {dn}")?;
+                for (k, v) in attrs {
+                    writeln!(f, "    {k}: {}", v.join(" | "))?;
+                }
+                Ok(())
+            }
+            Operation::Update { dn, attr, from, to } => writeln!(
+                f,
+                "~ modify {dn}\n    {attr}: {} -> {}",
+                show(from),
+                show(to)
+            ),
+            Operation::Rename { from, to } => writeln!(f, "> rename {from}\n    to {to}"),
+            Operation::AddMembers { dn, members } => writeln!(
+                f,
+                "+ members of {dn}: +{} ({})",
+                members.len(),
+                preview(members)
+            ),
+            Operation::RemoveMembers { dn, members } => writeln!(
+                f,
+                "- members of {dn}: -{} ({})",
+                members.len(),
+                preview(members)
+            ),
+            Operation::Delete { dn, reason } => writeln!(f, "- delete {dn} ({reason})"),
+            Operation::Freeze { dn, reason } => writeln!(f, "= keep {dn} frozen ({reason})"),
+            Operation::Skip { dn, reason } => writeln!(f, "! skip {dn}: {reason}"),
+        }
+    }
+}
+
+fn preview(v: &[String]) -> String {
+    let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if v.len() > 5 {
+        s.push_str(&format!(", … {} more", v.len() - 5));
+    }
+    s
+}
+
+/// The attributes of a new group.
+pub fn create_attrs(d: &DesiredGroup, has_external_id: bool) -> Vec<(String, Vec<String>)> {
+    let mut attrs = vec![
+        (
+            "objectClass".to_string(),
+            vec!["top".to_string(), "group".to_string()],
+        ),
+        ("cn".into(), vec![d.cn.clone()]),
+        ("sAMAccountName".into(), vec![d.sam_account_name.clone()]),
+        ("displayName".into(), vec![d.display_name.clone()]),
+        ("groupType".into(), vec![d.group_type.to_string()]),
+        ("adminDescription".into(), vec![d.anchor.clone()]),
+    ];
+    if has_external_id {
+        attrs.push((
+            "msDS-ExternalDirectoryObjectId".into(),
+            vec![d.anchor.clone()],
+        ));
+    }
+    if let Some(desc) = &d.description {
+        attrs.push(("description".into(), vec![desc.clone()]));
+    }
+    attrs
+}
+
+/// Attribute updates that bring `actual` to `desired` (CN is handled by rename).
+pub fn attribute_updates(
+    d: &DesiredGroup,
+    a: &ActualGroup,
+    has_external_id: bool,
+) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    let mut want = |attr: &str, now: &Option<String>, to: Option<String>| {
+        if *now != to {
+            ops.push(Operation::Update {
+                dn: a.dn.clone(),
+                attr: attr.into(),
+                from: now.clone(),
+                to,
+            });
+        }
+    };
+    want("displayName", &a.display_name, Some(d.display_name.clone()));
+    want("description", &a.description, d.description.clone());
+    want(
+        "groupType",
+        &a.group_type.map(|t| t.to_string()),
+        Some(d.group_type.to_string()),
+    );
+    want(
+        "adminDescription",
+        &a.admin_description,
+        Some(d.anchor.clone()),
+    );
+    if has_external_id {
+        want(
+            "msDS-ExternalDirectoryObjectId",
+            &a.external_id,
+            Some(d.anchor.clone()),
+        );
+    }
+    ops
+}
+
+/// Whether the CN must change (a case-only change is a rename too).
+pub fn needs_rename(d: &DesiredGroup, a: &ActualGroup) -> bool {
+    d.cn != a.cn
+}
+
+/// Members to add and to remove so `actual` equals `desired` (both sets of SIDs).
+pub fn member_diff(
+    desired: &BTreeSet<String>,
+    actual: &BTreeSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    (
+        desired.difference(actual).cloned().collect(),
+        actual.difference(desired).cloned().collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::mapping::{UNIVERSAL_SECURITY, desired};
+    use crate::queue::GroupProps;
+
+    fn d() -> DesiredGroup {
+        let p = GroupProps {
+            display_name: Some("Eng".into()),
+            security_enabled: Some(true),
+            ..Default::default()
+        };
+        desired("g-000000000001", &p, "OU=C,DC=t")
+    }
+
+    #[test]
+    fn up_to_date_group_needs_nothing() {
+        let d = d();
+        let a = ActualGroup {
+            dn: d.dn.clone(),
+            cn: d.cn.clone(),
+            display_name: Some("Eng".into()),
+            group_type: Some(UNIVERSAL_SECURITY),
+            admin_description: Some(d.anchor.clone()),
+            external_id: Some(d.anchor.clone()),
+            ..Default::default()
+        };
+        assert!(attribute_updates(&d, &a, true).is_empty());
+        assert!(!needs_rename(&d, &a));
+    }
+
+    #[test]
+    fn drift_is_listed() {
+        let d = d();
+        let a = ActualGroup {
+            dn: d.dn.clone(),
+            cn: "Old_000000000001".into(),
+            description: Some("hand edit".into()),
+            ..Default::default()
+        };
+        let ops = attribute_updates(&d, &a, false);
+        let attrs: Vec<_> = ops
+            .iter()
+            .map(|o| match o {
+                Operation::Update { attr, .. } => attr.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                "displayName",
+                "description",
+                "groupType",
+                "adminDescription"
+            ]
+        );
+        assert!(needs_rename(&d, &a));
+    }
+
+    #[test]
+    fn member_diff_both_ways() {
+        let want: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let have: BTreeSet<String> = ["b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            member_diff(&want, &have),
+            (vec!["a".into()], vec!["c".into()])
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! Security identifiers: the binary `objectSid` ↔ `S-1-5-21-…` string, and the SID inside an
+//! extended DN (`<GUID=…>;<SID=S-1-…>;CN=…`). Members are matched by SID, never by name.
+
+/// Formats a binary SID as `S-R-I-S1-S2-…`, or `None` if it is malformed.
+pub fn to_string(b: &[u8]) -> Option<String> {
+    if b.len() < 8 {
+        return None;
+    }
+    let revision = b[0];
+    let count = b[1] as usize;
+    if b.len() != 8 + 4 * count {
+        return None;
+    }
+    let authority = b[2..8]
+        .iter()
+        .fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+    let mut s = format!("S-{revision}-{authority}");
+    for i in 0..count {
+        let off = 8 + 4 * i;
+        let sub = u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]);
+        s.push_str(&format!("-{sub}"));
+    }
+    Some(s)
+}
+
+/// Whether `s` looks like a string SID (`S-1-…` with numeric parts).
+pub fn is_valid(s: &str) -> bool {
+    let mut parts = s.split('-');
+    parts.next() == Some("S")
+        && s.split('-').count() >= 3
+        && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The SID component of an extended-DN value, if present.
+pub fn from_extended_dn(value: &str) -> Option<String> {
+    value
+        .split(';')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("<SID=").and_then(|r| r.strip_suffix('>')))
+        .filter(|s| is_valid(s))
+        .map(str::to_string)
+}
+
+/// The member value that names an object by SID (`<SID=S-…>`), accepted by AD in `member`.
+pub fn member_value(sid: &str) -> String {
+    format!("<SID={sid}>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_sid_round_trip() {
+        // S-1-5-21-1-2-3-1105
+        let mut b = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
+        for sub in [21u32, 1, 2, 3, 1105] {
+            b.extend_from_slice(&sub.to_le_bytes());
+        }
+        assert_eq!(to_string(&b).as_deref(), Some("S-1-5-21-1-2-3-1105"));
+        assert_eq!(to_string(&b[..9]), None);
+    }
+
+    #[test]
+    fn extended_dn_parsing() {
+        let v = "<GUID=6f1a...>;<SID=S-1-5-21-1-2-3-1105>;CN=Ann,CN=Users,DC=example,DC=test";
+        assert_eq!(from_extended_dn(v).as_deref(), Some("S-1-5-21-1-2-3-1105"));
+        assert_eq!(from_extended_dn("<GUID=x>;CN=NoSid"), None);
+        assert!(is_valid("S-1-5-32-544"));
+        assert!(!is_valid("S-1-x"));
+        assert!(!is_valid("*)(cn=*"));
+    }
+}

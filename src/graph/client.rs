@@ -1,0 +1,288 @@
+//! The Graph HTTP client: bearer tokens, error classification and the retry policy.
+//!
+//! Retries: 429/503/504 honour `Retry-After` (fractional seconds allowed); other transient
+//! failures back off exponentially with jitter (defaults after Microsoft's SDK retry handler:
+//! 3 s initial... here scaled to `[sync] min_backoff`/`max_backoff`). Never a tight loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use serde_json::Value;
+
+use super::auth::TokenSource;
+use crate::config::{GraphConfig, SyncConfig};
+use crate::metrics;
+
+/// Why a Graph request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// The request did not get an HTTP answer (DNS, connect, TLS, timeout).
+    #[error("cannot reach Microsoft Graph: {0}")]
+    Network(String),
+    /// Throttled or server-side trouble; retry later.
+    #[error("Graph answered HTTP {status} (transient)")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The token was rejected by Graph.
+    #[error("Graph rejected the access token (HTTP 401)")]
+    Unauthorized,
+    /// The login endpoint refused our credentials or tenant.
+    #[error("authentication failed: {error}: {description}")]
+    Auth {
+        /// OAuth2 error code (`invalid_client`, ...).
+        error: String,
+        /// First line of the description.
+        description: String,
+    },
+    /// The delta token is no longer valid: start over with a full enumeration.
+    #[error("Graph asks for a full resync ({code})")]
+    ResyncRequired {
+        /// The error code or status that said so.
+        code: String,
+    },
+    /// Any other HTTP error.
+    #[error("Graph answered HTTP {status}: {code}: {message}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// `error.code`.
+        code: String,
+        /// `error.message`.
+        message: String,
+    },
+}
+
+impl GraphError {
+    /// Network-level failure.
+    pub fn network(e: reqwest::Error) -> GraphError {
+        // reqwest errors carry the URL; ours never contain secrets, but strip queries anyway.
+        GraphError::Network(e.without_url().to_string())
+    }
+
+    /// Whether retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            GraphError::Network(_) | GraphError::Server { .. } | GraphError::Unauthorized
+        )
+    }
+
+    /// Bounded label for metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            GraphError::Network(_) => "network",
+            GraphError::Server { .. } => "server",
+            GraphError::Unauthorized => "unauthorized",
+            GraphError::Auth { .. } => "auth",
+            GraphError::ResyncRequired { .. } => "resync",
+            GraphError::Http { .. } => "http",
+        }
+    }
+}
+
+/// Parses `Retry-After`: delay seconds, possibly fractional (`2.128`).
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// Maps a non-success response to an error (the body is JSON `{"error":{"code",..}}` usually).
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> GraphError {
+    let err = serde_json::from_slice::<Value>(body).ok();
+    let field = |k: &str| {
+        err.as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let code = field("code");
+    let inner = err
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/innerError/code")
+                .or_else(|| v.pointer("/error/innererror/code"))
+        })
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let sync_code = [&code, &inner].into_iter().find(|c| {
+        let c = c.to_ascii_lowercase();
+        c.starts_with("syncstate") || c == "resyncrequired"
+    });
+    match status {
+        410 => GraphError::ResyncRequired {
+            code: if code.is_empty() {
+                "410 Gone".into()
+            } else {
+                code
+            },
+        },
+        _ if sync_code.is_some() => GraphError::ResyncRequired {
+            code: sync_code.cloned().unwrap_or_default(),
+        },
+        401 => GraphError::Unauthorized,
+        429 | 500 | 502 | 503 | 504 => GraphError::Server {
+            status,
+            retry_after,
+        },
+        _ => GraphError::Http {
+            status,
+            code,
+            message: field("message").chars().take(300).collect(),
+        },
+    }
+}
+
+/// A Graph client for one tenant.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    tokens: Arc<TokenSource>,
+    graph_url: String,
+    retry: SyncConfig,
+}
+
+impl GraphClient {
+    /// Builds the client from `[graph]`; retry timing from `[sync]`.
+    pub fn new(cfg: &GraphConfig, retry: &SyncConfig) -> Result<GraphClient, GraphError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("entra-writeback/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(GraphError::network)?;
+        Ok(GraphClient {
+            http,
+            tokens: Arc::new(TokenSource::new(cfg)?),
+            graph_url: cfg.graph_url.trim_end_matches('/').to_string(),
+            retry: retry.clone(),
+        })
+    }
+
+    /// The first URL of a full round for `resource` (`groups` / `users`), with its `$select`.
+    pub fn initial_url(&self, resource: &str, select: &str) -> String {
+        format!("{}/v1.0/{resource}/delta?$select={select}", self.graph_url)
+    }
+
+    /// Gets a token now (for `check`).
+    pub async fn check_token(&self) -> Result<(), GraphError> {
+        self.tokens.token(&self.http).await.map(|_| ())
+    }
+
+    /// One GET of a delta link, no retries.
+    pub async fn get_once(&self, endpoint: &'static str, url: &str) -> Result<Vec<u8>, GraphError> {
+        let token = self.tokens.token(&self.http).await?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose())
+            .header("Accept", "application/json")
+            .send()
+            .await;
+        let resp = metrics::observe_graph(endpoint, resp)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = resp.bytes().await.map_err(GraphError::network)?;
+        if (200..300).contains(&status) {
+            return Ok(body.to_vec());
+        }
+        let err = classify(status, retry_after, &body);
+        if matches!(
+            err,
+            GraphError::Server {
+                status: 429 | 503 | 504,
+                ..
+            }
+        ) {
+            metrics::get()
+                .graph_throttled
+                .with_label_values(&[endpoint])
+                .inc();
+        }
+        if matches!(err, GraphError::Unauthorized) {
+            self.tokens.invalidate().await;
+        }
+        Err(err)
+    }
+
+    /// GET with retries on transient errors: `Retry-After` when given, else exponential backoff
+    /// with jitter, at most `[sync] max_attempts` tries.
+    pub async fn get(&self, endpoint: &'static str, url: &str) -> Result<Vec<u8>, GraphError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_backoff)
+            .with_max_delay(self.retry.max_backoff)
+            .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        (|| self.get_once(endpoint, url))
+            .retry(backoff)
+            .when(GraphError::is_transient)
+            .adjust(|e, dur| match (e, dur) {
+                (GraphError::Server { retry_after: Some(ra), .. }, Some(_)) => {
+                    metrics::get().graph_retry_after_seconds.inc_by(ra.as_secs_f64());
+                    Some(*ra)
+                }
+                (_, d) => d,
+            })
+            .notify(|e, d| {
+                metrics::get().retries.with_label_values(&["graph"]).inc();
+                tracing::warn!(endpoint, error = %e, wait_ms = d.as_millis() as u64, "Graph request failed; retrying");
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_parsing() {
+        assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn classification() {
+        assert!(matches!(
+            classify(410, None, b""),
+            GraphError::ResyncRequired { .. }
+        ));
+        let b = br#"{"error":{"code":"syncStateNotFound","message":"x"}}"#;
+        assert!(matches!(
+            classify(400, None, b),
+            GraphError::ResyncRequired { .. }
+        ));
+        let b = br#"{"error":{"code":"badRequest","innerError":{"code":"resyncRequired"}}}"#;
+        assert!(matches!(
+            classify(400, None, b),
+            GraphError::ResyncRequired { .. }
+        ));
+        let b = br#"{"error":{"code":"syncStateInvalid"}}"#;
+        assert!(matches!(
+            classify(400, None, b),
+            GraphError::ResyncRequired { .. }
+        ));
+        assert!(classify(429, Some(Duration::from_secs(1)), b"").is_transient());
+        assert!(classify(503, None, b"").is_transient());
+        let e = classify(
+            403,
+            None,
+            br#"{"error":{"code":"Authorization_RequestDenied","message":"no"}}"#,
+        );
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("Authorization_RequestDenied"));
+    }
+}

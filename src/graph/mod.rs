@@ -1,0 +1,12 @@
+//! Microsoft Graph: authentication, the HTTP client with its retry policy, the delta-round state
+//! machine and the page model.
+//!
+//! Data flows `auth` → `client` → `delta` (which commits each page to the [`crate::queue`]).
+
+pub mod auth;
+pub mod client;
+pub mod delta;
+pub mod model;
+
+pub use client::{GraphClient, GraphError};
+pub use delta::{PollError, Poller, RoundReport};

@@ -1,0 +1,419 @@
+//! The shapes of Microsoft Graph delta pages, parsed from raw JSON.
+//!
+//! Parsing is strict about structure (a page must be an object with a `value` array and exactly
+//! one of `@odata.nextLink` / `@odata.deltaLink`) and lenient about content (unknown properties
+//! are ignored, odd ids are kept as strings). Properties are tri-state: absent (unchanged, or never
+//! set), `null` (cleared), or a value. Typed SDK models drop `members@delta`; we parse raw JSON.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why a page was rejected. A rejected page never advances the cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The body is not JSON.
+    #[error("page is not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The JSON does not have the shape of a delta page.
+    #[error("malformed delta page: {0}")]
+    Shape(String),
+}
+
+/// One page of a delta round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaPage<T> {
+    /// The objects on this page.
+    pub items: Vec<T>,
+    /// Where the round goes on, or where the next round starts.
+    pub link: NextStep,
+}
+
+/// The link a page ends with: exactly one per page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NextStep {
+    /// More pages in this round.
+    Next(String),
+    /// End of round; the start of the next one.
+    Delta(String),
+}
+
+/// A property's state in a delta item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Patch<T> {
+    /// Not in the item: unchanged (or never set).
+    #[default]
+    Absent,
+    /// Explicitly `null`: cleared.
+    Null,
+    /// A new (or repeated) value.
+    Value(T),
+}
+
+impl<T: Clone> Patch<T> {
+    /// Applies this patch to a stored optional value.
+    pub fn apply_to(&self, slot: &mut Option<T>) {
+        match self {
+            Patch::Absent => {}
+            Patch::Null => *slot = None,
+            Patch::Value(v) => *slot = Some(v.clone()),
+        }
+    }
+}
+
+/// Why an object carries `@removed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Removed {
+    /// Soft-deleted (restorable), or otherwise changed out of view.
+    Changed,
+    /// Permanently deleted.
+    Deleted,
+}
+
+/// The directory object types that can be group members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MemberKind {
+    /// `#microsoft.graph.user`
+    User,
+    /// `#microsoft.graph.group` (a nested group)
+    Group,
+    /// Devices, contacts, service principals and anything unknown: never written to AD.
+    Other,
+}
+
+impl MemberKind {
+    fn from_odata(t: Option<&str>) -> MemberKind {
+        match t.map(|t| {
+            t.trim_start_matches('#')
+                .trim_start_matches("microsoft.graph.")
+        }) {
+            Some("user") => MemberKind::User,
+            Some("group") => MemberKind::Group,
+            _ => MemberKind::Other,
+        }
+    }
+    /// A one-letter tag used in storage keys.
+    pub fn tag(self) -> u8 {
+        match self {
+            MemberKind::User => b'u',
+            MemberKind::Group => b'g',
+            MemberKind::Other => b'o',
+        }
+    }
+    /// The inverse of [`MemberKind::tag`].
+    pub fn from_tag(tag: u8) -> MemberKind {
+        match tag {
+            b'u' => MemberKind::User,
+            b'g' => MemberKind::Group,
+            _ => MemberKind::Other,
+        }
+    }
+}
+
+/// A member reference: its type and object id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MemberRef {
+    /// Object type.
+    pub kind: MemberKind,
+    /// Object id.
+    pub id: String,
+}
+
+/// One entry of `members@delta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDelta {
+    /// Who.
+    pub member: MemberRef,
+    /// True if the membership ended (`@removed`).
+    pub removed: bool,
+}
+
+/// The group properties the service tracks (the `$select` list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPatch {
+    /// `displayName`
+    pub display_name: Patch<String>,
+    /// `description`
+    pub description: Patch<String>,
+    /// `groupTypes`
+    pub group_types: Patch<Vec<String>>,
+    /// `securityEnabled`
+    pub security_enabled: Patch<bool>,
+    /// `mailEnabled`
+    pub mail_enabled: Patch<bool>,
+    /// `mailNickname`
+    pub mail_nickname: Patch<String>,
+    /// `onPremisesSyncEnabled`
+    pub on_premises_sync_enabled: Patch<bool>,
+}
+
+/// The `$select` list of group rounds.
+pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,members";
+
+/// The `$select` list of user rounds.
+pub const USER_SELECT: &str = "displayName,userPrincipalName,onPremisesSecurityIdentifier,onPremisesSamAccountName,onPremisesDomainName,onPremisesDistinguishedName,onPremisesSyncEnabled";
+
+/// One group item of a delta page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDelta {
+    /// Object id.
+    pub id: String,
+    /// Set when the group was removed; properties are then empty.
+    pub removed: Option<Removed>,
+    /// Changed properties.
+    pub patch: GroupPatch,
+    /// Member changes (initial round: members).
+    pub members: Vec<MemberDelta>,
+}
+
+/// The on-premises identity properties of a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    /// `onPremisesSecurityIdentifier`: the AD SID, the best key.
+    pub sid: Patch<String>,
+    /// `onPremisesSamAccountName`
+    pub sam_account_name: Patch<String>,
+    /// `onPremisesDomainName`
+    pub domain: Patch<String>,
+    /// `onPremisesDistinguishedName` (may be stale)
+    pub distinguished_name: Patch<String>,
+    /// `userPrincipalName`, for logs and `plan`
+    pub user_principal_name: Patch<String>,
+}
+
+/// One user item of a delta page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDelta {
+    /// Object id.
+    pub id: String,
+    /// Set when the user was removed.
+    pub removed: Option<Removed>,
+    /// Changed properties.
+    pub patch: UserPatch,
+}
+
+/// Parses a groups delta page.
+pub fn parse_group_page(body: &[u8]) -> Result<DeltaPage<GroupDelta>, PageError> {
+    parse_page(body, parse_group)
+}
+
+/// Parses a users delta page.
+pub fn parse_user_page(body: &[u8]) -> Result<DeltaPage<UserDelta>, PageError> {
+    parse_page(body, parse_user)
+}
+
+fn parse_page<T>(
+    body: &[u8],
+    item: fn(&Map<String, Value>) -> Result<T, String>,
+) -> Result<DeltaPage<T>, PageError> {
+    let root: Value = serde_json::from_slice(body).map_err(PageError::NotJson)?;
+    let obj = root
+        .as_object()
+        .ok_or_else(|| shape("page is not a JSON object"))?;
+    let values = obj
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or_else(|| shape("`value` is missing or not an array"))?;
+    let link = match (
+        link_of(obj, "@odata.nextLink")?,
+        link_of(obj, "@odata.deltaLink")?,
+    ) {
+        (Some(n), None) => NextStep::Next(n),
+        (None, Some(d)) => NextStep::Delta(d),
+        (Some(_), Some(_)) => return Err(shape("page has both a nextLink and a deltaLink")),
+        (None, None) => return Err(shape("page has neither a nextLink nor a deltaLink")),
+    };
+    let items = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let o = v
+                .as_object()
+                .ok_or_else(|| format!("value[{i}] is not an object"))?;
+            item(o).map_err(|e| format!("value[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<T>, String>>()
+        .map_err(PageError::Shape)?;
+    Ok(DeltaPage { items, link })
+}
+
+fn shape(msg: &str) -> PageError {
+    PageError::Shape(msg.to_string())
+}
+
+fn link_of(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, PageError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if url::Url::parse(s).is_ok() => Ok(Some(s.clone())),
+        Some(_) => Err(PageError::Shape(format!("`{key}` is not an absolute URL"))),
+    }
+}
+
+fn id_of(o: &Map<String, Value>) -> Result<String, String> {
+    match o.get("id") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(s.clone()),
+        _ => Err("`id` is missing or not a string".into()),
+    }
+}
+
+fn removed_of(o: &Map<String, Value>) -> Result<Option<Removed>, String> {
+    match o.get("@removed") {
+        None | Some(Value::Null) => Ok(None),
+        Some(r) => match r.get("reason").and_then(Value::as_str) {
+            Some("deleted") => Ok(Some(Removed::Deleted)),
+            // "changed" and any reason Graph may add later: the object left our view but may return.
+            _ => Ok(Some(Removed::Changed)),
+        },
+    }
+}
+
+fn patch<T>(
+    o: &Map<String, Value>,
+    key: &str,
+    conv: fn(&Value) -> Option<T>,
+) -> Result<Patch<T>, String> {
+    match o.get(key) {
+        None => Ok(Patch::Absent),
+        Some(Value::Null) => Ok(Patch::Null),
+        Some(v) => conv(v)
+            .map(Patch::Value)
+            .ok_or_else(|| format!("`{key}` has the wrong type")),
+    }
+}
+
+fn string(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn parse_group(o: &Map<String, Value>) -> Result<GroupDelta, String> {
+    let id = id_of(o)?;
+    let removed = removed_of(o)?;
+    let patch = GroupPatch {
+        display_name: patch(o, "displayName", string)?,
+        description: patch(o, "description", string)?,
+        group_types: patch(o, "groupTypes", strings)?,
+        security_enabled: patch(o, "securityEnabled", Value::as_bool)?,
+        mail_enabled: patch(o, "mailEnabled", Value::as_bool)?,
+        mail_nickname: patch(o, "mailNickname", string)?,
+        on_premises_sync_enabled: patch(o, "onPremisesSyncEnabled", Value::as_bool)?,
+    };
+    let members = match o.get("members@delta") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| parse_member(m).map_err(|e| format!("members@delta[{i}]: {e}")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("`members@delta` is not an array".into()),
+    };
+    Ok(GroupDelta {
+        id,
+        removed,
+        patch,
+        members,
+    })
+}
+
+fn parse_member(v: &Value) -> Result<MemberDelta, String> {
+    let o = v.as_object().ok_or("not an object")?;
+    let id = id_of(o)?;
+    let kind = MemberKind::from_odata(o.get("@odata.type").and_then(Value::as_str));
+    Ok(MemberDelta {
+        member: MemberRef { kind, id },
+        removed: o.get("@removed").is_some_and(|r| !r.is_null()),
+    })
+}
+
+fn parse_user(o: &Map<String, Value>) -> Result<UserDelta, String> {
+    Ok(UserDelta {
+        id: id_of(o)?,
+        removed: removed_of(o)?,
+        patch: UserPatch {
+            sid: patch(o, "onPremisesSecurityIdentifier", string)?,
+            sam_account_name: patch(o, "onPremisesSamAccountName", string)?,
+            domain: patch(o, "onPremisesDomainName", string)?,
+            distinguished_name: patch(o, "onPremisesDistinguishedName", string)?,
+            user_principal_name: patch(o, "userPrincipalName", string)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_page_with_members_and_group_without_members() {
+        let body = br##"{"@odata.context":"x","@odata.nextLink":"https://graph.microsoft.com/v1.0/groups/delta?$skiptoken=abc",
+          "value":[{"id":"g1","displayName":"Sales","description":null,"groupTypes":[],"securityEnabled":true,
+            "members@delta":[{"@odata.type":"#microsoft.graph.user","id":"u1"},{"@odata.type":"#microsoft.graph.user","id":"u2"}]},
+           {"id":"g2","displayName":"sg-HR"}]}"##;
+        let p = parse_group_page(body).unwrap();
+        assert!(matches!(p.link, NextStep::Next(_)));
+        assert_eq!(p.items.len(), 2);
+        assert_eq!(p.items[0].members.len(), 2);
+        assert_eq!(p.items[0].patch.description, Patch::Null);
+        assert_eq!(p.items[1].patch.description, Patch::Absent);
+        assert!(p.items[1].members.is_empty());
+    }
+
+    #[test]
+    fn removed_members_and_groups() {
+        let body = br##"{"@odata.deltaLink":"https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=o",
+          "value":[{"id":"g1","members@delta":[{"@odata.type":"#microsoft.graph.user","id":"u1"},
+             {"@odata.type":"#microsoft.graph.group","id":"0123456789a","@removed":{"reason":"deleted"}},
+             {"@odata.type":"#microsoft.graph.device","id":"d1"}]},
+           {"id":"g3","@removed":{"reason":"changed"}},{"id":"g4","@removed":{"reason":"deleted"}}]}"##;
+        let p = parse_group_page(body).unwrap();
+        assert_eq!(
+            p.link,
+            NextStep::Delta("https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=o".into())
+        );
+        let m = &p.items[0].members;
+        assert!(!m[0].removed && m[1].removed);
+        assert_eq!(m[1].member.kind, MemberKind::Group);
+        assert_eq!(m[2].member.kind, MemberKind::Other);
+        assert_eq!(p.items[1].removed, Some(Removed::Changed));
+        assert_eq!(p.items[2].removed, Some(Removed::Deleted));
+    }
+
+    #[test]
+    fn malformed_pages_are_rejected() {
+        for body in [
+            &b"not json"[..],
+            br#"[]"#,
+            br#"{"value":"x","@odata.deltaLink":"https://g/d"}"#,
+            br#"{"value":[]}"#,
+            br#"{"value":[],"@odata.nextLink":"https://g/n","@odata.deltaLink":"https://g/d"}"#,
+            br#"{"value":[{"displayName":"no id"}],"@odata.deltaLink":"https://g/d"}"#,
+            br#"{"value":[{"id":"g","members@delta":{}}],"@odata.deltaLink":"https://g/d"}"#,
+            br#"{"value":[{"id":"g","securityEnabled":"yes"}],"@odata.deltaLink":"https://g/d"}"#,
+            br#"{"value":[],"@odata.deltaLink":"relative"}"#,
+        ] {
+            assert!(
+                parse_group_page(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn user_page() {
+        let body = br#"{"@odata.deltaLink":"https://g/users/delta?$deltatoken=1","value":[
+            {"id":"u1","onPremisesSecurityIdentifier":"S-1-5-21-1-2-3-1105","userPrincipalName":"a@b"},
+            {"id":"u2","@removed":{"reason":"deleted"}}]}"#;
+        let p = parse_user_page(body).unwrap();
+        assert_eq!(
+            p.items[0].patch.sid,
+            Patch::Value("S-1-5-21-1-2-3-1105".into())
+        );
+        assert_eq!(p.items[1].removed, Some(Removed::Deleted));
+    }
+}

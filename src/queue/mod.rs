@@ -1,0 +1,33 @@
+//! The durable queue: Graph changes waiting for AD, the desired-state mirror they refer to, the
+//! journal of applied changes and the dead letters. sled is kept behind [`Store`] so the engine
+//! could be swapped.
+//!
+//! # Guarantees
+//! - **Persist before advancing.** The changes of a Graph page, the mirror updates they imply and
+//!   the cursor that follows that page are written in one sled transaction and flushed to disk
+//!   before the next page is requested. A crash at any point resumes from the last flushed cursor;
+//!   a page is either wholly recorded or not at all.
+//! - **At-least-once.** A change leaves `pending` only after AD has confirmed it (ack), moving to
+//!   the journal in the same transaction. A crash between AD's reply and the ack re-applies the
+//!   change, which is harmless because applying is idempotent.
+//! - **Per-group order.** Pending changes are keyed by a monotonic sequence number; the worker
+//!   takes them in order and applies all pending changes of one group as one net change
+//!   (coalescing), never the same group twice at once.
+//! - **Level, not only edge.** Member changes are recorded in the mirror; a queued change names
+//!   *which* members were touched and the worker applies what the mirror says *now*, so stale or
+//!   duplicated changes converge to the same result.
+//! - **Nothing dropped silently.** A change that fails permanently becomes a dead letter with its
+//!   reason; `replay --dead` re-queues it.
+//!
+//! # Layout (sled trees)
+//! `meta` (cursors, counters) · `pending` (seq → [`Change`]) · `dead` (seq → [`DeadLetter`]) ·
+//! `journal` (seq → [`JournalEntry`]) · `groups` (id → [`GroupRecord`]) · `members`
+//! (group id, 0, kind tag, member id → epoch) · `member_of` (member id, 0, group id) · `users`
+//! (id → [`UserRecord`]) · `round_deletes` / `held_deletes` (group id → [`DeleteReason`]).
+
+pub mod mirror;
+mod records;
+mod store;
+
+pub use records::*;
+pub use store::{QueueError, QueueStats, Store};

@@ -1,0 +1,533 @@
+//! The sled-backed [`Store`]: opening, the page commit that moves a cursor, and the pending /
+//! dead / journal lifecycle of changes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::records::*;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Another process holds the state directory.
+    #[error(
+        "state directory {path} is in use by another entra-writeback process (or is not writable): {source}"
+    )]
+    Locked {
+        /// The directory.
+        path: String,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// The directory holds something that is not our database, or a damaged one.
+    #[error("state directory {path} is corrupt or not an entra-writeback database: {detail}")]
+    Corrupt {
+        /// The directory.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A read or write failed (disk full, read-only file system, I/O error).
+    #[error("state store I/O failed: {0}")]
+    Io(#[source] sled::Error),
+    /// A stored record could not be decoded.
+    #[error("state store record {key} is unreadable: {detail}")]
+    Record {
+        /// Which record.
+        key: String,
+        /// Decoder message.
+        detail: String,
+    },
+}
+
+impl QueueError {
+    /// I/O failures (a full disk, say) may heal; the rest need an operator.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, QueueError::Io(_))
+    }
+}
+
+impl From<sled::Error> for QueueError {
+    fn from(e: sled::Error) -> Self {
+        QueueError::Io(e)
+    }
+}
+
+impl From<TransactionError<QueueError>> for QueueError {
+    fn from(e: TransactionError<QueueError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => QueueError::Io(e),
+        }
+    }
+}
+
+/// A snapshot of the queue for `queue status`, `/metrics` and `/readyz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStats {
+    /// Pending changes.
+    pub depth: u64,
+    /// Age of the oldest pending change, seconds.
+    pub oldest_age_secs: Option<f64>,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Deletes held by the delete threshold.
+    pub held_deletes: u64,
+    /// Age of the groups cursor, seconds.
+    pub cursor_age_secs: Option<f64>,
+    /// Whether a full enumeration is in progress.
+    pub full_round_in_progress: bool,
+    /// Journal entries.
+    pub journal_entries: u64,
+    /// Groups in the mirror.
+    pub mirrored_groups: u64,
+}
+
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT: &[u8] = b"entra-writeback/1";
+
+/// The durable store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(super) db: sled::Db,
+    pub(super) meta: sled::Tree,
+    pub(super) pending: sled::Tree,
+    pub(super) dead: sled::Tree,
+    pub(super) journal: sled::Tree,
+    pub(super) groups: sled::Tree,
+    pub(super) members: sled::Tree,
+    pub(super) member_of: sled::Tree,
+    pub(super) users: sled::Tree,
+    pub(super) round_deletes: sled::Tree,
+    pub(super) held_deletes: sled::Tree,
+    depth: Arc<AtomicU64>,
+}
+
+pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records always serialize")
+}
+
+pub(super) fn dec<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, QueueError> {
+    serde_json::from_slice(bytes).map_err(|e| QueueError::Record {
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail: e.to_string(),
+    })
+}
+
+pub(super) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[..8.min(key.len())]);
+    u64::from_be_bytes(b)
+}
+
+pub(super) fn abort(e: QueueError) -> ConflictableTransactionError<QueueError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+impl Store {
+    /// Opens (or creates) the database in `path`, refusing a directory in use or not ours.
+    pub fn open(path: &Path) -> Result<Store, QueueError> {
+        let shown = path.display().to_string();
+        if path.exists() && !path.is_dir() {
+            return Err(QueueError::Corrupt {
+                path: shown,
+                detail: "not a directory".into(),
+            });
+        }
+        if path.is_dir() {
+            let foreign = std::fs::read_dir(path)
+                .map_err(|e| QueueError::Io(e.into()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| {
+                    !matches!(n.as_str(), "conf" | "db" | "blobs" | "snap.tmp")
+                        && !n.starts_with("snap.")
+                });
+            if let Some(name) = foreign {
+                return Err(QueueError::Corrupt {
+                    path: shown,
+                    detail: format!(
+                        "unexpected file `{name}`; point [state] path at an empty or entra-writeback directory"
+                    ),
+                });
+            }
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(200))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    QueueError::Locked {
+                        path: shown.clone(),
+                        source: e,
+                    }
+                }
+                sled::Error::Io(_) => QueueError::Locked {
+                    path: shown.clone(),
+                    source: e,
+                },
+                other => QueueError::Corrupt {
+                    path: shown.clone(),
+                    detail: other.to_string(),
+                },
+            })?;
+        Self::from_db(db, shown)
+    }
+
+    fn from_db(db: sled::Db, shown: String) -> Result<Store, QueueError> {
+        let tree = |name: &str| db.open_tree(name);
+        let store = Store {
+            meta: tree("meta")?,
+            pending: tree("pending")?,
+            dead: tree("dead")?,
+            journal: tree("journal")?,
+            groups: tree("groups")?,
+            members: tree("members")?,
+            member_of: tree("member_of")?,
+            users: tree("users")?,
+            round_deletes: tree("round_deletes")?,
+            held_deletes: tree("held_deletes")?,
+            depth: Arc::new(AtomicU64::new(0)),
+            db,
+        };
+        match store.meta.get(FORMAT_KEY)? {
+            Some(v) if v.as_ref() == FORMAT => {}
+            Some(v) => {
+                return Err(QueueError::Corrupt {
+                    path: shown,
+                    detail: format!("unknown format `{}`", String::from_utf8_lossy(&v)),
+                });
+            }
+            None => {
+                store.meta.insert(FORMAT_KEY, FORMAT)?;
+                store.db.flush()?;
+            }
+        }
+        store
+            .depth
+            .store(store.pending.len() as u64, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// A throw-away store in memory (for `plan`, which must not touch the real state).
+    pub fn open_temporary() -> Result<Store, QueueError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(db, "(temporary)".into())
+    }
+
+    /// Writes everything to disk; called before a Graph cursor is allowed to move on.
+    pub async fn flush(&self) -> Result<(), QueueError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// A fresh sequence number (monotonic across restarts).
+    pub(super) fn next_seq(&self) -> Result<u64, QueueError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// The stored cursor of a delta stream.
+    pub fn cursor(&self, r: Resource) -> Result<Option<Cursor>, QueueError> {
+        let key = cursor_key(r);
+        self.meta.get(&key)?.map(|v| dec(&key, &v)).transpose()
+    }
+
+    /// Forgets one stream's cursor (Graph asked for a resync).
+    pub fn reset_cursor(&self, r: Resource) -> Result<(), QueueError> {
+        self.meta.remove(cursor_key(r))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Forgets both cursors: the next round is a full enumeration that also reconciles AD.
+    pub fn reset_cursors(&self) -> Result<(), QueueError> {
+        self.meta.remove(cursor_key(Resource::Groups))?;
+        self.meta.remove(cursor_key(Resource::Users))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Queues changes outside a Graph page (replay, parents of a new nested group).
+    pub fn enqueue(&self, changes: &[Change]) -> Result<Vec<u64>, QueueError> {
+        let mut batch = sled::Batch::default();
+        let mut seqs = Vec::with_capacity(changes.len());
+        for c in changes {
+            let seq = self.next_seq()?;
+            batch.insert(&seq_key(seq), enc(c));
+            seqs.push(seq);
+        }
+        self.pending.apply_batch(batch)?;
+        self.depth
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        Ok(seqs)
+    }
+
+    pub(super) fn note_enqueued(&self, n: usize) {
+        self.depth.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The oldest pending changes, in order.
+    pub fn pending_batch(&self, limit: usize) -> Result<Vec<(u64, Change)>, QueueError> {
+        self.pending
+            .iter()
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((seq_of(&k), dec(&k, &v)?))
+            })
+            .collect()
+    }
+
+    /// Pending changes (for `queue list`).
+    pub fn list_pending(&self, limit: usize) -> Result<Vec<(u64, Change)>, QueueError> {
+        self.pending_batch(limit)
+    }
+
+    /// Dead letters (for `queue list --dead`).
+    pub fn list_dead(&self, limit: usize) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+        self.dead
+            .iter()
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((seq_of(&k), dec(&k, &v)?))
+            })
+            .collect()
+    }
+
+    /// One change by sequence number, wherever it is.
+    pub fn show(&self, seq: u64) -> Result<Option<serde_json::Value>, QueueError> {
+        let k = seq_key(seq);
+        for (place, tree) in [
+            ("pending", &self.pending),
+            ("dead", &self.dead),
+            ("journal", &self.journal),
+        ] {
+            if let Some(v) = tree.get(k)? {
+                let value: serde_json::Value = dec(&k, &v)?;
+                return Ok(Some(
+                    serde_json::json!({"seq": seq, "state": place, "record": value}),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// AD has the changes: drop them from `pending` and journal them, in one transaction.
+    pub fn ack(&self, seqs: &[u64]) -> Result<(), QueueError> {
+        let now = now_ms();
+        (&self.pending, &self.journal).transaction(|(pending, journal)| {
+            for &seq in seqs {
+                if let Some(v) = pending.remove(&seq_key(seq))? {
+                    let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
+                    journal.insert(
+                        &seq_key(seq),
+                        enc(&JournalEntry {
+                            change,
+                            applied_ms: now,
+                        }),
+                    )?;
+                }
+            }
+            Ok(())
+        })?;
+        self.depth.fetch_sub(
+            seqs.len().min(self.depth.load(Ordering::Relaxed) as usize) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// The changes failed permanently: move them to `dead` with the reason.
+    pub fn dead_letter(&self, seqs: &[u64], error: &str, class: &str) -> Result<(), QueueError> {
+        let now = now_ms();
+        (&self.pending, &self.dead).transaction(|(pending, dead)| {
+            for &seq in seqs {
+                if let Some(v) = pending.remove(&seq_key(seq))? {
+                    let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
+                    let letter = DeadLetter {
+                        change,
+                        error: error.to_string(),
+                        class: class.to_string(),
+                        at_ms: now,
+                    };
+                    dead.insert(&seq_key(seq), enc(&letter))?;
+                }
+            }
+            Ok(())
+        })?;
+        self.depth.fetch_sub(
+            seqs.len().min(self.depth.load(Ordering::Relaxed) as usize) as u64,
+            Ordering::Relaxed,
+        );
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Re-queues every dead letter (after its cause is fixed); returns how many.
+    pub fn replay_dead(&self) -> Result<usize, QueueError> {
+        let letters = self.list_dead(usize::MAX)?;
+        let changes: Vec<Change> = letters.iter().map(|(_, d)| d.change.clone()).collect();
+        self.enqueue(&changes)?;
+        for (seq, _) in &letters {
+            self.dead.remove(seq_key(*seq))?;
+        }
+        self.db.flush()?;
+        Ok(letters.len())
+    }
+
+    /// Re-queues a reconcile of every group the journal touched since `since_ms` / from `from_seq`
+    /// / for `group`; returns the group ids. Reconciling re-applies the current desired state,
+    /// which is what re-applying the history converges to (apply is idempotent).
+    pub fn replay_journal(
+        &self,
+        since_ms: Option<u64>,
+        from_seq: Option<u64>,
+        group: Option<&str>,
+    ) -> Result<Vec<String>, QueueError> {
+        let mut ids = std::collections::BTreeSet::new();
+        let start = seq_key(from_seq.unwrap_or(0));
+        for r in self.journal.range(start..) {
+            let (k, v) = r?;
+            let entry: JournalEntry = dec(&k, &v)?;
+            if since_ms.is_some_and(|s| entry.applied_ms < s) || entry.change.group_id == ALL_GROUPS
+            {
+                continue;
+            }
+            if group.is_some_and(|g| g != entry.change.group_id) {
+                continue;
+            }
+            ids.insert(entry.change.group_id);
+        }
+        if let Some(g) = group {
+            ids.insert(g.to_string());
+        }
+        let now = now_ms();
+        let changes: Vec<Change> = ids
+            .iter()
+            .map(|id| Change {
+                group_id: id.clone(),
+                kind: ChangeKind::Reconcile,
+                seen_ms: now,
+            })
+            .collect();
+        self.enqueue(&changes)?;
+        self.db.flush()?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Drops journal entries older than `max_age_ms` or beyond `max_entries`.
+    pub fn trim_journal(&self, max_age_ms: u64, max_entries: usize) -> Result<usize, QueueError> {
+        let cutoff = now_ms().saturating_sub(max_age_ms);
+        let excess = (self.journal.len()).saturating_sub(max_entries);
+        let mut removed = 0;
+        for r in self.journal.iter() {
+            let (k, v) = r?;
+            let old = dec::<JournalEntry>(&k, &v)
+                .map(|e| e.applied_ms < cutoff)
+                .unwrap_or(true);
+            if removed < excess || old {
+                self.journal.remove(k)?;
+                removed += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Counts and ages for status output and metrics.
+    pub fn stats(&self) -> Result<QueueStats, QueueError> {
+        let now = now_ms();
+        let oldest = match self.pending.first()? {
+            Some((k, v)) => Some(dec::<Change>(&k, &v)?.seen_ms),
+            None => None,
+        };
+        let cursor = self.cursor(Resource::Groups)?;
+        Ok(QueueStats {
+            depth: self.depth.load(Ordering::Relaxed),
+            oldest_age_secs: oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0),
+            dead_letters: self.dead.len() as u64,
+            held_deletes: self.held_deletes.len() as u64,
+            cursor_age_secs: cursor
+                .as_ref()
+                .map(|c| now.saturating_sub(c.stored_ms) as f64 / 1000.0),
+            full_round_in_progress: cursor.as_ref().is_none_or(|c| c.full_epoch.is_some()),
+            journal_entries: self.journal.len() as u64,
+            mirrored_groups: self.groups.len() as u64,
+        })
+    }
+
+    /// Deletes held back by the threshold: (group id, reason).
+    pub fn held_deletes(&self) -> Result<Vec<(String, DeleteReason)>, QueueError> {
+        self.held_deletes
+            .iter()
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?))
+            })
+            .collect()
+    }
+
+    /// Holds deletes for approval (the worker's sweep uses this too).
+    pub fn hold_deletes(&self, deletes: &[(String, DeleteReason)]) -> Result<(), QueueError> {
+        for (id, reason) in deletes {
+            self.held_deletes.insert(id.as_bytes(), enc(reason))?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Releases held deletes (all, or the given ids) into the queue; returns the released ids.
+    pub fn approve_deletes(&self, ids: Option<&[String]>) -> Result<Vec<String>, QueueError> {
+        let now = now_ms();
+        let chosen: Vec<(String, DeleteReason)> = self
+            .held_deletes()?
+            .into_iter()
+            .filter(|(id, _)| ids.is_none_or(|want| want.contains(id)))
+            .collect();
+        let changes: Vec<Change> = chosen
+            .iter()
+            .map(|(id, reason)| Change {
+                group_id: id.clone(),
+                kind: ChangeKind::Delete { reason: *reason },
+                seen_ms: now,
+            })
+            .collect();
+        self.enqueue(&changes)?;
+        for (id, _) in &chosen {
+            self.held_deletes.remove(id.as_bytes())?;
+        }
+        self.db.flush()?;
+        Ok(chosen.into_iter().map(|(id, _)| id).collect())
+    }
+}
+
+pub(super) fn cursor_key(r: Resource) -> Vec<u8> {
+    format!("cursor/{}", r.as_str()).into_bytes()
+}
+
+/// Inserts a change into `pending` inside a transaction.
+pub(super) fn tx_enqueue(
+    pending: &TransactionalTree,
+    seq: u64,
+    change: &Change,
+) -> Result<(), ConflictableTransactionError<QueueError>> {
+    pending.insert(&seq_key(seq), enc(change))?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Fault injection armed through `POST /admin/faults`, so clients' retry, resync and parsing
+//! paths can be exercised deterministically.
+//!
+//! Body (every field optional; fields not given leave that fault as it is):
+//! ```json
+//! {"throttle": {"count": 3, "status": 429, "retry_after": "1.5"},
+//!  "expire_delta_tokens": {"status": 410, "code": "syncStateNotFound"},
+//!  "malformed_pages": 3,
+//!  "duplicate_changes": true,
+//!  "token_errors": 2}
+//! ```
+//! - `throttle`: the next `count` `/v1.0/*` requests fail with `status` (429, 503 or 504, default
+//!   429) and, when `retry_after` (string or number) is given, a `Retry-After` header.
+//! - `expire_delta_tokens`: every deltaLink issued before this call is rejected from now on:
+//!   410 (default) with `Location` = the initial URL with an empty `$deltatoken=`, or 400; both
+//!   with error `code` (default `syncStateNotFound`).
+//! - `malformed_pages`: the next N delta pages return 200 with, in turn, invalid JSON, a `value`
+//!   that is not an array, and a page with neither nextLink nor deltaLink. Re-GETting the same
+//!   link afterwards returns the real page.
+//! - `duplicate_changes`: rounds started while set list every item twice, the copies starting
+//!   on a later page.
+//! - `token_errors`: the next N token requests fail with 500.
+//!
+//! `DELETE /admin/faults` disarms everything (expired deltaLinks become valid again).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::SimError;
+
+/// Armed throttling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Throttle {
+    /// Requests still to be throttled.
+    pub remaining: u32,
+    /// 429, 503 or 504.
+    pub status: u16,
+    /// `Retry-After` header value, if any.
+    pub retry_after: Option<String>,
+}
+
+/// Rejection of deltaLinks issued before an epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expiry {
+    /// Tokens with an epoch below this are rejected.
+    pub min_epoch: u64,
+    /// 410 or 400.
+    pub status: u16,
+    /// Error code in the body.
+    pub code: String,
+}
+
+/// The armed faults of one simulator.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// See the module docs.
+    pub throttle: Option<Throttle>,
+    /// See the module docs.
+    pub expiry: Option<Expiry>,
+    /// Epoch stamped into newly issued deltaLinks; bumped by each `expire_delta_tokens`.
+    pub epoch: u64,
+    /// Malformed delta pages still to serve.
+    pub malformed_remaining: u32,
+    /// Which malformation comes next (rotates 0, 1, 2).
+    pub malformed_next: u32,
+    /// Emit every item of new rounds twice.
+    pub duplicate_changes: bool,
+    /// Token requests still to fail with 500.
+    pub token_errors: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleSpec {
+    count: u32,
+    #[serde(default = "default_throttle_status")]
+    status: u16,
+    #[serde(default)]
+    retry_after: Option<Value>,
+}
+
+fn default_throttle_status() -> u16 {
+    429
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpireSpec {
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// The body of `POST /admin/faults`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    #[serde(default)]
+    throttle: Option<ThrottleSpec>,
+    #[serde(default)]
+    expire_delta_tokens: Option<ExpireSpec>,
+    #[serde(default)]
+    malformed_pages: Option<u32>,
+    #[serde(default)]
+    duplicate_changes: Option<bool>,
+    #[serde(default)]
+    token_errors: Option<u32>,
+}
+
+/// A malformed 200 delta body the client must reject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// The body is not valid JSON.
+    InvalidJson,
+    /// `value` is not an array.
+    ValueNotArray,
+    /// Neither `@odata.nextLink` nor `@odata.deltaLink`.
+    NoLink,
+}
+
+impl Faults {
+    /// Arms the faults in `spec` (validated first: nothing is armed on error).
+    pub fn arm(&mut self, spec: FaultSpec) -> Result<(), SimError> {
+        let bad = |m: String| Err(SimError::BadRequest(m));
+        if let Some(t) = &spec.throttle
+            && ![429, 503, 504].contains(&t.status)
+        {
+            return bad(format!(
+                "throttle status {} is not 429, 503 or 504",
+                t.status
+            ));
+        }
+        let retry_after = match spec.throttle.as_ref().and_then(|t| t.retry_after.as_ref()) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => return bad(format!("retry_after {other} is not a string or number")),
+        };
+        if let Some(e) = &spec.expire_delta_tokens
+            && !matches!(e.status, None | Some(400) | Some(410))
+        {
+            return bad("expire_delta_tokens status must be 410 or 400".into());
+        }
+        if let Some(t) = spec.throttle {
+            self.throttle = Some(Throttle {
+                remaining: t.count,
+                status: t.status,
+                retry_after,
+            });
+        }
+        if let Some(e) = spec.expire_delta_tokens {
+            self.epoch += 1;
+            self.expiry = Some(Expiry {
+                min_epoch: self.epoch,
+                status: e.status.unwrap_or(410),
+                code: e.code.unwrap_or_else(|| "syncStateNotFound".into()),
+            });
+        }
+        if let Some(n) = spec.malformed_pages {
+            self.malformed_remaining = n;
+        }
+        if let Some(d) = spec.duplicate_changes {
+            self.duplicate_changes = d;
+        }
+        if let Some(n) = spec.token_errors {
+            self.token_errors = n;
+        }
+        Ok(())
+    }
+
+    /// Disarms everything; the epoch keeps counting so tokens stay distinguishable.
+    pub fn clear(&mut self) {
+        *self = Faults {
+            epoch: self.epoch,
+            ..Faults::default()
+        };
+    }
+
+    /// Consumes one throttled request, if armed: (status, Retry-After).
+    pub fn take_throttle(&mut self) -> Option<(u16, Option<String>)> {
+        let t = self.throttle.as_mut()?;
+        t.remaining = t.remaining.checked_sub(1)?;
+        let out = (t.status, t.retry_after.clone());
+        if t.remaining == 0 {
+            self.throttle = None;
+        }
+        Some(out)
+    }
+
+    /// Consumes one malformed page, if armed.
+    pub fn take_malformed(&mut self) -> Option<Malformed> {
+        self.malformed_remaining = self.malformed_remaining.checked_sub(1)?;
+        let kind = match self.malformed_next % 3 {
+            0 => Malformed::InvalidJson,
+            1 => Malformed::ValueNotArray,
+            _ => Malformed::NoLink,
+        };
+        self.malformed_next += 1;
+        Some(kind)
+    }
+
+    /// Consumes one token-endpoint failure, if armed.
+    pub fn take_token_error(&mut self) -> bool {
+        match self.token_errors.checked_sub(1) {
+            Some(n) => {
+                self.token_errors = n;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The rejection for a deltaLink issued at `epoch`, if it is expired.
+    pub fn expired(&self, epoch: u64) -> Option<&Expiry> {
+        self.expiry.as_ref().filter(|e| epoch < e.min_epoch)
+    }
+
+    /// Current state, for `GET /admin/faults`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "throttle": self.throttle.as_ref().map(|t| json!({
+                "remaining": t.remaining, "status": t.status, "retry_after": t.retry_after})),
+            "expire_delta_tokens": self.expiry.as_ref().map(|e| json!({
+                "status": e.status, "code": e.code, "min_epoch": e.min_epoch})),
+            "epoch": self.epoch,
+            "malformed_pages": self.malformed_remaining,
+            "duplicate_changes": self.duplicate_changes,
+            "token_errors": self.token_errors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: Value) -> FaultSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn throttle_counts_down_and_validates() {
+        let mut f = Faults::default();
+        f.arm(spec(json!({"throttle": {"count": 2, "retry_after": 1.5}})))
+            .unwrap();
+        assert_eq!(f.take_throttle(), Some((429, Some("1.5".into()))));
+        assert_eq!(f.take_throttle(), Some((429, Some("1.5".into()))));
+        assert_eq!(f.take_throttle(), None);
+        assert!(
+            f.arm(spec(json!({"throttle": {"count": 1, "status": 500}})))
+                .is_err()
+        );
+        assert!(serde_json::from_value::<FaultSpec>(json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn malformed_rotates_and_expiry_uses_epochs() {
+        let mut f = Faults::default();
+        f.arm(spec(json!({"malformed_pages": 4}))).unwrap();
+        let kinds: Vec<_> = std::iter::from_fn(|| f.take_malformed()).collect();
+        assert_eq!(
+            kinds,
+            [
+                Malformed::InvalidJson,
+                Malformed::ValueNotArray,
+                Malformed::NoLink,
+                Malformed::InvalidJson
+            ]
+        );
+        f.arm(spec(json!({"expire_delta_tokens": {}}))).unwrap();
+        assert_eq!(f.expired(0).map(|e| e.status), Some(410));
+        assert!(f.expired(f.epoch).is_none());
+        f.clear();
+        assert!(f.expired(0).is_none());
+        assert_eq!(f.epoch, 1);
+    }
+}

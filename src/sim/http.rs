@@ -1,0 +1,255 @@
+//! HTTP surface: the token endpoint, the Graph `/v1.0` routes, the request log and serving.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::auth::{self, TokenRefusal};
+use super::{Simulator, admin, graph};
+
+/// Router state: the simulator plus the absolute base URL all links are built from.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) sim: Simulator,
+    pub(crate) base: Arc<str>,
+}
+
+/// One served request, as listed by `GET /admin/requests`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    /// 1-based sequence number.
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// Raw (still percent-encoded) query string; empty when there is none.
+    pub query: String,
+    /// Response status.
+    pub status: u16,
+    /// Milliseconds since the simulator started (wall clock).
+    pub at_ms: f64,
+    /// The `Prefer` header, if sent.
+    pub prefer: Option<String>,
+}
+
+/// Every non-admin request served, in order.
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    /// Recorded requests.
+    pub records: Vec<RequestRecord>,
+    next_seq: u64,
+}
+
+/// The base URL links are built from: `http://IP:PORT`, an unspecified bind address being
+/// replaced by the loopback address of the same family.
+pub fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Serves the simulator on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, sim: Simulator) -> std::io::Result<()> {
+    serve_with_shutdown(listener, sim, std::future::pending()).await
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes, then drains connections.
+pub async fn serve_with_shutdown<F>(
+    listener: tokio::net::TcpListener,
+    sim: Simulator,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let base = base_url(listener.local_addr()?);
+    axum::serve(listener, router(sim, base))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The full router for a simulator reachable at `base` (e.g. `http://127.0.0.1:8080`).
+pub fn router(sim: Simulator, base: String) -> Router {
+    let state = AppState {
+        sim,
+        base: base.trim_end_matches('/').into(),
+    };
+    let v1 = Router::new()
+        .route("/v1.0/groups/delta", get(graph::groups_delta))
+        .route("/v1.0/users/delta", get(graph::users_delta))
+        .route("/v1.0/groups/{id}", get(graph::get_group))
+        .route("/v1.0/users/{id}", get(graph::get_user))
+        .route("/v1.0/directoryObjects/getByIds", post(graph::get_by_ids))
+        .route("/v1.0/{*rest}", any(v1_not_found))
+        .route_layer(from_fn_with_state(state.clone(), v1_guard));
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .merge(admin::routes())
+        .merge(v1)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .layer(from_fn_with_state(state.clone(), log_requests))
+        .with_state(state)
+}
+
+/// A Graph-style error response.
+pub(crate) fn graph_error(status: u16, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"code": code, "message": message, "innerError": {
+        "request-id": format!("{:016x}", super::random_u64()), "client-request-id": null}}});
+    json_response(status, &body)
+}
+
+pub(crate) fn json_response(status: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+async fn log_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if path.starts_with("/admin/") {
+        return next.run(req).await;
+    }
+    let method = req.method().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let prefer = header_str(req.headers(), "prefer").map(str::to_string);
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    tracing::debug!(%method, %path, %query, status, "graph-sim request");
+    let mut inner = app.sim.lock();
+    let at_ms = inner.started.elapsed().as_secs_f64() * 1000.0;
+    let log = &mut inner.log;
+    log.next_seq += 1;
+    let seq = log.next_seq;
+    log.records.push(RequestRecord {
+        seq,
+        method,
+        path,
+        query,
+        status,
+        at_ms,
+        prefer,
+    });
+    resp
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Throttling fault first, then the bearer token.
+async fn v1_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let refusal = {
+        let mut inner = app.sim.lock();
+        if let Some((status, retry_after)) = inner.faults.take_throttle() {
+            let (code, msg) = match status {
+                429 => (
+                    "TooManyRequests",
+                    "Too many requests; the application is being throttled.",
+                ),
+                503 => (
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable.",
+                ),
+                _ => ("gatewayTimeout", "The gateway timed out."),
+            };
+            let mut resp = graph_error(status, code, msg);
+            if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Some(resp)
+        } else {
+            let now = inner.now();
+            let authz = header_str(req.headers(), "authorization");
+            inner.tokens.check(authz, now).err().map(|why| {
+                let msg = match why {
+                    TokenRefusal::Missing => "Access token is empty.",
+                    TokenRefusal::Unknown => "Invalid access token.",
+                    TokenRefusal::Expired => "Lifetime validation failed, the token is expired.",
+                };
+                graph_error(401, "InvalidAuthenticationToken", msg)
+            })
+        }
+    };
+    match refusal {
+        Some(resp) => resp,
+        None => next.run(req).await,
+    }
+}
+
+async fn v1_not_found(req: Request) -> Response {
+    let msg = format!(
+        "Resource not found for the segment '{}' (not simulated).",
+        req.uri().path()
+    );
+    graph_error(400, "BadRequest", &msg)
+}
+
+async fn token(
+    State(app): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let basic = header_str(&headers, "authorization")
+        .and_then(|h| {
+            h.strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+        })
+        .and_then(|b| auth::b64_decode(b.trim()))
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|s| {
+            let (id, secret) = s.split_once(':')?;
+            let dec = |x: &str| -> String {
+                url::form_urlencoded::parse(format!("x={x}").as_bytes())
+                    .map(|(_, v)| v.into_owned())
+                    .next()
+                    .unwrap_or_default()
+            };
+            Some((dec(id), dec(secret)))
+        });
+    let mut inner = app.sim.lock();
+    if inner.faults.take_token_error() {
+        let body = json!({"error": "temporarily_unavailable",
+            "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
+            "error_codes": [90033]});
+        return json_response(500, &body);
+    }
+    let token_url = format!("{}/{tenant}/oauth2/v2.0/token", app.base);
+    let now = inner.now();
+    let req = auth::TokenRequest {
+        tenant_in_path: &tenant,
+        form: &form,
+        basic,
+        token_url: &token_url,
+        now,
+    };
+    match auth::authenticate(&inner.tenant, &req) {
+        Ok(client) => {
+            let lifetime = inner.config.token_lifetime;
+            let tenant_id = inner.tenant.tenant_id.clone();
+            let access_token = inner.tokens.issue(now, lifetime, &tenant_id, &client);
+            let secs = lifetime.as_secs();
+            json_response(
+                200,
+                &json!({"token_type": "Bearer", "expires_in": secs,
+                "ext_expires_in": secs, "access_token": access_token}),
+            )
+        }
+        Err(e) => json_response(e.status, &e.body),
+    }
+}

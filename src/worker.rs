@@ -1,0 +1,262 @@
+//! The worker: takes pending changes in order, coalesces each group's changes into one net
+//! piece of work, applies independent groups concurrently (never one group twice at once),
+//! retries transient failures with exponential backoff, dead-letters permanent ones, and acks
+//! (journals) a change only after AD has confirmed it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::config::SyncConfig;
+use crate::directory::apply::{self, Applier, ApplyError, Work};
+use crate::health::Health;
+use crate::metrics;
+use crate::queue::{Change, QueueError, Store, now_ms};
+
+/// Changes read from the queue per pass.
+const BATCH: usize = 1024;
+
+/// Why draining stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A group kept failing transiently (AD unreachable, say); its changes stay queued.
+    #[error("giving up for now after {attempts} attempts on group {group}: {source}")]
+    Exhausted {
+        /// The group.
+        group: String,
+        /// Tries made.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: ApplyError,
+    },
+    /// The queue itself failed.
+    #[error(transparent)]
+    Store(#[from] QueueError),
+}
+
+impl WorkerError {
+    /// Whether waiting may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WorkerError::Exhausted { .. } => true,
+            WorkerError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+/// Totals of a drain.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DrainReport {
+    /// Changes acked.
+    pub applied: usize,
+    /// Changes dead-lettered.
+    pub dead: usize,
+    /// Groups worked on.
+    pub groups: usize,
+}
+
+/// Applies queued changes to AD.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    applier: Applier,
+    retry: SyncConfig,
+    health: Health,
+}
+
+enum GroupResult {
+    Applied(usize),
+    Dead(usize),
+    Stuck(WorkerError),
+}
+
+impl Worker {
+    /// A worker over `store` applying through `applier`.
+    pub fn new(store: Store, applier: Applier, retry: SyncConfig, health: Health) -> Worker {
+        Worker {
+            store,
+            applier,
+            retry,
+            health,
+        }
+    }
+
+    /// Applies pending changes until the queue is empty, `stop` is set, or a group stays stuck
+    /// on transient errors after `max_attempts` (then the changes stay queued and the error is
+    /// returned).
+    pub async fn drain(&self, stop: &watch::Receiver<bool>) -> Result<DrainReport, WorkerError> {
+        let mut report = DrainReport::default();
+        loop {
+            if *stop.borrow() {
+                return Ok(report);
+            }
+            let batch = self.store.pending_batch(BATCH)?;
+            if batch.is_empty() {
+                self.publish_stats();
+                return Ok(report);
+            }
+            // Group by id, keeping each group's changes in sequence order.
+            let mut order: Vec<String> = Vec::new();
+            let mut by_group: BTreeMap<String, Vec<(u64, Change)>> = BTreeMap::new();
+            for (seq, c) in batch {
+                if !by_group.contains_key(&c.group_id) {
+                    order.push(c.group_id.clone());
+                }
+                by_group
+                    .entry(c.group_id.clone())
+                    .or_default()
+                    .push((seq, c));
+            }
+            let limit = Arc::new(Semaphore::new(self.retry.concurrency.max(1)));
+            let mut tasks = JoinSet::new();
+            for gid in order {
+                let changes = by_group.remove(&gid).unwrap_or_default();
+                let me = self.clone();
+                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
+                let span = tracing::info_span!(
+                    "apply",
+                    group = apply::describe(&gid),
+                    changes = changes.len()
+                );
+                tasks.spawn(
+                    async move {
+                        let r = me.apply_group(&gid, changes).await;
+                        drop(permit);
+                        r
+                    }
+                    .instrument(span),
+                );
+            }
+            let mut stuck = None;
+            while let Some(joined) = tasks.join_next().await {
+                report.groups += 1;
+                match joined.expect("apply task panicked") {
+                    GroupResult::Applied(n) => report.applied += n,
+                    GroupResult::Dead(n) => report.dead += n,
+                    GroupResult::Stuck(e) => stuck = Some(e),
+                }
+            }
+            self.publish_stats();
+            if let Some(e) = stuck {
+                return Err(e);
+            }
+        }
+    }
+
+    async fn apply_group(&self, gid: &str, changes: Vec<(u64, Change)>) -> GroupResult {
+        let seqs: Vec<u64> = changes.iter().map(|(s, _)| *s).collect();
+        let Some(work) = Work::coalesce(changes.iter().map(|(_, c)| &c.kind)) else {
+            return GroupResult::Applied(0);
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_backoff)
+            .with_max_delay(self.retry.max_backoff)
+            .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        let result = (|| self.applier.apply(gid, &work))
+            .retry(backoff)
+            .when(ApplyError::is_transient)
+            .notify(|e, d| {
+                metrics::get().retries.with_label_values(&["ad"]).inc();
+                metrics::get().changes_applied.with_label_values(&["retry"]).inc();
+                tracing::warn!(error = %e, wait_ms = d.as_millis() as u64, "applying failed; retrying");
+            })
+            .await;
+        let m = metrics::get();
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.store.ack(&seqs) {
+                    return GroupResult::Stuck(e.into());
+                }
+                let now = now_ms();
+                for (_, c) in &changes {
+                    m.replication_lag
+                        .observe(now.saturating_sub(c.seen_ms) as f64 / 1000.0);
+                }
+                m.changes_applied
+                    .with_label_values(&["ok"])
+                    .inc_by(seqs.len() as u64);
+                tracing::debug!(work = ?work_label(&work), "applied");
+                GroupResult::Applied(seqs.len())
+            }
+            Err(e) if e.is_transient() => GroupResult::Stuck(WorkerError::Exhausted {
+                group: gid.to_string(),
+                attempts: self.retry.max_attempts,
+                source: e,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, class = e.class(), "change failed permanently; dead-lettered");
+                if let Err(se) = self.store.dead_letter(&seqs, &e.to_string(), e.class()) {
+                    return GroupResult::Stuck(se.into());
+                }
+                m.changes_applied
+                    .with_label_values(&["dead"])
+                    .inc_by(seqs.len() as u64);
+                m.dead_letters_total.inc_by(seqs.len() as u64);
+                GroupResult::Dead(seqs.len())
+            }
+        }
+    }
+
+    /// Refreshes the queue gauges.
+    pub fn publish_stats(&self) {
+        let m = metrics::get();
+        match self.store.stats() {
+            Ok(s) => {
+                m.queue_depth.set(s.depth as i64);
+                m.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
+                m.dead_letters.set(s.dead_letters as i64);
+                m.held_deletes.set(s.held_deletes as i64);
+                self.health.set_storage_failed(false);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queue stats");
+                self.health.set_storage_failed(true);
+            }
+        }
+    }
+
+    /// Runs until `stop`: drains whenever woken (or every second), backing off while stuck.
+    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        let mut pause = Duration::ZERO;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if !pause.is_zero() && crate::graph::delta::sleep_or_stop(pause, &mut stop).await {
+                return;
+            }
+            match self.drain(&stop).await {
+                Ok(_) => pause = Duration::ZERO,
+                Err(e) => {
+                    pause = (pause * 2).clamp(
+                        self.retry.min_backoff.max(Duration::from_secs(1)),
+                        self.retry.max_backoff,
+                    );
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "worker paused; changes stay queued");
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+fn work_label(w: &Work) -> &'static str {
+    match w {
+        Work::Converge { full: true, .. } => "reconcile",
+        Work::Converge { .. } => "upsert",
+        Work::Delete(_) => "delete",
+        Work::Sweep => "sweep",
+    }
+}

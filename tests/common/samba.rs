@@ -1,0 +1,669 @@
+//! Test harness for a real Samba Active Directory domain controller.
+//!
+//! Integration tests that talk to AD share one Samba DC per test process:
+//! [`shared()`] runs `deploy/samba-ad.sh start` once (the script reuses an
+//! instance that is already running on the same IP, so test binaries run one
+//! after another, or even in parallel, share it too) and parses the
+//! `EW_AD_*` lines it prints.
+//!
+//! Isolation comes from OUs, not from DCs: every test creates its own OU with
+//! [`SambaDc::fresh_ou`] and works only below it. Two things are domain-wide
+//! and need unique values across tests: `sAMAccountName` and the anchors
+//! (`msDS-ExternalDirectoryObjectId` / `adminDescription`); build them with
+//! [`unique_suffix`].
+//!
+//! A test that needs Samba fails when Samba cannot be started: it never skips.
+//!
+//! Environment: `EW_TEST_SAMBA_IP` picks the loopback IP (default
+//! `127.0.0.2`); the script also honours `ENTRA_WRITEBACK_CACHE`, `TMPDIR`
+//! and `SAMBA_MAX_RUNTIME`.
+//!
+//! Samba facts this module relies on (verified against Samba 4.17):
+//! - it never splits `member` into ranges by itself, but honours an explicit
+//!   `member;range=LO-HI` request and answers `member;range=LO-HI` (more to
+//!   come) or `member;range=LO-*` (last chunk), as Windows does;
+//! - with the extended-DN control (`1.2.840.113556.1.4.529`, flag 1) each
+//!   `member` value reads `<GUID=…>;<SID=S-1-5-…>;CN=…`;
+//! - `objectSid` and `objectGUID` come back binary (usually in
+//!   `SearchEntry::bin_attrs`, in `attrs` when the bytes happen to be UTF-8).
+#![allow(dead_code)]
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ldap3::controls::RawControl;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+
+/// The loopback IP used when `EW_TEST_SAMBA_IP` is not set.
+pub const DEFAULT_IP: &str = "127.0.0.2";
+
+/// OID of the AD extended-DN control (`LDAP_SERVER_EXTENDED_DN_OID`).
+pub const EXTENDED_DN_OID: &str = "1.2.840.113556.1.4.529";
+
+/// BER value of the extended-DN control asking for the string forms
+/// (`SEQUENCE { INTEGER 1 }`): `<GUID=xxxxxxxx-…>;<SID=S-1-5-…>;DN`.
+const EXTENDED_DN_STRING_FORM: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x01];
+
+/// Values asked for per ranged-retrieval round trip; Windows' default
+/// `MaxValRange` is 1,500, so this is what a real client sees at most.
+const RANGE_STEP: usize = 1500;
+
+/// Attributes every group read returns on top of `*` (`*` already covers
+/// them on Samba, but naming them documents what the tests rely on).
+const GROUP_ATTRS: &[&str] = &[
+    "*",
+    "uSNChanged",
+    "objectSid",
+    "objectGUID",
+    "groupType",
+    "sAMAccountName",
+];
+
+/// A running Samba AD DC, as described by `deploy/samba-ad.sh`.
+#[derive(Debug, Clone)]
+pub struct SambaDc {
+    /// `ldap://IP` (plain; simple bind is allowed on it).
+    pub url: String,
+    /// `ldaps://IP`, served with a certificate signed by [`Self::ca_file`].
+    pub ldaps_url: String,
+    /// The domain administrator's DN.
+    pub bind_dn: String,
+    /// The domain administrator's password.
+    pub bind_password: String,
+    /// `DC=example,DC=test`.
+    pub base_dn: String,
+    /// PEM CA certificate that verifies the DC (IP and `dc1.example.test`).
+    pub ca_file: PathBuf,
+    /// The instance directory (holds `samba.log`, `tls/`, the database).
+    pub dir: PathBuf,
+    /// A least-privilege account that can bind (`CN=svc-writeback,CN=Users,…`).
+    pub svc_bind_dn: String,
+    /// Password of [`Self::svc_bind_dn`].
+    pub svc_bind_password: String,
+    /// Whether the schema has `msDS-ExternalDirectoryObjectId` (it does,
+    /// unless the DC was started with `--no-schema-patch`).
+    pub schema_patched: bool,
+}
+
+static SHARED: OnceLock<SambaDc> = OnceLock::new();
+
+/// The DC shared by every test of this process, started on first use.
+///
+/// Panics, with the script's output, if the DC cannot be started.
+pub fn shared() -> &'static SambaDc {
+    SHARED.get_or_init(|| {
+        let ip = std::env::var("EW_TEST_SAMBA_IP").unwrap_or_else(|_| DEFAULT_IP.to_owned());
+        SambaDc::start(&ip)
+    })
+}
+
+impl SambaDc {
+    /// Runs `deploy/samba-ad.sh start --ip IP` and parses what it prints.
+    /// Blocking; [`shared()`] is the usual entry point.
+    pub fn start(ip: &str) -> SambaDc {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/samba-ad.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .args(["start", "--ip", ip])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            panic!(
+                "{} start --ip {ip} failed ({}):\n--- stderr ---\n{stderr}\n--- stdout ---\n{stdout}",
+                script.display(),
+                output.status
+            );
+        }
+        Self::from_env_lines(&stdout).unwrap_or_else(|missing| {
+            panic!(
+                "{} start printed no {missing} line:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                script.display()
+            )
+        })
+    }
+
+    /// Builds a `SambaDc` from `EW_AD_*=value` lines; `Err` names the first
+    /// missing key.
+    pub fn from_env_lines(text: &str) -> Result<SambaDc, &'static str> {
+        let vars: HashMap<&str, &str> = text
+            .lines()
+            .filter_map(|line| line.trim().split_once('='))
+            .filter(|(key, _)| key.starts_with("EW_AD_"))
+            .collect();
+        let get = |key: &'static str| vars.get(key).map(|v| (*v).to_owned()).ok_or(key);
+        Ok(SambaDc {
+            url: get("EW_AD_URL")?,
+            ldaps_url: get("EW_AD_LDAPS_URL")?,
+            bind_dn: get("EW_AD_BIND_DN")?,
+            bind_password: get("EW_AD_BIND_PASSWORD")?,
+            base_dn: get("EW_AD_BASE_DN")?,
+            ca_file: get("EW_AD_CA_FILE")?.into(),
+            dir: get("EW_AD_DIR")?.into(),
+            svc_bind_dn: get("EW_AD_SVC_BIND_DN")?,
+            svc_bind_password: get("EW_AD_SVC_BIND_PASSWORD")?,
+            schema_patched: get("EW_AD_SCHEMA_PATCHED")? == "true",
+        })
+    }
+
+    /// The OU the service writes to by default (`OU=Cloud Groups,…`); it
+    /// exists on every instance. Tests should prefer [`Self::fresh_ou`].
+    pub fn cloud_groups_ou(&self) -> String {
+        format!("OU=Cloud Groups,{}", self.base_dn)
+    }
+
+    /// A new connection over `ldap://`, simple-bound as the administrator.
+    pub async fn connect(&self) -> Ldap {
+        self.connect_as(&self.bind_dn, &self.bind_password).await
+    }
+
+    /// A new connection over `ldap://`, simple-bound as `dn`.
+    pub async fn connect_as(&self, dn: &str, password: &str) -> Ldap {
+        let (conn, mut ldap) = LdapConnAsync::new(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url));
+        ldap3::drive!(conn);
+        expect_ok(
+            ldap.simple_bind(dn, password)
+                .await
+                .and_then(|r| r.success()),
+            &format!("simple bind as {dn} to {}", self.url),
+        );
+        ldap
+    }
+
+    /// A new TLS connection verified against [`Self::ca_file`] with rustls
+    /// (ldaps://, or ldap:// + StartTLS), simple-bound as the administrator.
+    pub async fn connect_tls(&self, starttls: bool) -> Ldap {
+        let url = if starttls { &self.url } else { &self.ldaps_url };
+        let settings = LdapConnSettings::new()
+            .set_config(self.rustls_config())
+            .set_starttls(starttls);
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
+            .await
+            .unwrap_or_else(|e| panic!("TLS connect to {url} (starttls={starttls}): {e}"));
+        ldap3::drive!(conn);
+        expect_ok(
+            ldap.simple_bind(&self.bind_dn, &self.bind_password)
+                .await
+                .and_then(|r| r.success()),
+            &format!("simple bind over TLS to {url}"),
+        );
+        ldap
+    }
+
+    /// A rustls client configuration trusting only the test CA.
+    pub fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca_file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.ca_file.display()))
+        {
+            let cert = cert.unwrap_or_else(|e| panic!("parse {}: {e}", self.ca_file.display()));
+            roots.add(cert).expect("add the test CA to the root store");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("rustls protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// Creates `OU=<name>-<unique suffix>,<base DN>` and returns its DN.
+    pub async fn fresh_ou(&self, name: &str) -> String {
+        let rdn_value = format!("{name}-{}", unique_suffix());
+        let dn = format!(
+            "OU={},{}",
+            ldap3::dn_escape(rdn_value.as_str()),
+            self.base_dn
+        );
+        let mut ldap = self.connect().await;
+        let attrs = vec![
+            ("objectClass", HashSet::from(["organizationalUnit"])),
+            (
+                "description",
+                HashSet::from(["entra-writeback integration test"]),
+            ),
+        ];
+        expect_ok(
+            ldap.add(&dn, attrs).await.and_then(|r| r.success()),
+            &format!("add {dn}"),
+        );
+        let _ = ldap.unbind().await;
+        dn
+    }
+
+    /// Creates a user `CN=<sam>,<ou>` with `sAMAccountName = sam` and returns
+    /// its DN and its `objectSid` as a string (`S-1-5-21-…`).
+    ///
+    /// `sAMAccountName` is unique across the whole domain, so tests sharing
+    /// the DC must not reuse a `sam`: add [`unique_suffix`] (AD limits user
+    /// names to 20 characters; Samba does not enforce it).
+    pub async fn create_user(&self, ou: &str, sam: &str) -> (String, String) {
+        let dn = format!("CN={},{ou}", ldap3::dn_escape(sam));
+        let mut ldap = self.connect().await;
+        let attrs = vec![
+            ("objectClass", HashSet::from(["user"])),
+            ("sAMAccountName", HashSet::from([sam])),
+        ];
+        match ldap.add(&dn, attrs).await.and_then(|r| r.success()) {
+            Ok(_) => {}
+            Err(LdapError::LdapResult { result }) if result.rc == 68 => panic!(
+                "add {dn}: already exists (68: {}); sAMAccountName '{sam}' is domain-wide, \
+                 make it unique with unique_suffix()",
+                result.text
+            ),
+            Err(e) => panic!("add {dn}: {e}"),
+        }
+        let entry = read_base(&mut ldap, &dn, &["objectSid"], false)
+            .await
+            .unwrap_or_else(|| panic!("the new user {dn} cannot be read back"));
+        let sid = entry_sid(&entry).unwrap_or_else(|| panic!("{dn} has no valid objectSid"));
+        let _ = ldap.unbind().await;
+        (dn, sid)
+    }
+
+    /// The group under `ou` whose `msDS-ExternalDirectoryObjectId` or
+    /// `adminDescription` equals `anchor` (e.g. `Group_<objectId>`), read
+    /// like [`Self::groups_in`]. Panics if more than one group matches.
+    pub async fn group_by_anchor(&self, ou: &str, anchor: &str) -> Option<SearchEntry> {
+        let value = ldap3::ldap_escape(anchor);
+        let filter = if self.schema_patched {
+            format!(
+                "(&(objectClass=group)(|(msDS-ExternalDirectoryObjectId={value})(adminDescription={value})))"
+            )
+        } else {
+            format!("(&(objectClass=group)(adminDescription={value}))")
+        };
+        let mut groups = self.search_groups(ou, &filter).await;
+        assert!(
+            groups.len() <= 1,
+            "{} groups under {ou} carry the anchor {anchor}: {:?}",
+            groups.len(),
+            groups.iter().map(|g| &g.dn).collect::<Vec<_>>()
+        );
+        groups.pop()
+    }
+
+    /// Every group below `ou` (subtree), sorted by DN, with all attributes
+    /// (`*` plus `uSNChanged`, `objectSid`, `objectGUID`, `groupType`,
+    /// `sAMAccountName`) and `member` read completely by ranged retrieval.
+    /// `member` is absent for an empty group, as in LDAP.
+    pub async fn groups_in(&self, ou: &str) -> Vec<SearchEntry> {
+        self.search_groups(ou, "(objectClass=group)").await
+    }
+
+    /// The SIDs (`S-1-5-…`) of every member of `group_dn`, read with the
+    /// extended-DN control and ranged retrieval. Members without a SID (e.g.
+    /// contacts) are left out.
+    pub async fn member_sids(&self, group_dn: &str) -> BTreeSet<String> {
+        let mut ldap = self.connect().await;
+        let values = read_ranged(&mut ldap, group_dn, "member", true).await;
+        let _ = ldap.unbind().await;
+        values
+            .iter()
+            .filter_map(|v| extended_dn_sid(v).map(str::to_owned))
+            .collect()
+    }
+
+    async fn search_groups(&self, ou: &str, filter: &str) -> Vec<SearchEntry> {
+        let mut ldap = self.connect().await;
+        let (entries, _) = expect_ok(
+            ldap.search(ou, Scope::Subtree, filter, GROUP_ATTRS)
+                .await
+                .and_then(|r| r.success()),
+            &format!("search {filter} under {ou}"),
+        );
+        let mut groups = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut entry = SearchEntry::construct(entry);
+            let members = read_ranged(&mut ldap, &entry.dn, "member", false).await;
+            replace_attr(&mut entry, "member", members);
+            groups.push(entry);
+        }
+        let _ = ldap.unbind().await;
+        groups.sort_by(|a, b| a.dn.cmp(&b.dn));
+        groups
+    }
+}
+
+/// A suffix unique across test processes and calls: `<pid>-<n>-<ms>` where n
+/// counts calls in this process and ms is the wall clock in milliseconds
+/// (base 36, to stay short).
+pub fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    format!("{}-{n}-{}", std::process::id(), base36(ms))
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// Converts a binary SID (as in `objectSid`) to its string form
+/// `S-<revision>-<authority>-<sub1>-…` (MS-DTYP 2.4.2.2: authority in decimal
+/// below 2^32, else `0x` and 12 hex digits). `None` if the bytes are not a SID.
+pub fn sid_to_string(bytes: &[u8]) -> Option<String> {
+    let (&revision, rest) = bytes.split_first()?;
+    let (&count, rest) = rest.split_first()?;
+    if revision != 1 || count > 15 || rest.len() != 6 + 4 * usize::from(count) {
+        return None;
+    }
+    let (authority, subs) = rest.split_at(6);
+    let authority = authority
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    let mut out = if authority < (1 << 32) {
+        format!("S-{revision}-{authority}")
+    } else {
+        format!("S-{revision}-0x{authority:012X}")
+    };
+    for sub in subs.chunks_exact(4) {
+        let sub = u32::from_le_bytes(sub.try_into().expect("4-byte chunk"));
+        write!(out, "-{sub}").expect("write to String");
+    }
+    Some(out)
+}
+
+/// Converts a binary GUID (as in `objectGUID`, little-endian fields) to the
+/// form AD uses in `<GUID=…>`: `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+pub fn guid_to_string(bytes: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = bytes.try_into().ok()?;
+    Some(format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_le_bytes([b[4], b[5]]),
+        u16::from_le_bytes([b[6], b[7]]),
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}
+
+/// The `S-…` SID inside an extended DN such as
+/// `<GUID=…>;<SID=S-1-5-21-…>;CN=…`.
+pub fn extended_dn_sid(value: &str) -> Option<&str> {
+    let start = value.find("<SID=")? + "<SID=".len();
+    let len = value[start..].find('>')?;
+    Some(&value[start..start + len])
+}
+
+/// The values of `attr` (case-insensitive name), text attributes only.
+pub fn attr_values<'a>(entry: &'a SearchEntry, attr: &str) -> &'a [String] {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .map_or(&[], |(_, v)| v.as_slice())
+}
+
+/// The first value of a text attribute (case-insensitive name).
+pub fn attr_first<'a>(entry: &'a SearchEntry, attr: &str) -> Option<&'a str> {
+    attr_values(entry, attr).first().map(String::as_str)
+}
+
+/// The raw bytes of an attribute's values wherever ldap3 put them:
+/// `bin_attrs` when a value was not UTF-8, `attrs` otherwise.
+pub fn binary_values(entry: &SearchEntry, attr: &str) -> Vec<Vec<u8>> {
+    if let Some((_, values)) = entry
+        .bin_attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+    {
+        return values.clone();
+    }
+    attr_values(entry, attr)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect()
+}
+
+/// The entry's `objectSid` in string form.
+pub fn entry_sid(entry: &SearchEntry) -> Option<String> {
+    binary_values(entry, "objectSid")
+        .first()
+        .and_then(|b| sid_to_string(b))
+}
+
+/// The entry's `objectGUID` in string form.
+pub fn entry_guid(entry: &SearchEntry) -> Option<String> {
+    binary_values(entry, "objectGUID")
+        .first()
+        .and_then(|b| guid_to_string(b))
+}
+
+/// Reads one entry (scope base); `None` if it does not exist.
+async fn read_base(
+    ldap: &mut Ldap,
+    dn: &str,
+    attrs: &[&str],
+    extended_dn: bool,
+) -> Option<SearchEntry> {
+    if extended_dn {
+        ldap.with_controls(extended_dn_control());
+    }
+    match ldap.search(dn, Scope::Base, "(objectClass=*)", attrs).await {
+        Ok(result) => match result.success() {
+            Ok((mut entries, _)) => entries.pop().map(SearchEntry::construct),
+            Err(LdapError::LdapResult { result }) if result.rc == 32 => None,
+            Err(e) => panic!("read {dn}: {e}"),
+        },
+        Err(e) => panic!("read {dn}: {e}"),
+    }
+}
+
+/// Reads every value of `attr` on `dn` with explicit ranged retrieval
+/// (`attr;range=LO-HI`), following the ranges the server answers with until
+/// one ends in `*`. Works whether or not the server would have split the
+/// attribute itself.
+async fn read_ranged(ldap: &mut Ldap, dn: &str, attr: &str, extended_dn: bool) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut low = 0usize;
+    loop {
+        let request = format!("{attr};range={low}-{}", low + RANGE_STEP - 1);
+        let Some(entry) = read_base(ldap, dn, &[request.as_str()], extended_dn).await else {
+            panic!("read {request} of {dn}: no such entry");
+        };
+        let prefix = format!("{attr};range=");
+        let chunk = entry
+            .attrs
+            .into_iter()
+            .find(|(k, _)| starts_with_ci(k, &prefix) || k.eq_ignore_ascii_case(attr));
+        let Some((key, chunk)) = chunk else {
+            // No values at all, or none from `low` on.
+            break;
+        };
+        values.extend(chunk);
+        if key.eq_ignore_ascii_case(attr) {
+            // The server ignored the range and sent everything.
+            break;
+        }
+        let range = &key[prefix.len()..];
+        let (_, high) = range
+            .split_once('-')
+            .unwrap_or_else(|| panic!("bad range '{key}' reading {dn}"));
+        if high == "*" {
+            break;
+        }
+        let high: usize = high
+            .parse()
+            .unwrap_or_else(|_| panic!("bad range '{key}' reading {dn}"));
+        assert!(high >= low, "range '{key}' goes backwards reading {dn}");
+        low = high + 1;
+    }
+    values
+}
+
+/// Replaces every form of `attr` (`attr`, `attr;range=…`) with `values`;
+/// removes it when `values` is empty.
+fn replace_attr(entry: &mut SearchEntry, attr: &str, values: Vec<String>) {
+    let with_options = format!("{attr};");
+    let is_attr = |k: &str| k.eq_ignore_ascii_case(attr) || starts_with_ci(k, &with_options);
+    entry.attrs.retain(|k, _| !is_attr(k));
+    entry.bin_attrs.retain(|k, _| !is_attr(k));
+    if !values.is_empty() {
+        entry.attrs.insert(attr.to_owned(), values);
+    }
+}
+
+/// ASCII case-insensitive `starts_with` (attribute names are ASCII).
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+fn extended_dn_control() -> RawControl {
+    RawControl {
+        ctype: EXTENDED_DN_OID.to_owned(),
+        crit: true,
+        val: Some(EXTENDED_DN_STRING_FORM.to_vec()),
+    }
+}
+
+fn expect_ok<T>(result: Result<T, LdapError>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// objectSid of a user on the test DC, as read with ldapsearch.
+    const USER_SID: [u8; 28] = [
+        0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x15, 0x00, 0x00, 0x00, 0x5a, 0xf9, 0xfd,
+        0x5e, 0xa5, 0x79, 0x14, 0x6e, 0x5c, 0x2b, 0xcd, 0xd7, 0x50, 0x04, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn sid_to_string_domain_user() {
+        assert_eq!(
+            sid_to_string(&USER_SID).as_deref(),
+            Some("S-1-5-21-1593702746-1846835621-3620547420-1104")
+        );
+    }
+
+    #[test]
+    fn sid_to_string_well_known() {
+        // Everyone, BUILTIN\Administrators, NT AUTHORITY (no sub-authority).
+        assert_eq!(
+            sid_to_string(&[1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]).as_deref(),
+            Some("S-1-1-0")
+        );
+        assert_eq!(
+            sid_to_string(&[1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 0x02, 0, 0]).as_deref(),
+            Some("S-1-5-32-544")
+        );
+        assert_eq!(
+            sid_to_string(&[1, 0, 0, 0, 0, 0, 0, 5]).as_deref(),
+            Some("S-1-5")
+        );
+    }
+
+    #[test]
+    fn sid_to_string_large_values() {
+        // Sub-authority 0xFFFFFFFF, and an authority of 2^32 or more (hex form).
+        assert_eq!(
+            sid_to_string(&[1, 1, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff]).as_deref(),
+            Some("S-1-5-4294967295")
+        );
+        assert_eq!(
+            sid_to_string(&[1, 1, 0, 1, 0, 0, 0, 0, 7, 0, 0, 0]).as_deref(),
+            Some("S-1-0x000100000000-7")
+        );
+    }
+
+    #[test]
+    fn sid_to_string_rejects_malformed() {
+        assert_eq!(sid_to_string(&[]), None);
+        assert_eq!(sid_to_string(&[1]), None);
+        assert_eq!(sid_to_string(&USER_SID[..27]), None, "truncated");
+        let mut long = USER_SID.to_vec();
+        long.push(0);
+        assert_eq!(sid_to_string(&long), None, "trailing byte");
+        let mut revision = USER_SID;
+        revision[0] = 2;
+        assert_eq!(sid_to_string(&revision), None, "revision 2");
+    }
+
+    #[test]
+    fn guid_to_string_mixed_endian() {
+        // objectGUID:: XNc4OMnHXkKKlWqt+TzX4Q== read back as <GUID=3838d75c-…>.
+        let bytes = [
+            0x5c, 0xd7, 0x38, 0x38, 0xc9, 0xc7, 0x5e, 0x42, 0x8a, 0x95, 0x6a, 0xad, 0xf9, 0x3c,
+            0xd7, 0xe1,
+        ];
+        assert_eq!(
+            guid_to_string(&bytes).as_deref(),
+            Some("3838d75c-c7c9-425e-8a95-6aadf93cd7e1")
+        );
+        assert_eq!(guid_to_string(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn extended_dn_sid_parses() {
+        let v = "<GUID=3838d75c-c7c9-425e-8a95-6aadf93cd7e1>;\
+                 <SID=S-1-5-21-1593702746-1846835621-3620547420-1104>;CN=u1,OU=facts,DC=example,DC=test";
+        assert_eq!(
+            extended_dn_sid(v),
+            Some("S-1-5-21-1593702746-1846835621-3620547420-1104")
+        );
+        assert_eq!(
+            extended_dn_sid("<GUID=x>;CN=contact,DC=example,DC=test"),
+            None
+        );
+    }
+
+    #[test]
+    fn env_lines_parse() {
+        let text = "EW_AD_URL=ldap://127.0.0.2\nEW_AD_LDAPS_URL=ldaps://127.0.0.2\n\
+            EW_AD_BIND_DN=CN=Administrator,CN=Users,DC=example,DC=test\n\
+            EW_AD_BIND_PASSWORD=Passw0rd!Test\nEW_AD_BASE_DN=DC=example,DC=test\n\
+            EW_AD_CA_FILE=/tmp/x/tls/ca.pem\nEW_AD_DIR=/tmp/x\nEW_AD_PID=42\n\
+            EW_AD_SVC_BIND_DN=CN=svc-writeback,CN=Users,DC=example,DC=test\n\
+            EW_AD_SVC_BIND_PASSWORD=Svc-Passw0rd!\nEW_AD_SCHEMA_PATCHED=true\n";
+        let dc = SambaDc::from_env_lines(text).expect("all keys");
+        assert_eq!(dc.bind_dn, "CN=Administrator,CN=Users,DC=example,DC=test");
+        assert_eq!(dc.ca_file, PathBuf::from("/tmp/x/tls/ca.pem"));
+        assert!(dc.schema_patched);
+        assert_eq!(
+            SambaDc::from_env_lines("EW_AD_URL=ldap://x").unwrap_err(),
+            "EW_AD_LDAPS_URL"
+        );
+    }
+
+    #[test]
+    fn unique_suffixes_differ() {
+        assert_ne!(unique_suffix(), unique_suffix());
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(36 * 36 + 35), "10z");
+    }
+}
