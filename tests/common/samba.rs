@@ -274,6 +274,28 @@ impl SambaDc {
         (dn, sid)
     }
 
+    /// Creates `n` users `<prefix><i>` under `ou` over one connection and returns their SIDs
+    /// in order. `prefix` must be unique in the domain (use [`unique_suffix`]).
+    pub async fn create_users(&self, ou: &str, prefix: &str, n: usize) -> Vec<String> {
+        let mut ldap = self.connect().await;
+        let mut sids = Vec::with_capacity(n);
+        for i in 0..n {
+            let sam = format!("{prefix}{i}");
+            let dn = format!("CN={},{ou}", ldap3::dn_escape(sam.as_str()));
+            let attrs = vec![
+                ("objectClass", HashSet::from(["user"])),
+                ("sAMAccountName", HashSet::from([sam.as_str()])),
+            ];
+            expect_ok(ldap.add(&dn, attrs).await.and_then(|r| r.success()), &format!("add {dn}"));
+            let entry = read_base(&mut ldap, &dn, &["objectSid"], false)
+                .await
+                .unwrap_or_else(|| panic!("the new user {dn} cannot be read back"));
+            sids.push(entry_sid(&entry).unwrap_or_else(|| panic!("{dn} has no valid objectSid")));
+        }
+        let _ = ldap.unbind().await;
+        sids
+    }
+
     /// The group under `ou` whose `msDS-ExternalDirectoryObjectId` or
     /// `adminDescription` equals `anchor` (e.g. `Group_<objectId>`), read
     /// like [`Self::groups_in`]. Panics if more than one group matches.

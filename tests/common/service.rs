@@ -1,0 +1,131 @@
+//! The entra-writeback binary, configured through its contract (TOML + env) and run as a
+//! child process, exactly as an operator would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use super::samba::SambaDc;
+use super::sim::{CLIENT_ID, GraphSim, TENANT};
+
+/// A configured service instance with its own state directory.
+pub struct Service {
+    /// Scratch directory holding the config and the state.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// `[http] listen` port.
+    pub http_port: u16,
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Config knobs the tests vary.
+#[derive(Clone)]
+pub struct Options {
+    /// `[ad] url`.
+    pub ad_url: String,
+    /// `[graph] graph_url` and `authority_url`.
+    pub graph_url: String,
+    /// Extra lines appended to `[ad]`.
+    pub ad_extra: String,
+    /// Extra TOML appended at the end (e.g. a `[sync]` table).
+    pub tail: String,
+}
+
+impl Service {
+    /// Writes a config for `sim` and `dc`, targeting `ou`.
+    pub fn new(sim: &GraphSim, dc: &SambaDc, ou: &str) -> Service {
+        Self::with(dc, ou, Options {
+            ad_url: dc.url.clone(),
+            graph_url: sim.base.clone(),
+            ad_extra: String::new(),
+            tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n".into(),
+        })
+    }
+
+    /// Writes a config from explicit options.
+    pub fn with(dc: &SambaDc, ou: &str, o: Options) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let http_port = free_port();
+        let config = dir.path().join("entra-writeback.toml");
+        let text = format!(
+            r#"[graph]
+tenant_id = "{TENANT}"
+client_id = "{CLIENT_ID}"
+authority_url = "{g}"
+graph_url = "{g}"
+poll_interval = "1s"
+
+[ad]
+url = "{ad}"
+bind_dn = "{bind}"
+target_ou = "{ou}"
+{extra}
+
+[state]
+path = "{state}"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+[log]
+format = "json"
+
+{tail}"#,
+            g = o.graph_url,
+            ad = o.ad_url,
+            bind = dc.bind_dn,
+            extra = o.ad_extra,
+            state = dir.path().join("state").display(),
+            tail = o.tail,
+        );
+        std::fs::write(&config, text).unwrap();
+        Service { dir, config, http_port }
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// A command for this instance (secrets through the environment, as documented).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_entra-writeback"));
+        c.arg("--config").arg(&self.config).args(args);
+        c.env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", super::sim::CLIENT_SECRET);
+        c.env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", &super::samba::shared().bind_password);
+        c.env("ENTRA_WRITEBACK_LOG", "info,entra_writeback=debug");
+        c
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run entra-writeback")
+    }
+
+    /// `run --once`, asserting exit 0 and returning stderr (the logs).
+    pub fn once_ok(&self) -> String {
+        let out = self.run(&["run", "--once"]);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "run --once failed ({:?}):\n{}", out.status, tail(&log));
+        log
+    }
+
+    /// Starts `run` in the background.
+    pub fn spawn(&self) -> Child {
+        self.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::from(log_file(self.dir.path()))).spawn().unwrap()
+    }
+}
+
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new().create(true).append(true).open(dir.join("run.log")).unwrap()
+}
+
+/// The last 60 lines of a log, for assertion messages.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}

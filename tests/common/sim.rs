@@ -1,0 +1,133 @@
+//! The `graph-sim` binary as a child process, and its admin API.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Tenant id used by the tests.
+pub const TENANT: &str = "contoso.onmicrosoft.com";
+/// App registration used by the tests.
+pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "sim-secret-value";
+
+/// A running graph-sim.
+pub struct GraphSim {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+/// A user member reference.
+pub fn user(id: &str) -> Value {
+    json!({"@odata.type": "#microsoft.graph.user", "id": id})
+}
+
+/// A nested group member reference.
+pub fn group(id: &str) -> Value {
+    json!({"@odata.type": "#microsoft.graph.group", "id": id})
+}
+
+/// A GUID-shaped object id, unique per (test tag, n).
+pub fn oid(tag: u32, n: u32) -> String {
+    format!("{tag:08x}-0000-4000-8000-{n:012x}")
+}
+
+impl GraphSim {
+    /// Starts graph-sim with this tenant (`users`, `groups` as in the tenant file).
+    pub fn start(users: Vec<Value>, groups: Vec<Value>, extra_args: &[&str]) -> GraphSim {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = json!({"tenant_id": TENANT,
+            "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+            "users": users, "groups": groups});
+        let tenant_path = dir.path().join("tenant.json");
+        std::fs::write(&tenant_path, tenant.to_string()).unwrap();
+        let addr_file: PathBuf = dir.path().join("addr");
+        let child = Command::new(env!("CARGO_BIN_EXE_graph-sim"))
+            .arg("--tenant")
+            .arg(&tenant_path)
+            .args(["--listen", "127.0.0.1:0", "--addr-file"])
+            .arg(&addr_file)
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start graph-sim");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let base = loop {
+            if let Ok(s) = std::fs::read_to_string(&addr_file) {
+                break s.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "graph-sim did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        GraphSim { base, child, _dir: dir, http: reqwest::Client::new() }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Creates or updates a group (properties merged; `members` replaces the list).
+    pub async fn put_group(&self, id: &str, props: Value) {
+        self.send(reqwest::Method::PUT, &format!("/admin/groups/{id}"), Some(props)).await;
+    }
+
+    /// Adds and removes members.
+    pub async fn members(&self, id: &str, add: Vec<Value>, remove: Vec<Value>) {
+        self.send(reqwest::Method::POST, &format!("/admin/groups/{id}/members"), Some(json!({"add": add, "remove": remove})))
+            .await;
+    }
+
+    /// Soft (`hard = false`) or hard delete of a group.
+    pub async fn delete_group(&self, id: &str, hard: bool) {
+        self.send(reqwest::Method::DELETE, &format!("/admin/groups/{id}?hard={hard}"), None).await;
+    }
+
+    /// Restores a soft-deleted group.
+    pub async fn restore_group(&self, id: &str) {
+        self.send(reqwest::Method::POST, &format!("/admin/groups/{id}/restore"), None).await;
+    }
+
+    /// Creates or updates a user.
+    pub async fn put_user(&self, id: &str, props: Value) {
+        self.send(reqwest::Method::PUT, &format!("/admin/users/{id}"), Some(props)).await;
+    }
+
+    /// Applies many operations at once (see graph-sim's `/admin/bulk`).
+    pub async fn bulk(&self, ops: Vec<Value>) {
+        self.send(reqwest::Method::POST, "/admin/bulk", Some(Value::Array(ops))).await;
+    }
+
+    /// Arms faults (see graph-sim's `/admin/faults`).
+    pub async fn faults(&self, faults: Value) {
+        self.send(reqwest::Method::POST, "/admin/faults", Some(faults)).await;
+    }
+
+    /// Every Graph request served so far.
+    pub async fn requests(&self) -> Vec<Value> {
+        match self.send(reqwest::Method::GET, "/admin/requests", None).await {
+            Value::Array(v) => v,
+            other => panic!("unexpected /admin/requests reply {other}"),
+        }
+    }
+}
+
+impl Drop for GraphSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
