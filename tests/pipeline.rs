@@ -26,9 +26,16 @@ struct AdGroup {
 async fn ad_state(dc: &SambaDc, ou: &str) -> BTreeMap<String, AdGroup> {
     let mut out = BTreeMap::new();
     for e in dc.groups_in(ou).await {
-        let anchor = attr_first(&e, "adminDescription").unwrap_or("(none)").to_string();
+        let anchor = attr_first(&e, "adminDescription")
+            .unwrap_or("(none)")
+            .to_string();
         if dc.schema_patched {
-            assert_eq!(attr_first(&e, "msDS-ExternalDirectoryObjectId"), Some(anchor.as_str()), "{}", e.dn);
+            assert_eq!(
+                attr_first(&e, "msDS-ExternalDirectoryObjectId"),
+                Some(anchor.as_str()),
+                "{}",
+                e.dn
+            );
         }
         let g = AdGroup {
             cn: attr_first(&e, "cn").unwrap_or_default().to_string(),
@@ -64,13 +71,22 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
     let ou = dc.fresh_ou("pipeline").await;
     let users_ou = dc.fresh_ou("pipeline-users").await;
     let tag = 0x100;
-    let u_sids = dc.create_users(&users_ou, &format!("pl{}-", unique_suffix()), 5).await;
+    let u_sids = dc
+        .create_users(&users_ou, &format!("pl{}-", unique_suffix()), 5)
+        .await;
     let uid = |i: usize| oid(tag, 100 + i as u32);
     let mut users: Vec<Value> = (0..5).map(|i| synced_user(&uid(i), &u_sids[i])).collect();
     let cloud_only = oid(tag, 999);
     users.push(json!({"id": cloud_only, "displayName": "Cloud Only", "userPrincipalName": "co@contoso.com"}));
 
-    let (a, b, c, d, e, f) = (oid(tag, 1), oid(tag, 2), oid(tag, 3), oid(tag, 4), oid(tag, 5), oid(tag, 6));
+    let (a, b, c, d, e, f) = (
+        oid(tag, 1),
+        oid(tag, 2),
+        oid(tag, 3),
+        oid(tag, 4),
+        oid(tag, 5),
+        oid(tag, 6),
+    );
     let groups = vec![
         json!({"id": a, "displayName": "Alpha", "description": "first", "groupTypes": [], "securityEnabled": true,
                "mailEnabled": false, "members": [user(&uid(0)), user(&uid(1)), user(&cloud_only),
@@ -90,7 +106,10 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
     // and cloud-only / device members left out.
     svc.once_ok();
     let s1 = ad_state(dc, &ou).await;
-    assert_eq!(s1.keys().cloned().collect::<BTreeSet<_>>(), [anchor(&a), anchor(&b), anchor(&e)].into_iter().collect());
+    assert_eq!(
+        s1.keys().cloned().collect::<BTreeSet<_>>(),
+        [anchor(&a), anchor(&b), anchor(&e)].into_iter().collect()
+    );
     let ga = &s1[&anchor(&a)];
     assert_eq!(ga.cn, format!("Alpha_{}", &a[a.len() - 12..]));
     assert_eq!(ga.display_name.as_deref(), Some("Alpha"));
@@ -99,30 +118,43 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
     assert!(ga.sam.as_ref().is_some_and(|s| s.len() <= 20));
     assert_eq!(ga.members, sids(&u_sids, &[0, 1]));
     let gb = &s1[&anchor(&b)];
-    assert_eq!(gb.group_type.as_deref(), Some("8"), "M365 without security → universal distribution");
+    assert_eq!(
+        gb.group_type.as_deref(),
+        Some("8"),
+        "M365 without security → universal distribution"
+    );
     let mut want_b = sids(&u_sids, &[2]);
     want_b.insert(ga.sid.clone().expect("group SID"));
     assert_eq!(gb.members, want_b, "nested written-back group is a member");
     assert_eq!(s1[&anchor(&e)].members, sids(&u_sids, &[3]));
 
     // Later round: rename, description change, member add and remove, a new group, a hard delete.
-    sim.put_group(&a, json!({"displayName": "Alpha Renamed"})).await;
-    sim.put_group(&b, json!({"description": "team, updated"})).await;
-    sim.members(&a, vec![user(&uid(4))], vec![user(&uid(1))]).await;
+    sim.put_group(&a, json!({"displayName": "Alpha Renamed"}))
+        .await;
+    sim.put_group(&b, json!({"description": "team, updated"}))
+        .await;
+    sim.members(&a, vec![user(&uid(4))], vec![user(&uid(1))])
+        .await;
     sim.put_group(&f, json!({"displayName": "Foxtrot", "groupTypes": [], "securityEnabled": true, "mailEnabled": false,
         "members": [user(&uid(0))]}))
         .await;
     sim.delete_group(&e, true).await;
     svc.once_ok();
     let s2 = ad_state(dc, &ou).await;
-    assert_eq!(s2.keys().cloned().collect::<BTreeSet<_>>(), [anchor(&a), anchor(&b), anchor(&f)].into_iter().collect());
+    assert_eq!(
+        s2.keys().cloned().collect::<BTreeSet<_>>(),
+        [anchor(&a), anchor(&b), anchor(&f)].into_iter().collect()
+    );
     let ga2 = &s2[&anchor(&a)];
     assert_eq!(ga2.cn, format!("Alpha Renamed_{}", &a[a.len() - 12..]));
     assert_eq!(ga2.display_name.as_deref(), Some("Alpha Renamed"));
     assert_eq!(ga2.sam, ga.sam, "sAMAccountName is kept on rename");
     assert_eq!(ga2.sid, ga.sid, "renamed in place, not re-created");
     assert_eq!(ga2.members, sids(&u_sids, &[0, 4]));
-    assert_eq!(s2[&anchor(&b)].description.as_deref(), Some("team, updated"));
+    assert_eq!(
+        s2[&anchor(&b)].description.as_deref(),
+        Some("team, updated")
+    );
     assert_eq!(s2[&anchor(&b)].members, want_b);
     assert_eq!(s2[&anchor(&f)].members, sids(&u_sids, &[0]));
 
@@ -143,24 +175,42 @@ async fn a_group_of_3000_members_split_across_pages_gets_all_of_them() {
     let ou = dc.fresh_ou("large").await;
     let users_ou = dc.fresh_ou("large-users").await;
     const N: usize = 3000;
-    let u_sids = dc.create_users(&users_ou, &format!("lg{}-", unique_suffix()), N).await;
+    let u_sids = dc
+        .create_users(&users_ou, &format!("lg{}-", unique_suffix()), N)
+        .await;
     let tag = 0x200;
-    let users: Vec<Value> = (0..N).map(|i| synced_user(&oid(tag, 10_000 + i as u32), &u_sids[i])).collect();
+    let users: Vec<Value> = (0..N)
+        .map(|i| synced_user(&oid(tag, 10_000 + i as u32), &u_sids[i]))
+        .collect();
     let big = oid(tag, 1);
     let members: Vec<Value> = (0..N).map(|i| user(&oid(tag, 10_000 + i as u32))).collect();
-    let mut groups = vec![json!({"id": big, "displayName": "Everyone Big", "groupTypes": [], "securityEnabled": true,
-        "members": members})];
+    let mut groups = vec![
+        json!({"id": big, "displayName": "Everyone Big", "groupTypes": [], "securityEnabled": true,
+        "members": members}),
+    ];
     for i in 0..4 {
         groups.push(json!({"id": oid(tag, 2 + i), "displayName": format!("Small {i}"), "securityEnabled": true,
             "groupTypes": [], "members": [user(&oid(tag, 10_000 + i))]}));
     }
-    let sim = GraphSim::start(users, groups, &["--page-size", "2", "--member-slice", "700"]);
+    let sim = GraphSim::start(
+        users,
+        groups,
+        &["--page-size", "2", "--member-slice", "700"],
+    );
     let svc = Service::new(&sim, dc, &ou);
     svc.once_ok();
 
     // The group really was split: it appeared in several group items on several pages.
-    let pages = sim.requests().await.iter().filter(|r| r["path"] == "/v1.0/groups/delta").count();
-    assert!(pages >= 3, "expected a multi-page groups round, got {pages} page(s)");
+    let pages = sim
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["path"] == "/v1.0/groups/delta")
+        .count();
+    assert!(
+        pages >= 3,
+        "expected a multi-page groups round, got {pages} page(s)"
+    );
     let state = ad_state(dc, &ou).await;
     let g = &state[&anchor(&big)];
     assert_eq!(g.members.len(), N);

@@ -168,6 +168,7 @@ impl Applier {
                 Err(e) if e.result_code() == Some(rc::NO_SUCH_OBJECT) => {}
                 other => other?,
             }
+            metrics::get().managed_groups.dec();
         }
         Ok(())
     }
@@ -338,6 +339,7 @@ impl Applier {
                 }
                 other => other?,
             }
+            metrics::get().managed_groups.inc();
             if let Some(a) = self
                 .dir
                 .find_owned(mapping::id_from_anchor(&d.anchor).unwrap_or_default())

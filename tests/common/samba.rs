@@ -286,7 +286,10 @@ impl SambaDc {
                 ("objectClass", HashSet::from(["user"])),
                 ("sAMAccountName", HashSet::from([sam.as_str()])),
             ];
-            expect_ok(ldap.add(&dn, attrs).await.and_then(|r| r.success()), &format!("add {dn}"));
+            expect_ok(
+                ldap.add(&dn, attrs).await.and_then(|r| r.success()),
+                &format!("add {dn}"),
+            );
             let entry = read_base(&mut ldap, &dn, &["objectSid"], false)
                 .await
                 .unwrap_or_else(|| panic!("the new user {dn} cannot be read back"));

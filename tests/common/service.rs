@@ -19,7 +19,11 @@ pub struct Service {
 
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Config knobs the tests vary.
@@ -38,12 +42,17 @@ pub struct Options {
 impl Service {
     /// Writes a config for `sim` and `dc`, targeting `ou`.
     pub fn new(sim: &GraphSim, dc: &SambaDc, ou: &str) -> Service {
-        Self::with(dc, ou, Options {
-            ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
-            tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n".into(),
-        })
+        Self::with(
+            dc,
+            ou,
+            Options {
+                ad_url: dc.url.clone(),
+                graph_url: sim.base.clone(),
+                ad_extra: String::new(),
+                tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n"
+                    .into(),
+            },
+        )
     }
 
     /// Writes a config from explicit options.
@@ -83,7 +92,11 @@ format = "json"
             tail = o.tail,
         );
         std::fs::write(&config, text).unwrap();
-        Service { dir, config, http_port }
+        Service {
+            dir,
+            config,
+            http_port,
+        }
     }
 
     /// The state directory.
@@ -95,8 +108,14 @@ format = "json"
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_entra-writeback"));
         c.arg("--config").arg(&self.config).args(args);
-        c.env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", super::sim::CLIENT_SECRET);
-        c.env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", &super::samba::shared().bind_password);
+        c.env(
+            "ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET",
+            super::sim::CLIENT_SECRET,
+        );
+        c.env(
+            "ENTRA_WRITEBACK_AD_BIND_PASSWORD",
+            &super::samba::shared().bind_password,
+        );
         c.env("ENTRA_WRITEBACK_LOG", "info,entra_writeback=debug");
         c
     }
@@ -110,18 +129,31 @@ format = "json"
     pub fn once_ok(&self) -> String {
         let out = self.run(&["run", "--once"]);
         let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "run --once failed ({:?}):\n{}", out.status, tail(&log));
+        assert!(
+            out.status.success(),
+            "run --once failed ({:?}):\n{}",
+            out.status,
+            tail(&log)
+        );
         log
     }
 
     /// Starts `run` in the background.
     pub fn spawn(&self) -> Child {
-        self.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::from(log_file(self.dir.path()))).spawn().unwrap()
+        self.command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file(self.dir.path())))
+            .spawn()
+            .unwrap()
     }
 }
 
 fn log_file(dir: &Path) -> std::fs::File {
-    std::fs::OpenOptions::new().create(true).append(true).open(dir.join("run.log")).unwrap()
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("run.log"))
+        .unwrap()
 }
 
 /// The last 60 lines of a log, for assertion messages.

@@ -32,9 +32,18 @@ pub fn group(id: &str) -> Value {
     json!({"@odata.type": "#microsoft.graph.group", "id": id})
 }
 
-/// A GUID-shaped object id, unique per (test tag, n).
+/// A GUID-shaped object id, unique per (test tag, n) and per test process: the last 12
+/// characters (which the CN and sAMAccountName use) carry a per-process salt, so runs sharing
+/// one DC never collide.
 pub fn oid(tag: u32, n: u32) -> String {
-    format!("{tag:08x}-0000-4000-8000-{n:012x}")
+    static SALT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let salt = *SALT.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        (std::process::id() ^ t.subsec_nanos() ^ t.as_secs() as u32) & 0xff_ffff
+    });
+    format!("{tag:08x}-0000-4000-8000-{salt:06x}{n:06x}")
 }
 
 impl GraphSim {
@@ -65,15 +74,25 @@ impl GraphSim {
             assert!(Instant::now() < deadline, "graph-sim did not start");
             std::thread::sleep(Duration::from_millis(20));
         };
-        GraphSim { base, child, _dir: dir, http: reqwest::Client::new() }
+        GraphSim {
+            base,
+            child,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status();
         let text = resp.text().await.unwrap();
         assert!(status.is_success(), "{method} {path}: {status} {text}");
@@ -82,43 +101,76 @@ impl GraphSim {
 
     /// Creates or updates a group (properties merged; `members` replaces the list).
     pub async fn put_group(&self, id: &str, props: Value) {
-        self.send(reqwest::Method::PUT, &format!("/admin/groups/{id}"), Some(props)).await;
+        self.send(
+            reqwest::Method::PUT,
+            &format!("/admin/groups/{id}"),
+            Some(props),
+        )
+        .await;
     }
 
     /// Adds and removes members.
     pub async fn members(&self, id: &str, add: Vec<Value>, remove: Vec<Value>) {
-        self.send(reqwest::Method::POST, &format!("/admin/groups/{id}/members"), Some(json!({"add": add, "remove": remove})))
-            .await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/admin/groups/{id}/members"),
+            Some(json!({"add": add, "remove": remove})),
+        )
+        .await;
     }
 
     /// Soft (`hard = false`) or hard delete of a group.
     pub async fn delete_group(&self, id: &str, hard: bool) {
-        self.send(reqwest::Method::DELETE, &format!("/admin/groups/{id}?hard={hard}"), None).await;
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("/admin/groups/{id}?hard={hard}"),
+            None,
+        )
+        .await;
     }
 
     /// Restores a soft-deleted group.
     pub async fn restore_group(&self, id: &str) {
-        self.send(reqwest::Method::POST, &format!("/admin/groups/{id}/restore"), None).await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/admin/groups/{id}/restore"),
+            None,
+        )
+        .await;
     }
 
     /// Creates or updates a user.
     pub async fn put_user(&self, id: &str, props: Value) {
-        self.send(reqwest::Method::PUT, &format!("/admin/users/{id}"), Some(props)).await;
+        self.send(
+            reqwest::Method::PUT,
+            &format!("/admin/users/{id}"),
+            Some(props),
+        )
+        .await;
     }
 
     /// Applies many operations at once (see graph-sim's `/admin/bulk`).
     pub async fn bulk(&self, ops: Vec<Value>) {
-        self.send(reqwest::Method::POST, "/admin/bulk", Some(Value::Array(ops))).await;
+        self.send(
+            reqwest::Method::POST,
+            "/admin/bulk",
+            Some(Value::Array(ops)),
+        )
+        .await;
     }
 
     /// Arms faults (see graph-sim's `/admin/faults`).
     pub async fn faults(&self, faults: Value) {
-        self.send(reqwest::Method::POST, "/admin/faults", Some(faults)).await;
+        self.send(reqwest::Method::POST, "/admin/faults", Some(faults))
+            .await;
     }
 
     /// Every Graph request served so far.
     pub async fn requests(&self) -> Vec<Value> {
-        match self.send(reqwest::Method::GET, "/admin/requests", None).await {
+        match self
+            .send(reqwest::Method::GET, "/admin/requests", None)
+            .await
+        {
             Value::Array(v) => v,
             other => panic!("unexpected /admin/requests reply {other}"),
         }
