@@ -120,6 +120,86 @@ pub struct GraphConfig {
     /// Timeout of one HTTP request to Graph or the login endpoint.
     #[serde(default = "default_request_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,
+    /// How the certificate credential signs its client assertion: `RS256` (default) or `PS256`.
+    #[serde(default)]
+    pub client_assertion_algorithm: AssertionAlgorithm,
+    /// Ceiling on Graph requests per second, shared by every request of the process (a token
+    /// bucket holding one second of requests). Graph's own limit for directory reads is far
+    /// higher (3,500 resource units per 10 s per app and tenant for the smallest tenants).
+    #[serde(default = "default_max_rps")]
+    pub max_requests_per_second: f64,
+    /// Send `Prefer: return=minimal` on incremental rounds: Graph then returns only the
+    /// properties that changed (absent = unchanged, `null` = cleared). Off by default.
+    #[serde(default)]
+    pub prefer_return_minimal: bool,
+    /// Which cloud groups are written back (`[graph.scope]`).
+    #[serde(default)]
+    pub scope: ScopeConfig,
+}
+
+/// Signature algorithm of the client-assertion JWT (certificate credentials).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum AssertionAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    #[default]
+    RS256,
+    /// RSASSA-PSS with SHA-256 (what Microsoft's current documentation shows).
+    PS256,
+}
+
+/// A kind of group, as the scope's `group_types` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupTypeFilter {
+    /// Security-enabled groups that are not Microsoft 365 groups.
+    Security,
+    /// Microsoft 365 groups (`groupTypes` contains `Unified`), security-enabled or not.
+    Microsoft365,
+}
+
+/// `[graph.scope]`: which cloud groups are written back. Groups synced from AD
+/// (`onPremisesSyncEnabled = true`) are never in scope, whatever this says (that would loop).
+/// A group that stops matching is treated like a soft delete (`ad.soft_delete`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// Kinds of groups written back; default `["security", "microsoft365"]`.
+    #[serde(default = "default_group_types")]
+    pub group_types: Vec<GroupTypeFilter>,
+    /// Whether dynamic-membership groups (`groupTypes` contains `DynamicMembership`) are included.
+    #[serde(default = "default_true")]
+    pub dynamic_groups: bool,
+    /// Allow-list of group object ids; empty = every group.
+    #[serde(default)]
+    pub group_ids: Vec<String>,
+    /// Regular expression the `displayName` must match (unanchored; use `^…$` to anchor).
+    #[serde(default)]
+    pub display_name_pattern: Option<String>,
+    /// Regular expression excluding groups whose `displayName` matches it.
+    #[serde(default)]
+    pub display_name_exclude: Option<String>,
+}
+
+impl Default for ScopeConfig {
+    fn default() -> Self {
+        ScopeConfig {
+            group_types: default_group_types(),
+            dynamic_groups: true,
+            group_ids: Vec::new(),
+            display_name_pattern: None,
+            display_name_exclude: None,
+        }
+    }
+}
+
+fn default_group_types() -> Vec<GroupTypeFilter> {
+    vec![GroupTypeFilter::Security, GroupTypeFilter::Microsoft365]
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_rps() -> f64 {
+    20.0
 }
 
 /// `[ad]`: the directory and the shape of what lands in it.
@@ -381,6 +461,39 @@ impl Config {
         if self.ad.member_batch_size == 0 || self.ad.member_batch_size > 5000 {
             return Err(("ad.member_batch_size", "must be between 1 and 5000".into()));
         }
+        let rps = self.graph.max_requests_per_second;
+        if !(rps.is_finite() && (0.1..=10_000.0).contains(&rps)) {
+            return Err((
+                "graph.max_requests_per_second",
+                "must be between 0.1 and 10000".into(),
+            ));
+        }
+        let scope = &self.graph.scope;
+        if scope.group_types.is_empty() {
+            return Err((
+                "graph.scope.group_types",
+                "must name at least one of \"security\", \"microsoft365\"".into(),
+            ));
+        }
+        if scope.group_ids.iter().any(|id| id.trim().is_empty()) {
+            return Err(("graph.scope.group_ids", "contains an empty id".into()));
+        }
+        for (key, pattern) in [
+            (
+                "graph.scope.display_name_pattern",
+                &scope.display_name_pattern,
+            ),
+            (
+                "graph.scope.display_name_exclude",
+                &scope.display_name_exclude,
+            ),
+        ] {
+            if let Some(p) = pattern
+                && let Err(e) = regex::Regex::new(p)
+            {
+                return Err((key, format!("not a valid regular expression: {e}")));
+            }
+        }
         if self.graph.poll_interval.is_zero() {
             return Err(("graph.poll_interval", "must be more than zero".into()));
         }
@@ -460,6 +573,44 @@ path = "/tmp/x"
             !dbg.contains("envpw") && !dbg.contains("file-secret"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn graph_fidelity_keys_parse_and_are_validated() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            c.graph.client_assertion_algorithm,
+            AssertionAlgorithm::RS256
+        );
+        assert_eq!(c.graph.max_requests_per_second, 20.0);
+        assert!(!c.graph.prefer_return_minimal);
+        assert_eq!(c.graph.scope.group_types.len(), 2);
+        let text = GOOD.replace(
+            "poll_interval = \"5s\"",
+            "poll_interval = \"5s\"\nclient_assertion_algorithm = \"PS256\"\nmax_requests_per_second = 2.5\nprefer_return_minimal = true\n[graph.scope]\ngroup_types = [\"security\"]\ndynamic_groups = false\ngroup_ids = [\"a\"]\ndisplay_name_pattern = \"^SG-\"",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.graph.client_assertion_algorithm,
+            AssertionAlgorithm::PS256
+        );
+        assert_eq!(c.graph.max_requests_per_second, 2.5);
+        assert!(c.graph.prefer_return_minimal && !c.graph.scope.dynamic_groups);
+        assert_eq!(c.graph.scope.group_types, [GroupTypeFilter::Security]);
+        let bad = text.replace("\"^SG-\"", "\"(unclosed\"");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("graph.scope.display_name_pattern"), "{err}");
+        let bad = text.replace("\"security\"]", "\"distribution\"]");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("graph.scope.group_types"), "{err}");
+        let bad = text.replace("= 2.5", "= 0");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("graph.max_requests_per_second"), "{err}");
+        let bad = text
+            .replace("\"RS256\"", "x")
+            .replace("\"PS256\"", "\"HS256\"");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("graph.client_assertion_algorithm"), "{err}");
     }
 
     #[test]

@@ -1,18 +1,151 @@
 //! OAuth2 client-credentials tokens for Graph, cached and renewed before they expire.
+//!
+//! Two credentials: a client secret, or a certificate. With a certificate every token request
+//! carries a fresh client-assertion JWT (RFC 7523) signed with the app's private key:
+//! `aud` = the token URL, `iss` = `sub` = client id, a unique `jti`, `nbf` = `iat` = now,
+//! `exp` = now + 10 min; the header names the certificate by both thumbprints, `x5t`
+//! (base64url SHA-1, what Entra ID has always read) and `x5t#S256` (base64url SHA-256, what its
+//! current documentation shows), and the algorithm is RS256 or PS256
+//! (`graph.client_assertion_algorithm`). Signing uses `ring`, already in the tree via rustls.
+//!
+//! National clouds: the token URL follows `authority_url` and the scope is
+//! `{graph_url}/.default`, so a US Government or China tenant works by setting both.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::RsaKeyPair;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::client::GraphError;
-use crate::config::{GraphConfig, Secret};
+use super::client::{GraphError, parse_retry_after};
+use crate::config::{AssertionAlgorithm, GraphConfig, Secret};
+
+/// `client_assertion_type` of a JWT bearer assertion.
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Lifetime of a client assertion (Entra ID accepts at most 10 minutes).
+pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// How the app proves its identity to the token endpoint.
 #[derive(Clone)]
 pub enum Credential {
     /// A client secret.
     Secret(Secret),
+    /// A certificate and its private key: signs a client assertion per token request.
+    Certificate(std::sync::Arc<CertificateCredential>),
+}
+
+/// An app certificate with its RSA private key, loaded once.
+pub struct CertificateCredential {
+    key: RsaKeyPair,
+    /// base64url SHA-1 of the certificate (DER): the `x5t` header.
+    pub x5t: String,
+    /// base64url SHA-256 of the certificate (DER): the `x5t#S256` header.
+    pub x5t_s256: String,
+    alg: AssertionAlgorithm,
+    rng: SystemRandom,
+}
+
+impl CertificateCredential {
+    /// Loads a PEM file holding the certificate (the first `CERTIFICATE` block is the app's)
+    /// and its RSA private key (`PRIVATE KEY` PKCS#8, or `RSA PRIVATE KEY` PKCS#1).
+    pub fn from_pem_file(path: &Path, alg: AssertionAlgorithm) -> Result<Self, GraphError> {
+        let pem = std::fs::read(path).map_err(|e| bad_cert(path, &e.to_string()))?;
+        Self::from_pem(&pem, alg).map_err(|e| bad_cert(path, &e))
+    }
+
+    /// [`Self::from_pem_file`] on bytes; the error says what is missing or wrong.
+    pub fn from_pem(pem: &[u8], alg: AssertionAlgorithm) -> Result<Self, String> {
+        let cert = CertificateDer::pem_slice_iter(pem)
+            .next()
+            .ok_or("no CERTIFICATE block")?
+            .map_err(|e| format!("unreadable CERTIFICATE block: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+            rustls_pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block".to_string(),
+            e => format!("unreadable private key: {e}"),
+        })?;
+        let key = match &key {
+            PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
+            _ => return Err("the private key is not an RSA key (PKCS#8 or PKCS#1)".into()),
+        }
+        .map_err(|e| format!("the private key is not a usable RSA key: {e}"))?;
+        let digest = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, cert.as_ref()));
+        Ok(CertificateCredential {
+            key,
+            x5t: digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            x5t_s256: digest(&ring::digest::SHA256),
+            alg,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// A signed client assertion for `audience` (the token URL), valid from `now_unix`.
+    pub fn assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now_unix: u64,
+    ) -> Result<String, String> {
+        let alg = match self.alg {
+            AssertionAlgorithm::RS256 => "RS256",
+            AssertionAlgorithm::PS256 => "PS256",
+        };
+        let header = serde_json::json!({
+            "alg": alg, "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256,
+        });
+        let claims = serde_json::json!({
+            "aud": audience, "iss": client_id, "sub": client_id, "jti": self.jti()?,
+            "nbf": now_unix, "iat": now_unix, "exp": now_unix + ASSERTION_LIFETIME.as_secs(),
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let padding: &'static dyn ring::signature::RsaEncoding = match self.alg {
+            AssertionAlgorithm::RS256 => &ring::signature::RSA_PKCS1_SHA256,
+            AssertionAlgorithm::PS256 => &ring::signature::RSA_PSS_SHA256,
+        };
+        let mut sig = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(padding, &self.rng, signing_input.as_bytes(), &mut sig)
+            .map_err(|_| "signing the client assertion failed".to_string())?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    }
+
+    /// A random (version 4) UUID.
+    fn jti(&self) -> Result<String, String> {
+        let mut b = [0u8; 16];
+        self.rng
+            .fill(&mut b)
+            .map_err(|_| "no randomness for the assertion id".to_string())?;
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        Ok(format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        ))
+    }
+}
+
+fn bad_cert(path: &Path, why: &str) -> GraphError {
+    GraphError::Auth {
+        error: "bad_certificate".into(),
+        description: format!("graph.client_certificate {}: {why}", path.display()),
+        hint: "",
+    }
 }
 
 /// A cached bearer token.
@@ -42,24 +175,52 @@ struct TokenErrorReply {
     error_description: Option<String>,
 }
 
+/// What to check, for an OAuth error from the token endpoint (matched on the `AADSTS` code
+/// first, then on the OAuth `error`).
+pub fn auth_hint(error: &str, description: &str) -> &'static str {
+    let code = |c: &str| description.contains(&format!("AADSTS{c}:"));
+    if code("90002") || code("900023") || code("90072") || error == "invalid_tenant" {
+        " (check graph.tenant_id, and that graph.authority_url is the login endpoint of the \
+         tenant's cloud)"
+    } else if code("700016") {
+        " (check graph.client_id: no such application in this tenant)"
+    } else if code("7000215") || code("7000222") {
+        " (check graph.client_secret: use the secret's value, not its id, and that it has not \
+         expired)"
+    } else if code("700027") || code("700023") || code("700024") || code("50027") {
+        " (check graph.client_certificate: upload this certificate to the app registration, and \
+         check the system clock)"
+    } else if error == "invalid_scope" {
+        " (check graph.graph_url: the scope requested is <graph_url>/.default)"
+    } else if error == "invalid_client" || error == "unauthorized_client" {
+        " (check graph.client_id and its credential)"
+    } else {
+        ""
+    }
+}
+
 impl TokenSource {
     /// Builds the source from `[graph]`; the scope follows `graph_url` (national clouds).
+    /// A configured certificate is preferred over a secret.
     pub fn new(cfg: &GraphConfig) -> Result<TokenSource, GraphError> {
-        let credential = match (&cfg.client_secret, &cfg.client_certificate) {
-            (Some(s), _) => Credential::Secret(s.clone()),
-            (None, Some(path)) => {
-                return Err(GraphError::Auth {
-                    error: "unsupported_credential".into(),
-                    description: format!(
-                        "certificate credentials ({}) are not supported yet; use client_secret",
-                        path.display()
-                    ),
-                });
+        let credential = match (&cfg.client_certificate, &cfg.client_secret) {
+            (Some(path), secret) => {
+                if secret.is_some() {
+                    tracing::info!(
+                        "graph.client_certificate is set: using it; the client secret is ignored"
+                    );
+                }
+                Credential::Certificate(std::sync::Arc::new(CertificateCredential::from_pem_file(
+                    path,
+                    cfg.client_assertion_algorithm,
+                )?))
             }
+            (None, Some(s)) => Credential::Secret(s.clone()),
             (None, None) => {
                 return Err(GraphError::Auth {
                     error: "missing_credential".into(),
-                    description: "no client secret".into(),
+                    description: "no client secret and no client certificate".into(),
+                    hint: "",
                 });
             }
         };
@@ -79,6 +240,11 @@ impl TokenSource {
     /// The token endpoint (for messages).
     pub fn token_url(&self) -> &str {
         &self.token_url
+    }
+
+    /// The scope requested (`{graph_url}/.default`).
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 
     /// A valid token: the cached one, or a fresh one when it is near expiry.
@@ -101,25 +267,51 @@ impl TokenSource {
         *self.cache.lock().await = None;
     }
 
-    async fn request(&self, http: &reqwest::Client) -> Result<(Secret, Instant), GraphError> {
-        let started = Instant::now();
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", &self.client_id),
-            ("scope", &self.scope),
+    /// The form of a token request (the assertion, if any, is fresh).
+    fn form(&self) -> Result<Vec<(&'static str, String)>, GraphError> {
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", self.client_id.clone()),
+            ("scope", self.scope.clone()),
         ];
         match &self.credential {
-            Credential::Secret(s) => form.push(("client_secret", s.expose())),
+            Credential::Secret(s) => form.push(("client_secret", s.expose().to_string())),
+            Credential::Certificate(c) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let jwt = c
+                    .assertion(&self.client_id, &self.token_url, now)
+                    .map_err(|e| GraphError::Auth {
+                        error: "assertion".into(),
+                        description: e,
+                        hint: "",
+                    })?;
+                form.push(("client_assertion_type", ASSERTION_TYPE.to_string()));
+                form.push(("client_assertion", jwt));
+            }
         }
+        Ok(form)
+    }
+
+    async fn request(&self, http: &reqwest::Client) -> Result<(Secret, Instant), GraphError> {
+        let started = Instant::now();
+        let form = self.form()?;
         let resp = http.post(&self.token_url).form(&form).send().await;
         let resp = crate::metrics::observe_graph("token", resp)?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let body = resp.bytes().await.map_err(GraphError::network)?;
         if status.is_success() {
             let reply: TokenReply =
                 serde_json::from_slice(&body).map_err(|e| GraphError::Auth {
                     error: "bad_token_reply".into(),
                     description: format!("token endpoint reply is not a token: {e}"),
+                    hint: "",
                 })?;
             let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3599));
             // Renew at 90 % of the lifetime, and at least a minute early where possible.
@@ -131,7 +323,7 @@ impl TokenSource {
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(GraphError::Server {
                 status: status.as_u16(),
-                retry_after: None,
+                retry_after,
             });
         }
         let parsed: Option<TokenErrorReply> = serde_json::from_slice(&body).ok();
@@ -145,7 +337,12 @@ impl TokenSource {
             .unwrap_or_else(|| (format!("http_{}", status.as_u16()), String::new()));
         // Keep the first line of the AADSTS description: it carries the reason, not secrets.
         let description = description.lines().next().unwrap_or("").to_string();
-        Err(GraphError::Auth { error, description })
+        let hint = auth_hint(&error, &description);
+        Err(GraphError::Auth {
+            error,
+            description,
+            hint,
+        })
     }
 }
 
@@ -159,4 +356,163 @@ fn urlencode_path(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway test certificate and key (see `tests/fixtures/graph/README.md`).
+    const PEM: &[u8] = include_bytes!("../../tests/fixtures/graph/app-cert.pem");
+
+    fn decode(part: &str) -> serde_json::Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    fn cfg(authority: &str, graph: &str) -> GraphConfig {
+        let text = format!(
+            "[graph]\ntenant_id = \"contoso.onmicrosoft.us\"\nclient_id = \"app\"\nclient_secret = \"s\"\nauthority_url = \"{authority}\"\ngraph_url = \"{graph}\"\n\
+             [ad]\nurl = \"ldap://x\"\nbind_dn = \"CN=a\"\nbind_password = \"p\"\ntarget_ou = \"OU=x,DC=y\"\n[state]\npath = \"/tmp/x\"\n"
+        );
+        crate::config::Config::parse(&text, Path::new("t"), |_| None)
+            .unwrap()
+            .graph
+    }
+
+    #[test]
+    fn national_cloud_token_url_scope_and_audience() {
+        for (login, graph) in [
+            (
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+            (
+                "https://login.microsoftonline.us/",
+                "https://dod-graph.microsoft.us/",
+            ),
+            (
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        ] {
+            let ts = TokenSource::new(&cfg(login, graph)).unwrap();
+            let login = login.trim_end_matches('/');
+            assert_eq!(
+                ts.token_url(),
+                format!("{login}/contoso.onmicrosoft.us/oauth2/v2.0/token")
+            );
+            assert_eq!(
+                ts.scope(),
+                format!("{}/.default", graph.trim_end_matches('/'))
+            );
+            let c = CertificateCredential::from_pem(PEM, AssertionAlgorithm::RS256).unwrap();
+            let jwt = c.assertion("app", ts.token_url(), 1_700_000_000).unwrap();
+            let claims = decode(jwt.split('.').nth(1).unwrap());
+            assert_eq!(
+                claims["aud"],
+                ts.token_url(),
+                "aud is the national login host"
+            );
+        }
+    }
+
+    #[test]
+    fn assertions_carry_both_thumbprints_and_verify() {
+        for (alg, name, verify) in [
+            (
+                AssertionAlgorithm::RS256,
+                "RS256",
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            ),
+            (
+                AssertionAlgorithm::PS256,
+                "PS256",
+                &ring::signature::RSA_PSS_2048_8192_SHA256,
+            ),
+        ] {
+            let c = CertificateCredential::from_pem(PEM, alg).unwrap();
+            let a = c
+                .assertion("app", "https://login/t/oauth2/v2.0/token", 1000)
+                .unwrap();
+            let b = c
+                .assertion("app", "https://login/t/oauth2/v2.0/token", 1000)
+                .unwrap();
+            let parts: Vec<&str> = a.split('.').collect();
+            assert_eq!(parts.len(), 3);
+            let header = decode(parts[0]);
+            assert_eq!(header["alg"], name);
+            assert_eq!(header["typ"], "JWT");
+            assert_eq!(
+                URL_SAFE_NO_PAD
+                    .decode(header["x5t"].as_str().unwrap())
+                    .unwrap()
+                    .len(),
+                20
+            );
+            assert_eq!(
+                URL_SAFE_NO_PAD
+                    .decode(header["x5t#S256"].as_str().unwrap())
+                    .unwrap()
+                    .len(),
+                32
+            );
+            let claims = decode(parts[1]);
+            assert_eq!(claims["iss"], "app");
+            assert_eq!(claims["sub"], "app");
+            assert_eq!(claims["aud"], "https://login/t/oauth2/v2.0/token");
+            assert_eq!(
+                (claims["nbf"].as_u64(), claims["iat"].as_u64()),
+                (Some(1000), Some(1000))
+            );
+            assert_eq!(claims["exp"].as_u64(), Some(1600), "exp ≤ 10 minutes");
+            assert_ne!(
+                claims["jti"],
+                decode(b.split('.').nth(1).unwrap())["jti"],
+                "jti unique"
+            );
+            let public =
+                ring::signature::UnparsedPublicKey::new(verify, c.key.public().as_ref().to_vec());
+            let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+            public
+                .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+                .expect("signature verifies with the certificate's public key");
+        }
+    }
+
+    #[test]
+    fn bad_certificate_files_are_named_clearly() {
+        let no_key = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        let e = CertificateCredential::from_pem(no_key, AssertionAlgorithm::RS256).err();
+        assert_eq!(e.as_deref(), Some("no PRIVATE KEY block"));
+        let e = CertificateCredential::from_pem(b"", AssertionAlgorithm::RS256).err();
+        assert_eq!(e.as_deref(), Some("no CERTIFICATE block"));
+        let e = CertificateCredential::from_pem_file(
+            Path::new("/nonexistent.pem"),
+            AssertionAlgorithm::RS256,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("graph.client_certificate /nonexistent.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hints_name_the_key_to_check() {
+        assert!(
+            auth_hint("invalid_request", "AADSTS90002: Tenant 'x' not found.")
+                .contains("graph.tenant_id")
+        );
+        assert!(
+            auth_hint("invalid_client", "AADSTS7000215: Invalid client secret")
+                .contains("graph.client_secret")
+        );
+        assert!(
+            auth_hint("invalid_client", "AADSTS700027: cert").contains("graph.client_certificate")
+        );
+        assert!(auth_hint("unauthorized_client", "AADSTS700016: app").contains("graph.client_id"));
+        assert_eq!(auth_hint("weird", ""), "");
+    }
 }

@@ -1,16 +1,25 @@
-//! The Graph HTTP client: bearer tokens, error classification and the retry policy.
+//! The Graph HTTP client: bearer tokens, error classification, the retry policy and the shared
+//! request-rate limiter.
 //!
-//! Retries: 429/503/504 honour `Retry-After` (fractional seconds allowed); other transient
-//! failures back off exponentially with jitter (defaults after Microsoft's SDK retry handler:
-//! 3 s initial... here scaled to `[sync] min_backoff`/`max_backoff`). Never a tight loop.
+//! Retries: 429/503/504 honour `Retry-After` (fractional seconds allowed, e.g. `2.128`), and the
+//! wait also holds back every other request of the process (the limiter is paused); other
+//! transient failures back off exponentially with full jitter between `[sync] min_backoff` and
+//! `max_backoff` (Microsoft's SDK retry handler uses 3 s initial, 180 s cap), at most
+//! `[sync] max_attempts` tries. No wait is ever shorter than [`MIN_RETRY_WAIT`]: never a tight loop.
+//!
+//! Rate: a token bucket ([`RateLimiter`]) shared by every clone of the client keeps Graph
+//! requests under `graph.max_requests_per_second`, with a burst of one second's worth.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use backon::{ExponentialBuilder, Retryable};
 use serde_json::Value;
 
 use super::auth::TokenSource;
+use super::scope::Scope;
 use crate::config::{GraphConfig, SyncConfig};
 use crate::metrics;
 
@@ -32,12 +41,14 @@ pub enum GraphError {
     #[error("Graph rejected the access token (HTTP 401)")]
     Unauthorized,
     /// The login endpoint refused our credentials or tenant.
-    #[error("authentication failed: {error}: {description}")]
+    #[error("authentication failed: {error}: {description}{hint}")]
     Auth {
         /// OAuth2 error code (`invalid_client`, ...).
         error: String,
         /// First line of the description.
         description: String,
+        /// What to check, naming the config key (see [`super::auth::auth_hint`]); may be empty.
+        hint: &'static str,
     },
     /// The delta token is no longer valid: start over with a full enumeration.
     #[error("Graph asks for a full resync ({code})")]
@@ -81,6 +92,66 @@ impl GraphError {
             GraphError::Auth { .. } => "auth",
             GraphError::ResyncRequired { .. } => "resync",
             GraphError::Http { .. } => "http",
+        }
+    }
+}
+
+/// The shortest wait before a retry, whatever `Retry-After` or the backoff says.
+pub const MIN_RETRY_WAIT: Duration = Duration::from_millis(100);
+
+/// A token bucket (GCRA form): `rate` requests per second on average, bursts of up to `burst`.
+/// Each caller reserves its slot under a lock and then sleeps outside it, so callers are served
+/// in arrival order and the lock is never held across a wait.
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Time between two requests at the ceiling rate.
+    interval: Duration,
+    /// How far ahead of the steady rate a burst may run.
+    burst_span: Duration,
+    /// The theoretical arrival time of the next request.
+    tat: std::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_second` requests per second, with a burst of one second's worth
+    /// (at least one request).
+    pub fn new(per_second: f64) -> RateLimiter {
+        let per_second = per_second.clamp(0.001, 1e6);
+        let interval = Duration::from_secs_f64(1.0 / per_second);
+        let burst = per_second.floor().max(1.0);
+        RateLimiter {
+            interval,
+            burst_span: interval.mul_f64(burst - 1.0),
+            tat: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Reserves the next slot; returns how long the caller must wait before sending.
+    pub fn reserve(&self) -> Duration {
+        let now = Instant::now();
+        let mut tat = self.tat.lock().unwrap_or_else(|e| e.into_inner());
+        let start = (*tat).max(now);
+        *tat = start + self.interval;
+        start
+            .checked_sub(self.burst_span)
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+
+    /// Waits for the next slot.
+    pub async fn acquire(&self) {
+        let wait = self.reserve();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Holds every request back until `d` from now (Graph said `Retry-After`), with no burst
+    /// allowed right after.
+    pub fn pause_for(&self, d: Duration) {
+        let until = Instant::now() + d + self.burst_span;
+        let mut tat = self.tat.lock().unwrap_or_else(|e| e.into_inner());
+        if *tat < until {
+            *tat = until;
         }
     }
 }
@@ -147,6 +218,12 @@ pub struct GraphClient {
     tokens: Arc<TokenSource>,
     graph_url: String,
     retry: SyncConfig,
+    /// Shared by every clone: the process-wide request-rate ceiling.
+    limiter: Arc<RateLimiter>,
+    /// `[graph.scope]`, compiled; the poller applies it when it commits groups.
+    scope: Arc<Scope>,
+    /// `graph.prefer_return_minimal`.
+    prefer_minimal: bool,
 }
 
 impl GraphClient {
@@ -158,12 +235,30 @@ impl GraphClient {
             .user_agent(concat!("entra-writeback/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(GraphError::network)?;
+        let scope = Scope::new(&cfg.scope).map_err(|e| GraphError::Http {
+            status: 0,
+            code: "config".into(),
+            message: e,
+        })?;
         Ok(GraphClient {
             http,
             tokens: Arc::new(TokenSource::new(cfg)?),
             graph_url: cfg.graph_url.trim_end_matches('/').to_string(),
             retry: retry.clone(),
+            limiter: Arc::new(RateLimiter::new(cfg.max_requests_per_second)),
+            scope: Arc::new(scope),
+            prefer_minimal: cfg.prefer_return_minimal,
         })
+    }
+
+    /// The configured scope.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Whether incremental rounds ask for `Prefer: return=minimal`.
+    pub fn prefer_minimal(&self) -> bool {
+        self.prefer_minimal
     }
 
     /// The first URL of a full round for `resource` (`groups` / `users`), with its `$select`.
@@ -176,16 +271,24 @@ impl GraphClient {
         self.tokens.token(&self.http).await.map(|_| ())
     }
 
-    /// One GET of a delta link, no retries.
-    pub async fn get_once(&self, endpoint: &'static str, url: &str) -> Result<Vec<u8>, GraphError> {
+    /// One GET of a delta link, no retries (but through the rate limiter).
+    pub async fn get_once(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        minimal: bool,
+    ) -> Result<Vec<u8>, GraphError> {
         let token = self.tokens.token(&self.http).await?;
-        let resp = self
+        self.limiter.acquire().await;
+        let mut req = self
             .http
             .get(url)
             .bearer_auth(token.expose())
-            .header("Accept", "application/json")
-            .send()
-            .await;
+            .header("Accept", "application/json");
+        if minimal {
+            req = req.header("Prefer", "return=minimal");
+        }
+        let resp = req.send().await;
         let resp = metrics::observe_graph(endpoint, resp)?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -217,22 +320,30 @@ impl GraphClient {
     }
 
     /// GET with retries on transient errors: `Retry-After` when given, else exponential backoff
-    /// with jitter, at most `[sync] max_attempts` tries.
-    pub async fn get(&self, endpoint: &'static str, url: &str) -> Result<Vec<u8>, GraphError> {
+    /// with jitter, at most `[sync] max_attempts` tries. `minimal` sends
+    /// `Prefer: return=minimal`.
+    pub async fn get(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        minimal: bool,
+    ) -> Result<Vec<u8>, GraphError> {
         let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_backoff)
-            .with_max_delay(self.retry.max_backoff)
+            .with_min_delay(self.retry.min_backoff.max(MIN_RETRY_WAIT))
+            .with_max_delay(self.retry.max_backoff.max(MIN_RETRY_WAIT))
             .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
             .with_jitter();
-        (|| self.get_once(endpoint, url))
+        (|| self.get_once(endpoint, url, minimal))
             .retry(backoff)
             .when(GraphError::is_transient)
             .adjust(|e, dur| match (e, dur) {
                 (GraphError::Server { retry_after: Some(ra), .. }, Some(_)) => {
+                    let ra = (*ra).max(MIN_RETRY_WAIT);
                     metrics::get().graph_retry_after_seconds.inc_by(ra.as_secs_f64());
-                    Some(*ra)
+                    self.limiter.pause_for(ra);
+                    Some(ra)
                 }
-                (_, d) => d,
+                (_, d) => d.map(|d| d.max(MIN_RETRY_WAIT)),
             })
             .notify(|e, d| {
                 metrics::get().retries.with_label_values(&["graph"]).inc();
@@ -252,6 +363,56 @@ mod tests {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_caps_the_rate_after_a_one_second_burst() {
+        let l = RateLimiter::new(4.0);
+        let t0 = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..12 {
+            l.acquire().await;
+            at.push(t0.elapsed().as_millis());
+        }
+        // Four at once (the burst), then one every 250 ms.
+        assert_eq!(
+            at,
+            [0, 0, 0, 0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000]
+        );
+        // Idle time refills the bucket, but never beyond one second's worth.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let t1 = Instant::now();
+        for _ in 0..5 {
+            l.acquire().await;
+        }
+        assert_eq!(t1.elapsed().as_millis(), 250);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_pauses_the_limiter_for_everyone() {
+        let l = RateLimiter::new(100.0);
+        l.acquire().await;
+        let t0 = Instant::now();
+        l.pause_for(Duration::from_millis(1500));
+        l.acquire().await;
+        assert_eq!(t0.elapsed().as_millis(), 1500);
+        l.acquire().await;
+        assert_eq!(
+            t0.elapsed().as_millis(),
+            1510,
+            "no burst right after a pause"
+        );
+    }
+
+    #[test]
+    fn sub_one_rates_allow_a_single_request_per_interval() {
+        let l = RateLimiter::new(0.5);
+        assert_eq!(l.reserve(), Duration::ZERO);
+        let w = l.reserve();
+        assert!(
+            w > Duration::from_millis(1900) && w <= Duration::from_secs(2),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! an error and the cursor stays where it was.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -83,6 +84,8 @@ pub struct Poller {
     /// Woken after each committed page so the worker starts at once.
     pub wake: Arc<Notify>,
     health: Health,
+    /// Set once this process has compared the mirror's scope decisions with `[graph.scope]`.
+    scope_checked: Arc<AtomicBool>,
 }
 
 impl Poller {
@@ -100,7 +103,33 @@ impl Poller {
             policy,
             wake,
             health,
+            scope_checked: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Once per process, before the first groups round: if a stored scope decision no longer
+    /// matches `[graph.scope]` (the admin changed it), forget the groups cursor so the next
+    /// round is a full enumeration, which re-evaluates every group (leaving scope = soft delete,
+    /// entering = create) and reconciles AD.
+    fn check_scope_change(&self) -> Result<(), PollError> {
+        if self.scope_checked.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let scope = self.client.scope();
+        let changed = self
+            .store
+            .all_groups()?
+            .into_iter()
+            .filter(|(id, r)| r.in_scope != scope.admits(id, &r.props))
+            .count();
+        if changed > 0 && self.store.cursor(Resource::Groups)?.is_some() {
+            tracing::warn!(
+                groups = changed,
+                "graph.scope changed since the groups were last seen; starting a full resync"
+            );
+            self.store.reset_cursor(Resource::Groups)?;
+        }
+        Ok(())
     }
 
     /// One users round then one groups round (users first, so new members resolve).
@@ -156,6 +185,11 @@ impl Poller {
             Resource::Groups => ("groups", model::GROUP_SELECT, "groups_delta"),
             Resource::Users => ("users", model::USER_SELECT, "users_delta"),
         };
+        if resource == Resource::Groups {
+            self.check_scope_change()?;
+        }
+        let scope = self.client.scope().clone();
+        let admits = move |id: &str, p: &crate::queue::GroupProps| scope.admits(id, p);
         let mut report = RoundReport::default();
         let mut last_link: Option<String> = None;
         loop {
@@ -177,7 +211,11 @@ impl Poller {
                     "{path} round exceeded {MAX_PAGES_PER_ROUND} pages"
                 )));
             }
-            let body = match self.client.get(endpoint, &url).await {
+            // `Prefer: return=minimal` only in incremental rounds: a full enumeration must list
+            // every property.
+            let minimal = self.client.prefer_minimal()
+                && before.as_ref().is_some_and(|c| c.full_epoch.is_none());
+            let body = match self.client.get(endpoint, &url, minimal).await {
                 Ok(b) => b,
                 Err(GraphError::ResyncRequired { code }) if report.resyncs < 2 => {
                     tracing::warn!(
@@ -205,6 +243,7 @@ impl Poller {
                         &page.link,
                         before.as_ref(),
                         self.policy,
+                        &admits,
                     )?
                 }
                 Resource::Users => {

@@ -6,7 +6,9 @@
 pub mod auth;
 pub mod client;
 pub mod delta;
+pub mod identity;
 pub mod model;
+pub mod scope;
 
 pub use client::{GraphClient, GraphError};
 pub use delta::{PollError, Poller, RoundReport};

@@ -248,12 +248,18 @@ impl Store {
     /// cursor after the page. At the end of a round, staged deletes are queued (or held when
     /// more than the threshold); at the end of a full round, members and groups the enumeration
     /// did not list are dropped and every wanted group is queued for reconciliation.
+    ///
+    /// `admits(id, props)` is the configured scope; its answer is stored in each listed group's
+    /// [`GroupRecord::in_scope`]. A group leaving the scope is staged like a soft delete
+    /// ([`DeleteReason::LeftScope`]); a group coming back into it is queued for a full
+    /// reconcile, since AD may hold a frozen, stale copy of it.
     pub fn commit_group_page(
         &self,
         items: &[GroupDelta],
         next: &NextStep,
         before: Option<&Cursor>,
         policy: DeletePolicy,
+        admits: &dyn Fn(&str, &GroupProps) -> bool,
     ) -> Result<PageOutcome, QueueError> {
         let epoch = self.round_epoch(before)?;
         let mut out = PageOutcome {
@@ -291,10 +297,14 @@ impl Store {
                     }
                 }
                 None => {
+                    let back_in_scope = old
+                        .as_ref()
+                        .is_some_and(|o| o.status == GroupStatus::Live && !o.wanted());
                     let mut r = old.unwrap_or(GroupRecord {
                         props: GroupProps::default(),
                         status: GroupStatus::Live,
                         full_epoch: 0,
+                        in_scope: true,
                     });
                     if r.status == GroupStatus::SoftDeleted {
                         // Restored: it comes back like a new group, with its full member list.
@@ -302,6 +312,7 @@ impl Store {
                         self.drop_members(&item.id, &mut members, &mut member_of, None)?;
                     }
                     r.props.apply(&item.patch);
+                    r.in_scope = admits(&item.id, &r.props);
                     if let Some(e) = epoch {
                         r.full_epoch = e;
                     }
@@ -324,9 +335,19 @@ impl Store {
                         }
                     }
                     if r.wanted() {
+                        // Back in scope in an incremental round: AD may hold a frozen copy that
+                        // missed every change made meanwhile (the mirror kept tracking them), so
+                        // converge it all. New and restored groups are listed in full, possibly
+                        // over several pages: they only add members (removals wait for a full
+                        // enumeration's end, as everywhere).
+                        let kind = if back_in_scope && epoch.is_none() {
+                            ChangeKind::Reconcile
+                        } else {
+                            ChangeKind::Upsert { members: touched }
+                        };
                         changes.push(Change {
                             group_id: item.id.clone(),
-                            kind: ChangeKind::Upsert { members: touched },
+                            kind,
                             seen_ms: now,
                         });
                     } else if was_wanted {

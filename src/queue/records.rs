@@ -112,12 +112,22 @@ pub struct GroupRecord {
     pub status: GroupStatus,
     /// The last full enumeration that listed it.
     pub full_epoch: u64,
+    /// The configured scope (`[graph.scope]`) admitted it when the poller last committed it.
+    /// Computed by the poller so the worker needs no scope configuration; records written
+    /// before scopes existed read as `true` (no filter was configured then).
+    #[serde(default = "admitted")]
+    pub in_scope: bool,
+}
+
+fn admitted() -> bool {
+    true
 }
 
 impl GroupRecord {
-    /// Whether the service should have this group in AD.
+    /// Whether the service should have this group in AD: live, inside the contract's scope
+    /// (cloud, security-enabled or Microsoft 365) and admitted by the configured scope.
     pub fn wanted(&self) -> bool {
-        self.status == GroupStatus::Live && self.props.in_scope()
+        self.status == GroupStatus::Live && self.in_scope && self.props.in_scope()
     }
 }
 

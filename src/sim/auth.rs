@@ -2,8 +2,10 @@
 //!
 //! Client secrets are accepted as form fields or HTTP Basic. JWT client assertions are checked
 //! for shape, thumbprint (`x5t` against `certificate_thumbprint_sha1`, `x5t#S256` against
-//! `certificate_thumbprint_sha256`), `iss` = `sub` = client id, `aud` = the token URL and an
-//! unexpired `exp`; **their signature is not verified** (the simulator holds no certificates).
+//! `certificate_thumbprint_sha256`), `iss` = `sub` = client id, `aud` = the token URL, a `jti`,
+//! an unexpired `exp` and a lifetime of at most 10 minutes. When the client's tenant entry
+//! carries its `certificate_pem`, the signature is verified too (RS256 or PS256); otherwise
+//! it is not (the simulator holds only thumbprints).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -162,15 +164,24 @@ pub fn authenticate(tenant: &Tenant, req: &TokenRequest<'_>) -> Result<String, O
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
         )
     };
-    let client: &Client = client_id
-        .as_deref()
-        .and_then(|id| {
-            tenant
-                .clients
-                .iter()
-                .find(|c| c.client_id.eq_ignore_ascii_case(id))
-        })
-        .ok_or_else(bad_secret)?;
+    let client: &Client = match client_id.as_deref() {
+        None => return Err(bad_secret()),
+        Some(id) => tenant
+            .clients
+            .iter()
+            .find(|c| c.client_id.eq_ignore_ascii_case(id))
+            .ok_or_else(|| {
+                oauth_err(
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    &format!(
+                        "Application with identifier '{id}' was not found in the directory '{}'.",
+                        tenant.tenant_id
+                    ),
+                )
+            })?,
+    };
     if let Some(assertion) = field("client_assertion") {
         if field("client_assertion_type") != Some(ASSERTION_TYPE) {
             return Err(oauth_err(
@@ -208,7 +219,7 @@ fn check_assertion(client: &Client, jwt: &str, req: &TokenRequest<'_>) -> Result
         )
     };
     let mut parts = jwt.split('.');
-    let (Some(h), Some(c), Some(_sig), None) =
+    let (Some(h), Some(c), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
@@ -267,13 +278,51 @@ fn check_assertion(client: &Client, jwt: &str, req: &TokenRequest<'_>) -> Result
         .and_then(Value::as_f64)
         .ok_or_else(malformed)?;
     let nbf = claims.get("nbf").and_then(Value::as_f64).unwrap_or(0.0);
-    if exp <= now || nbf > now + 300.0 {
+    if exp <= now || nbf > now + 300.0 || exp - nbf.max(now - 300.0) > 600.0 + 300.0 {
         return Err(oauth_err(
             401,
             "invalid_client",
             700024,
             "Client assertion is not within its valid time range.",
         ));
+    }
+    if claim("jti").is_none_or(str::is_empty) {
+        return Err(oauth_err(
+            400,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed: no jti.",
+        ));
+    }
+    if let Some(der) = client.certificate_der().map_err(|_| malformed())? {
+        let alg: &dyn rustls_pki_types::SignatureVerificationAlgorithm =
+            match header.get("alg").and_then(Value::as_str) {
+                Some("RS256") => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+                Some("PS256") => webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+                _ => {
+                    return Err(oauth_err(
+                        400,
+                        "invalid_request",
+                        5002738,
+                        "The client assertion uses an unsupported signing algorithm.",
+                    ));
+                }
+            };
+        let cert = rustls_pki_types::CertificateDer::from(der);
+        let verified = webpki::EndEntityCert::try_from(&cert).is_ok_and(|ee| {
+            b64_decode(sig).is_some_and(|s| {
+                ee.verify_signature(alg, format!("{h}.{c}").as_bytes(), &s)
+                    .is_ok()
+            })
+        });
+        if !verified {
+            return Err(oauth_err(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation.",
+            ));
+        }
     }
     Ok(())
 }
@@ -399,7 +448,7 @@ mod tests {
             )
         };
         let exp = unix_now(Instant::now()) + 300;
-        let good_claims = json!({"iss": "cert", "sub": "cert", "aud": "http://sim/contoso/oauth2/v2.0/token", "exp": exp});
+        let good_claims = json!({"iss": "cert", "sub": "cert", "aud": "http://sim/contoso/oauth2/v2.0/token", "exp": exp, "jti": "j1"});
         let base = [
             ("grant_type", "client_credentials"),
             ("client_id", "cert"),
@@ -438,6 +487,61 @@ mod tests {
             run("contoso", &with("garbage".into())).unwrap_err().status,
             400
         );
+    }
+
+    #[test]
+    fn signatures_are_verified_when_the_certificate_is_known() {
+        use crate::config::AssertionAlgorithm;
+        use crate::graph::auth::CertificateCredential;
+        let pem = include_str!("../../tests/fixtures/graph/app-cert.pem");
+        let cert_end = pem.find("-----END CERTIFICATE-----").unwrap() + 25;
+        let tenant = Tenant::from_json(
+            &json!({"tenant_id": "contoso", "clients": [
+                {"client_id": "app", "certificate_pem": &pem[..cert_end]}]})
+            .to_string(),
+        )
+        .unwrap();
+        let url = "http://sim/contoso/oauth2/v2.0/token";
+        let now = unix_now(Instant::now());
+        for alg in [AssertionAlgorithm::RS256, AssertionAlgorithm::PS256] {
+            let cred = CertificateCredential::from_pem(pem.as_bytes(), alg).unwrap();
+            assert_eq!(
+                tenant.clients[0].certificate_thumbprint_sha1.as_deref(),
+                Some(cred.x5t.as_str())
+            );
+            let jwt = cred.assertion("app", url, now).unwrap();
+            let mut f = form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "app"),
+                ("scope", "x/.default"),
+                ("client_assertion_type", ASSERTION_TYPE),
+            ]);
+            f.insert("client_assertion".into(), jwt.clone());
+            let req = |f: &HashMap<String, String>| {
+                authenticate(
+                    &tenant,
+                    &TokenRequest {
+                        tenant_in_path: "contoso",
+                        form: f,
+                        basic: None,
+                        token_url: url,
+                        now: Instant::now(),
+                    },
+                )
+            };
+            assert_eq!(req(&f).unwrap(), "app", "{alg:?}");
+            // Same header and claims, another signature: refused.
+            let (signed, _) = jwt.rsplit_once('.').unwrap();
+            f.insert("client_assertion".into(), format!("{signed}.c2lnbmF0dXJl"));
+            let e = req(&f).unwrap_err();
+            assert_eq!(e.status, 401);
+            assert!(
+                e.body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("700027")
+            );
+        }
     }
 
     #[test]

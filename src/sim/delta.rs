@@ -192,6 +192,16 @@ fn interleave(mut queues: Vec<VecDeque<Value>>) -> Vec<Value> {
     out
 }
 
+/// Reverses the order of items and of every item's `members@delta` (the `reorder_changes` fault).
+pub fn reverse(items: &mut [Value]) {
+    items.reverse();
+    for item in items.iter_mut() {
+        if let Some(Value::Array(m)) = item.get_mut("members@delta") {
+            m.reverse();
+        }
+    }
+}
+
 /// Splits items into pages of `page_size`; `empty_pages` puts an empty page between real pages.
 /// `duplicate` repeats every item, the copies starting on a fresh page. Always at least one page.
 pub fn paginate(

@@ -7,6 +7,7 @@
 //!  "expire_delta_tokens": {"status": 410, "code": "syncStateNotFound"},
 //!  "malformed_pages": 3,
 //!  "duplicate_changes": true,
+//!  "reorder_changes": true,
 //!  "token_errors": 2}
 //! ```
 //! - `throttle`: the next `count` `/v1.0/*` requests fail with `status` (429, 503 or 504, default
@@ -19,6 +20,9 @@
 //!   link afterwards returns the real page.
 //! - `duplicate_changes`: rounds started while set list every item twice, the copies starting
 //!   on a later page.
+//! - `reorder_changes`: rounds started while set list their items (and each item's
+//!   `members@delta`) in reverse order, so large-group slices and unrelated objects arrive in
+//!   another order than usual (Graph promises no ordering).
 //! - `token_errors`: the next N token requests fail with 500.
 //!
 //! `DELETE /admin/faults` disarms everything (expired deltaLinks become valid again).
@@ -65,6 +69,8 @@ pub struct Faults {
     pub malformed_next: u32,
     /// Emit every item of new rounds twice.
     pub duplicate_changes: bool,
+    /// Emit the items (and members) of new rounds in reverse order.
+    pub reorder_changes: bool,
     /// Token requests still to fail with 500.
     pub token_errors: u32,
 }
@@ -104,6 +110,8 @@ pub struct FaultSpec {
     malformed_pages: Option<u32>,
     #[serde(default)]
     duplicate_changes: Option<bool>,
+    #[serde(default)]
+    reorder_changes: Option<bool>,
     #[serde(default)]
     token_errors: Option<u32>,
 }
@@ -162,6 +170,9 @@ impl Faults {
         }
         if let Some(d) = spec.duplicate_changes {
             self.duplicate_changes = d;
+        }
+        if let Some(r) = spec.reorder_changes {
+            self.reorder_changes = r;
         }
         if let Some(n) = spec.token_errors {
             self.token_errors = n;
@@ -226,6 +237,7 @@ impl Faults {
             "epoch": self.epoch,
             "malformed_pages": self.malformed_remaining,
             "duplicate_changes": self.duplicate_changes,
+            "reorder_changes": self.reorder_changes,
             "token_errors": self.token_errors,
         })
     }

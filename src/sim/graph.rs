@@ -128,7 +128,10 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
     let pages = if latest {
         vec![Vec::new()]
     } else {
-        let items = delta::compute_items(&inner.tenant, &spec, cfg.member_slice);
+        let mut items = delta::compute_items(&inner.tenant, &spec, cfg.member_slice);
+        if inner.faults.reorder_changes {
+            delta::reverse(&mut items);
+        }
         delta::paginate(
             items,
             cfg.page_size,

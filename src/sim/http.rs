@@ -42,7 +42,16 @@ pub struct RequestRecord {
     pub at_ms: f64,
     /// The `Prefer` header, if sent.
     pub prefer: Option<String>,
+    /// Token requests only: the form fields that are not secrets (`grant_type`, `client_id`,
+    /// `scope`, `client_assertion_type`, `client_assertion`), so tests can check the scope of
+    /// a national cloud or the claims of an assertion. `client_secret` is never recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<Value>,
 }
+
+/// Response extension carrying [`RequestRecord::form`] from the token handler to the log.
+#[derive(Clone)]
+struct LoggedForm(Value);
 
 /// Every non-admin request served, in order.
 #[derive(Debug, Default)]
@@ -128,6 +137,7 @@ async fn log_requests(State(app): State<AppState>, req: Request, next: Next) -> 
     let prefer = header_str(req.headers(), "prefer").map(str::to_string);
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
+    let form = resp.extensions().get::<LoggedForm>().map(|f| f.0.clone());
     tracing::debug!(%method, %path, %query, status, "graph-sim request");
     let mut inner = app.sim.lock();
     let at_ms = inner.started.elapsed().as_secs_f64() * 1000.0;
@@ -142,6 +152,7 @@ async fn log_requests(State(app): State<AppState>, req: Request, next: Next) -> 
         status,
         at_ms,
         prefer,
+        form,
     });
     resp
 }
@@ -205,7 +216,30 @@ async fn token(
     body: Bytes,
 ) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let basic = header_str(&headers, "authorization")
+    let logged = LoggedForm(Value::Object(
+        [
+            "grant_type",
+            "client_id",
+            "scope",
+            "client_assertion_type",
+            "client_assertion",
+        ]
+        .into_iter()
+        .filter_map(|k| Some((k.to_string(), Value::String(form.get(k)?.clone()))))
+        .collect(),
+    ));
+    let mut resp = token_response(&app, &tenant, &headers, &form);
+    resp.extensions_mut().insert(logged);
+    resp
+}
+
+fn token_response(
+    app: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Response {
+    let basic = header_str(headers, "authorization")
         .and_then(|h| {
             h.strip_prefix("Basic ")
                 .or_else(|| h.strip_prefix("basic "))
@@ -232,8 +266,8 @@ async fn token(
     let token_url = format!("{}/{tenant}/oauth2/v2.0/token", app.base);
     let now = inner.now();
     let req = auth::TokenRequest {
-        tenant_in_path: &tenant,
-        form: &form,
+        tenant_in_path: tenant,
+        form,
         basic,
         token_url: &token_url,
         now,

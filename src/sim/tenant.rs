@@ -5,7 +5,8 @@
 //! ```json
 //! {"tenant_id": "contoso.onmicrosoft.com",
 //!  "clients": [{"client_id": "…", "client_secret": "…"},
-//!              {"client_id": "…", "certificate_thumbprint_sha256": "<base64url>"}],
+//!              {"client_id": "…", "certificate_thumbprint_sha256": "<base64url>"},
+//!              {"client_id": "…", "certificate_pem": "-----BEGIN CERTIFICATE-----…"}],
 //!  "users":  [{"id": "…", "displayName": "Ann", "onPremisesSecurityIdentifier": "S-1-5-…"}],
 //!  "groups": [{"id": "…", "displayName": "Eng", "members": [{"@odata.type": "#microsoft.graph.user", "id": "…"}]}]}
 //! ```
@@ -203,6 +204,36 @@ pub struct Client {
     /// base64url SHA-256 certificate thumbprint accepted as the assertion's `x5t#S256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_thumbprint_sha256: Option<String>,
+    /// The app's certificate (PEM). When given, both thumbprints are derived from it and
+    /// assertion signatures are verified against its public key (RS256 and PS256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_pem: Option<String>,
+}
+
+impl Client {
+    /// The DER of [`Client::certificate_pem`], if any (errors name the client).
+    pub fn certificate_der(&self) -> Result<Option<Vec<u8>>, SimError> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let Some(pem) = &self.certificate_pem else {
+            return Ok(None);
+        };
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .map(|c| Some(c.as_ref().to_vec()))
+            .map_err(|e| {
+                SimError::TenantFile(format!("client {}: certificate_pem: {e}", self.client_id))
+            })
+    }
+
+    /// Fills the thumbprints from the certificate, when one is given.
+    fn derive_thumbprints(&mut self) -> Result<(), SimError> {
+        if let Some(der) = self.certificate_der()? {
+            let b64 = |alg| super::auth::b64url_encode(ring::digest::digest(alg, &der).as_ref());
+            self.certificate_thumbprint_sha1 = Some(b64(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY));
+            self.certificate_thumbprint_sha256 = Some(b64(&ring::digest::SHA256));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -236,9 +267,13 @@ impl Tenant {
     pub fn from_json(json: &str) -> Result<Tenant, SimError> {
         let file: TenantFile =
             serde_json::from_str(json).map_err(|e| SimError::TenantFile(e.to_string()))?;
+        let mut clients = file.clients;
+        for c in &mut clients {
+            c.derive_thumbprints()?;
+        }
         let mut t = Tenant {
             tenant_id: file.tenant_id,
-            clients: file.clients,
+            clients,
             version: 0,
             groups: BTreeMap::new(),
             users: BTreeMap::new(),

@@ -46,13 +46,40 @@ pub fn oid(tag: u32, n: u32) -> String {
     format!("{tag:08x}-0000-4000-8000-{salt:06x}{n:06x}")
 }
 
+/// An app registration that authenticates with the test certificate
+/// (`tests/fixtures/graph/app-cert.pem`, verified by graph-sim against its public key).
+pub const CERT_CLIENT_ID: &str = "99999999-8888-7777-6666-555555555555";
+
+/// The test app's certificate and private key (PEM), a throwaway made for the tests.
+pub fn cert_pem_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/graph/app-cert.pem")
+}
+
+/// The certificate part of [`cert_pem_path`] (what an admin uploads to the app registration).
+pub fn cert_only_pem() -> String {
+    let pem = std::fs::read_to_string(cert_pem_path()).unwrap();
+    let end = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    pem[..end].to_string()
+}
+
+/// The usual clients: the secret app ([`CLIENT_ID`]) and the certificate app
+/// ([`CERT_CLIENT_ID`]).
+pub fn default_clients() -> Value {
+    json!([{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+           {"client_id": CERT_CLIENT_ID, "certificate_pem": cert_only_pem()}])
+}
+
 impl GraphSim {
     /// Starts graph-sim with this tenant (`users`, `groups` as in the tenant file).
     pub fn start(users: Vec<Value>, groups: Vec<Value>, extra_args: &[&str]) -> GraphSim {
-        let dir = tempfile::tempdir().unwrap();
-        let tenant = json!({"tenant_id": TENANT,
-            "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+        let tenant = json!({"tenant_id": TENANT, "clients": default_clients(),
             "users": users, "groups": groups});
+        Self::start_tenant(tenant, extra_args)
+    }
+
+    /// Starts graph-sim with a whole tenant file.
+    pub fn start_tenant(tenant: Value, extra_args: &[&str]) -> GraphSim {
+        let dir = tempfile::tempdir().unwrap();
         let tenant_path = dir.path().join("tenant.json");
         std::fs::write(&tenant_path, tenant.to_string()).unwrap();
         let addr_file: PathBuf = dir.path().join("addr");
@@ -157,6 +184,43 @@ impl GraphSim {
             Some(Value::Array(ops)),
         )
         .await;
+    }
+
+    /// Soft (`hard = false`) or hard delete of a user.
+    pub async fn delete_user(&self, id: &str, hard: bool) {
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("/admin/users/{id}?hard={hard}"),
+            None,
+        )
+        .await;
+    }
+
+    /// Moves the simulator clock forward (access-token expiry), e.g. `"2h"`.
+    pub async fn advance_clock(&self, by: &str) {
+        self.send(
+            reqwest::Method::POST,
+            "/admin/clock",
+            Some(json!({"advance": by})),
+        )
+        .await;
+    }
+
+    /// Forgets the request log.
+    pub async fn clear_requests(&self) {
+        self.send(reqwest::Method::DELETE, "/admin/requests", None)
+            .await;
+    }
+
+    /// Disarms every fault.
+    pub async fn clear_faults(&self) {
+        self.send(reqwest::Method::DELETE, "/admin/faults", None)
+            .await;
+    }
+
+    /// The tenant as graph-sim holds it now (`/admin/state`).
+    pub async fn state(&self) -> Value {
+        self.send(reqwest::Method::GET, "/admin/state", None).await
     }
 
     /// Arms faults (see graph-sim's `/admin/faults`).

@@ -1,0 +1,152 @@
+//! The configured scope (`[graph.scope]`): which cloud groups are written back.
+//!
+//! The contract's scope (cloud groups, security-enabled or Microsoft 365, never groups synced
+//! from AD) is fixed and lives in [`GroupProps::in_scope`]; this module narrows it by
+//! configuration. The poller evaluates it when it commits a group and stores the answer in
+//! [`crate::queue::GroupRecord::in_scope`], so the worker never needs the configuration. A group
+//! that stops matching is handled like a soft delete (`DeleteReason::LeftScope`); one that
+//! starts matching is reconciled in full.
+
+use std::collections::HashSet;
+
+use regex::Regex;
+
+use crate::config::{GroupTypeFilter, ScopeConfig};
+use crate::queue::GroupProps;
+
+/// A compiled `[graph.scope]`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Security-enabled non-M365 groups admitted.
+    security: bool,
+    /// Microsoft 365 groups admitted.
+    microsoft365: bool,
+    /// Dynamic-membership groups admitted.
+    dynamic: bool,
+    /// Allow-list of ids (lower case); `None` = every id.
+    ids: Option<HashSet<String>>,
+    /// `displayName` must match this.
+    include: Option<Regex>,
+    /// `displayName` must not match this.
+    exclude: Option<Regex>,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::new(&ScopeConfig::default()).expect("the default scope compiles")
+    }
+}
+
+impl Scope {
+    /// Compiles the configuration (already validated by `Config::load`; errors name the key).
+    pub fn new(cfg: &ScopeConfig) -> Result<Scope, String> {
+        let compile = |key: &str, p: &Option<String>| {
+            p.as_deref()
+                .map(Regex::new)
+                .transpose()
+                .map_err(|e| format!("graph.scope.{key}: {e}"))
+        };
+        Ok(Scope {
+            security: cfg.group_types.contains(&GroupTypeFilter::Security),
+            microsoft365: cfg.group_types.contains(&GroupTypeFilter::Microsoft365),
+            dynamic: cfg.dynamic_groups,
+            ids: (!cfg.group_ids.is_empty()).then(|| {
+                cfg.group_ids
+                    .iter()
+                    .map(|i| i.trim().to_ascii_lowercase())
+                    .collect()
+            }),
+            include: compile("display_name_pattern", &cfg.display_name_pattern)?,
+            exclude: compile("display_name_exclude", &cfg.display_name_exclude)?,
+        })
+    }
+
+    /// Whether the configuration admits group `id` with these properties. (The contract's own
+    /// rules are checked separately by [`GroupProps::in_scope`].)
+    pub fn admits(&self, id: &str, props: &GroupProps) -> bool {
+        let type_ok = if props.is_unified() {
+            self.microsoft365
+        } else {
+            self.security
+        };
+        let dynamic = props
+            .group_types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("DynamicMembership"));
+        let name = props.display_name.as_deref().unwrap_or("");
+        type_ok
+            && (self.dynamic || !dynamic)
+            && self
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&id.to_ascii_lowercase()))
+            && self.include.as_ref().is_none_or(|r| r.is_match(name))
+            && self.exclude.as_ref().is_none_or(|r| !r.is_match(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(name: &str, types: &[&str], security: bool) -> GroupProps {
+        GroupProps {
+            display_name: Some(name.into()),
+            group_types: types.iter().map(|t| t.to_string()).collect(),
+            security_enabled: Some(security),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_scope_admits_everything_the_contract_does() {
+        let s = Scope::default();
+        assert!(s.admits("g", &props("Eng", &[], true)));
+        assert!(s.admits("g", &props("M365", &["Unified"], false)));
+        assert!(s.admits("g", &props("Dyn", &["DynamicMembership"], true)));
+        assert!(s.admits("g", &GroupProps::default()), "no name, no pattern");
+    }
+
+    #[test]
+    fn types_ids_and_patterns_narrow_the_scope() {
+        let cfg = ScopeConfig {
+            group_types: vec![GroupTypeFilter::Security],
+            dynamic_groups: false,
+            group_ids: vec!["AAAA-1".into(), "bbbb-2".into()],
+            display_name_pattern: Some("^SG-".into()),
+            display_name_exclude: Some("(?i)test".into()),
+        };
+        let s = Scope::new(&cfg).unwrap();
+        assert!(
+            s.admits("aaaa-1", &props("SG-Eng", &[], true)),
+            "ids compare case-insensitively"
+        );
+        assert!(
+            !s.admits("cccc-3", &props("SG-Eng", &[], true)),
+            "not allow-listed"
+        );
+        assert!(
+            !s.admits("bbbb-2", &props("SG-M365", &["Unified"], true)),
+            "M365 not admitted"
+        );
+        assert!(!s.admits("bbbb-2", &props("SG-Dyn", &["DynamicMembership"], true)));
+        assert!(!s.admits("bbbb-2", &props("Eng", &[], true)), "pattern");
+        assert!(
+            !s.admits("bbbb-2", &props("SG-Test lab", &[], true)),
+            "exclusion"
+        );
+        assert!(
+            !s.admits("bbbb-2", &GroupProps::default()),
+            "no name never matches a pattern"
+        );
+        let bad = ScopeConfig {
+            display_name_pattern: Some("(".into()),
+            ..ScopeConfig::default()
+        };
+        assert!(
+            Scope::new(&bad)
+                .unwrap_err()
+                .contains("display_name_pattern")
+        );
+    }
+}
