@@ -123,9 +123,11 @@ pub struct GraphConfig {
     /// How the certificate credential signs its client assertion: `RS256` (default) or `PS256`.
     #[serde(default)]
     pub client_assertion_algorithm: AssertionAlgorithm,
-    /// Ceiling on Graph requests per second, shared by every request of the process (a token
-    /// bucket holding one second of requests). Graph's own limit for directory reads is far
-    /// higher (3,500 resource units per 10 s per app and tenant for the smallest tenants).
+    /// Ceiling on Graph requests per second, shared by every request of the process: never more
+    /// than this many in any one second (a sliding window; fractions allowed). Default 100: below Graph's limit for directory
+    /// reads in the smallest tenants (3,500 resource units per 10 s per app and tenant; a delta
+    /// page costs about 1), and far above what sequential rounds need, so it only ever binds
+    /// when something goes wrong.
     #[serde(default = "default_max_rps")]
     pub max_requests_per_second: f64,
     /// Send `Prefer: return=minimal` on incremental rounds: Graph then returns only the
@@ -199,7 +201,7 @@ fn default_true() -> bool {
     true
 }
 fn default_max_rps() -> f64 {
-    20.0
+    100.0
 }
 
 /// `[ad]`: the directory and the shape of what lands in it.
@@ -582,7 +584,7 @@ path = "/tmp/x"
             c.graph.client_assertion_algorithm,
             AssertionAlgorithm::RS256
         );
-        assert_eq!(c.graph.max_requests_per_second, 20.0);
+        assert_eq!(c.graph.max_requests_per_second, 100.0);
         assert!(!c.graph.prefer_return_minimal);
         assert_eq!(c.graph.scope.group_types.len(), 2);
         let text = GOOD.replace(
