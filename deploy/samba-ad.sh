@@ -2,7 +2,8 @@
 # samba-ad.sh — a real Samba Active Directory DC on a loopback IP, LDAP only,
 # for entra-writeback's integration tests, benchmarks and demos.
 #
-#   samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch]
+#   samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch] [--keep-data]
+#                      (--keep-data: restart a stopped instance on its existing data)
 #   samba-ad.sh stop   [--ip IP] [--dir DIR]
 #   samba-ad.sh env    [--ip IP] [--dir DIR]
 #   samba-ad.sh status [--ip IP] [--dir DIR]
@@ -81,6 +82,7 @@ COMMAND=
 IP=
 DIR=
 SCHEMA_PATCH=true
+KEEP_DATA=false
 
 parse_args() {
     [[ $# -ge 1 ]] || usage
@@ -114,6 +116,11 @@ parse_args() {
         --no-schema-patch)
             [[ $COMMAND == start ]] || die "--no-schema-patch only applies to start"
             SCHEMA_PATCH=false
+            shift
+            ;;
+        --keep-data)
+            [[ $COMMAND == start ]] || die "--keep-data only applies to start"
+            KEEP_DATA=true
             shift
             ;;
         -h | --help) usage ;;
@@ -467,7 +474,10 @@ cmd_start() {
     template=$(ensure_template)
     check_ports_free
 
-    if [[ -e $DIR ]]; then
+    local kept=false
+    if [[ ${KEEP_DATA:-false} == true && -f $DIR/$INSTANCE_MARKER && -f $DIR/tls/ca.pem ]]; then
+        kept=true # restart a stopped instance on its own data (an outage, not a new DC)
+    elif [[ -e $DIR ]]; then
         if [[ -f $DIR/$INSTANCE_MARKER ]]; then
             rm -rf "$DIR"
         elif [[ -d $DIR && -z $(ls -A "$DIR") ]]; then
@@ -476,7 +486,7 @@ cmd_start() {
             die "$DIR exists and is not a samba-ad.sh instance; refusing to overwrite it"
         fi
     fi
-    cp -a "$template" "$DIR"
+    [[ $kept == true ]] || cp -a "$template" "$DIR"
     rm -f "$DIR/$TEMPLATE_MARKER"
     patched_flag=$SCHEMA_PATCH
     local max_runtime=${SAMBA_MAX_RUNTIME:-7200}
@@ -489,7 +499,7 @@ started_at=$(date +%s)
 max_runtime=$max_runtime
 EOF
     write_smb_conf
-    make_tls
+    [[ $kept == true ]] || make_tls
 
     # Detached in its own session; fds 8/9 (our locks) must not leak into it,
     # or the instance lock would be held for the daemon's lifetime.

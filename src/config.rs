@@ -235,6 +235,44 @@ pub struct AdConfig {
     /// Timeout of one LDAP operation.
     #[serde(default = "default_ldap_timeout", deserialize_with = "duration")]
     pub operation_timeout: Duration,
+    /// OU for Microsoft 365 groups, when they should not go to `target_ou`.
+    #[serde(default)]
+    pub target_ou_m365: Option<String>,
+    /// OU that `soft_delete = "move"` moves groups to (owned by the service too).
+    #[serde(default)]
+    pub soft_delete_ou: Option<String>,
+    /// OUs the service used to write to (before a rule change): it still owns its anchored
+    /// groups there and moves them to where the rules now place them.
+    #[serde(default)]
+    pub previous_ous: Vec<String>,
+    /// CN template: `{displayName}`, `{idSuffix}`, `{id}`; must contain `{id}` or `{idSuffix}`.
+    #[serde(default = "default_cn_template")]
+    pub cn_template: String,
+}
+
+impl AdConfig {
+    /// The mapping rules these settings describe.
+    pub fn mapping_rules(&self) -> crate::directory::mapping::MappingRules {
+        crate::directory::mapping::MappingRules {
+            target_ou: self.target_ou.clone(),
+            m365_ou: self.target_ou_m365.clone(),
+            cn_template: self.cn_template.clone(),
+        }
+    }
+
+    /// Every OU the service writes to, hence owns anchored groups in.
+    pub fn owned_ous(&self) -> Vec<String> {
+        let mut ous = vec![self.target_ou.clone()];
+        ous.extend(self.target_ou_m365.iter().cloned());
+        ous.extend(self.soft_delete_ou.iter().cloned());
+        ous.extend(self.previous_ous.iter().cloned());
+        ous.dedup();
+        ous
+    }
+}
+
+fn default_cn_template() -> String {
+    crate::directory::mapping::DEFAULT_CN_TEMPLATE.to_string()
 }
 
 /// What happens to an AD group whose cloud group was soft-deleted or left scope.
@@ -246,6 +284,10 @@ pub enum SoftDeleteAction {
     Freeze,
     /// Delete it.
     Delete,
+    /// Turn it into a universal distribution group (no longer grants access).
+    ConvertToDistribution,
+    /// Move it to `ad.soft_delete_ou`.
+    Move,
 }
 
 /// `[state]`: the sled database.
@@ -295,6 +337,16 @@ pub struct SyncConfig {
     /// Groups applied concurrently (one group is never applied twice at once).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Consecutive failed rounds or applies before quarantine (0 = never).
+    #[serde(default = "default_quarantine_after")]
+    pub quarantine_after: u32,
+    /// The slow cadence while quarantined.
+    #[serde(default = "default_quarantine_interval", deserialize_with = "duration")]
+    pub quarantine_interval: Duration,
+    /// How often every managed group is compared with the desired state and hand edits in AD
+    /// are reverted (`0s` disables).
+    #[serde(default = "default_reconcile", deserialize_with = "duration")]
+    pub reconcile_interval: Duration,
 }
 
 impl Default for SyncConfig {
@@ -304,6 +356,9 @@ impl Default for SyncConfig {
             min_backoff: default_min_backoff(),
             max_backoff: default_max_backoff(),
             concurrency: default_concurrency(),
+            reconcile_interval: default_reconcile(),
+            quarantine_after: default_quarantine_after(),
+            quarantine_interval: default_quarantine_interval(),
         }
     }
 }
@@ -362,6 +417,15 @@ fn default_listen() -> SocketAddr {
 }
 fn default_attempts() -> u32 {
     6
+}
+fn default_quarantine_after() -> u32 {
+    10
+}
+fn default_quarantine_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(3600)
 }
 fn default_concurrency() -> usize {
     4
@@ -452,6 +516,28 @@ impl Config {
             return Err((
                 "ad.bind_password",
                 format!("missing: set it or env {ENV_AD_PASSWORD}"),
+            ));
+        }
+        for (key, ou) in [
+            ("ad.target_ou_m365", &self.ad.target_ou_m365),
+            ("ad.soft_delete_ou", &self.ad.soft_delete_ou),
+        ] {
+            if let Some(ou) = ou
+                && crate::directory::escape::parse_dn(ou).is_none()
+            {
+                return Err((key, format!("`{ou}` is not a distinguished name")));
+            }
+        }
+        if self.ad.soft_delete == SoftDeleteAction::Move && self.ad.soft_delete_ou.is_none() {
+            return Err((
+                "ad.soft_delete_ou",
+                "required when ad.soft_delete = \"move\"".into(),
+            ));
+        }
+        if !crate::directory::mapping::valid_cn_template(&self.ad.cn_template) {
+            return Err((
+                "ad.cn_template",
+                "must contain {id} or {idSuffix} so names stay unique".into(),
             ));
         }
         if crate::directory::escape::parse_dn(&self.ad.target_ou).is_none() {

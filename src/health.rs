@@ -18,6 +18,8 @@ struct Inner {
     ad_ok_ms: AtomicU64,
     storage_failed: AtomicBool,
     quarantined: AtomicBool,
+    /// The latest AD attempt failed (cleared by the next success).
+    ad_failing: AtomicBool,
 }
 
 impl Health {
@@ -28,10 +30,12 @@ impl Health {
     /// An AD bind (or operation) succeeded.
     pub fn ad_ok(&self) {
         self.inner.ad_ok_ms.store(now_ms(), Ordering::Relaxed);
+        self.inner.ad_failing.store(false, Ordering::Relaxed);
         crate::metrics::get().ad_up.set(1);
     }
     /// AD could not be reached or bound.
     pub fn ad_failed(&self) {
+        self.inner.ad_failing.store(true, Ordering::Relaxed);
         crate::metrics::get().ad_up.set(0);
     }
     /// The state store failed (or recovered).
@@ -47,6 +51,14 @@ impl Health {
     pub fn quarantined(&self) -> bool {
         self.inner.quarantined.load(Ordering::Relaxed)
     }
+    /// When a Graph poll cycle last completed (Unix ms), if ever.
+    pub fn last_graph_ok_ms(&self) -> Option<u64> {
+        Some(self.inner.graph_ok_ms.load(Ordering::Relaxed)).filter(|t| *t != 0)
+    }
+    /// When AD last answered a bind or an operation (Unix ms), if ever.
+    pub fn last_ad_ok_ms(&self) -> Option<u64> {
+        Some(self.inner.ad_ok_ms.load(Ordering::Relaxed)).filter(|t| *t != 0)
+    }
 
     /// Ready: the last Graph cycle and the last AD success are both within `window`, storage is
     /// healthy and the service is not quarantined. Returns the reasons it is not.
@@ -59,6 +71,8 @@ impl Health {
         }
         if !fresh(self.inner.ad_ok_ms.load(Ordering::Relaxed)) {
             why.push("no successful AD bind recently");
+        } else if self.inner.ad_failing.load(Ordering::Relaxed) {
+            why.push("AD is not answering (the last attempt failed)");
         }
         if self.inner.storage_failed.load(Ordering::Relaxed) {
             why.push("state store is failing (disk full or read-only?)");
@@ -68,5 +82,38 @@ impl Health {
         }
         crate::metrics::get().ready.set(why.is_empty() as i64);
         if why.is_empty() { Ok(()) } else { Err(why) }
+    }
+}
+
+/// Keeps the AD half of readiness honest while the queue is idle: whenever AD has not answered
+/// for `every`, reads the target OU (one base-scope search; reconnecting and re-binding if the
+/// DC dropped the idle connection). Success and transport failures update [`Health`] through
+/// the connection, so `/readyz` and `entra_writeback_ad_up` reflect whether AD is reachable now,
+/// not merely whether there was work lately. Ends when `stop` is set.
+pub async fn keep_ad_fresh(
+    dir: crate::directory::Directory,
+    health: Health,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = every.max(Duration::from_secs(1));
+    loop {
+        if crate::graph::delta::sleep_or_stop(every, &mut stop).await {
+            return;
+        }
+        let idle = health
+            .last_ad_ok_ms()
+            .is_none_or(|t| now_ms().saturating_sub(t) >= every.as_millis() as u64);
+        if !idle {
+            continue;
+        }
+        match dir.target_ou_exists().await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                target_ou = %dir.target_ou,
+                "AD probe: the target OU is gone or no longer visible"
+            ),
+            Err(e) => tracing::warn!(error = %e, "AD probe failed"),
+        }
     }
 }

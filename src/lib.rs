@@ -10,7 +10,8 @@
 //! - [`directory`]: LDAP connection, cloud group → AD entry mapping, planning and applying.
 //!
 //! Beside them: [`config`] (the TOML contract), [`cli`] (commands), [`http`] and [`metrics`]
-//! (monitoring), [`health`] (readiness), and [`sim`] (the Graph simulator behind `graph-sim`).
+//! (monitoring), [`status`] and [`progress`] (the status page's history, initial-sync
+//! progress), [`health`] (readiness), and [`sim`] (the Graph simulator behind `graph-sim`).
 
 pub mod cli;
 pub mod config;
@@ -19,6 +20,9 @@ pub mod graph;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod progress;
+pub mod quarantine;
 pub mod queue;
 pub mod sim;
+pub mod status;
 pub mod worker;

@@ -16,6 +16,7 @@ use crate::config::SyncConfig;
 use crate::directory::apply::{self, Applier, ApplyError, Work};
 use crate::health::Health;
 use crate::metrics;
+use crate::quarantine::Quarantine;
 use crate::queue::{Change, QueueError, Store, now_ms};
 
 /// Changes read from the queue per pass.
@@ -154,6 +155,7 @@ impl Worker {
         let Some(work) = Work::coalesce(changes.iter().map(|(_, c)| &c.kind)) else {
             return GroupResult::Applied(0);
         };
+        let started = std::time::Instant::now();
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_backoff)
             .with_max_delay(self.retry.max_backoff)
@@ -182,14 +184,20 @@ impl Worker {
                 m.changes_applied
                     .with_label_values(&["ok"])
                     .inc_by(seqs.len() as u64);
-                tracing::debug!(work = ?work_label(&work), "applied");
+                crate::status::applied(gid, work_label(&work), &changes, started);
+                tracing::info!(work = work_label(&work), "applied");
+                // Sequence numbers let tests count re-applications after a crash.
+                tracing::debug!(seqs = ?seqs, "acked");
                 GroupResult::Applied(seqs.len())
             }
-            Err(e) if e.is_transient() => GroupResult::Stuck(WorkerError::Exhausted {
-                group: gid.to_string(),
-                attempts: self.retry.max_attempts,
-                source: e,
-            }),
+            Err(e) if e.is_transient() => {
+                crate::status::gave_up_for_now(gid, work_label(&work), seqs.len(), &e, started);
+                GroupResult::Stuck(WorkerError::Exhausted {
+                    group: gid.to_string(),
+                    attempts: self.retry.max_attempts,
+                    source: e,
+                })
+            }
             Err(e) => {
                 tracing::error!(error = %e, class = e.class(), "change failed permanently; dead-lettered");
                 if let Err(se) = self.store.dead_letter(&seqs, &e.to_string(), e.class()) {
@@ -199,6 +207,7 @@ impl Worker {
                     .with_label_values(&["dead"])
                     .inc_by(seqs.len() as u64);
                 m.dead_letters_total.inc_by(seqs.len() as u64);
+                crate::status::dead_lettered(gid, work_label(&work), seqs.len(), &e, started);
                 GroupResult::Dead(seqs.len())
             }
         }
@@ -213,7 +222,6 @@ impl Worker {
                 m.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
                 m.dead_letters.set(s.dead_letters as i64);
                 m.held_deletes.set(s.held_deletes as i64);
-                self.health.set_storage_failed(false);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read queue stats");
@@ -222,8 +230,14 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop`: drains whenever woken (or every second), backing off while stuck.
-    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop`: drains whenever woken (or every second), backing off while stuck and
+    /// slowing to the quarantine cadence after repeated failures.
+    pub async fn run(
+        &self,
+        wake: Arc<Notify>,
+        mut stop: watch::Receiver<bool>,
+        quarantine: Arc<Quarantine>,
+    ) {
         let mut pause = Duration::ZERO;
         loop {
             if *stop.borrow() {
@@ -233,12 +247,18 @@ impl Worker {
                 return;
             }
             match self.drain(&stop).await {
-                Ok(_) => pause = Duration::ZERO,
+                Ok(r) => {
+                    pause = Duration::ZERO;
+                    if r.applied > 0 {
+                        quarantine.success();
+                    }
+                }
                 Err(e) => {
-                    pause = (pause * 2).clamp(
+                    quarantine.failure();
+                    pause = quarantine.cadence((pause * 2).clamp(
                         self.retry.min_backoff.max(Duration::from_secs(1)),
                         self.retry.max_backoff,
-                    );
+                    ));
                     tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "worker paused; changes stay queued");
                     continue;
                 }

@@ -12,6 +12,7 @@ use crate::config::{Config, SoftDeleteAction};
 use crate::directory::{Applier, Connection, Directory};
 use crate::graph::{GraphClient, Poller};
 use crate::health::Health;
+use crate::quarantine::Quarantine;
 use crate::queue::{Store, mirror::DeletePolicy};
 use crate::worker::Worker;
 
@@ -87,6 +88,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         applied = drained.applied,
         dead = drained.dead,
         remaining = stats.depth,
+        ldap_operations = ldap_operations(),
         "run --once finished"
     );
     if stats.dead_letters > dead_before || stats.depth > 0 {
@@ -98,6 +100,15 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// LDAP operations made by this process so far (from the metrics).
+fn ldap_operations() -> u64 {
+    let m = crate::metrics::get();
+    ["bind", "search", "add", "modify", "modrdn", "delete"]
+        .iter()
+        .flat_map(|op| ["ok", "error"].map(|r| m.ad_operations.with_label_values(&[op, r]).get()))
+        .sum()
 }
 
 async fn shutdown_signal() {
@@ -122,10 +133,16 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop) = watch::channel(false);
     let window = (cfg.graph.poll_interval * 3).max(Duration::from_secs(60));
-    let (addr, server) = crate::http::bind(cfg.http.listen, health.clone(), window, stop.clone())
+    let http = crate::http::Context {
+        health: health.clone(),
+        ready_window: window,
+        store: store.clone(),
+        about: crate::status::About::new(&cfg, window),
+    };
+    let (addr, server) = crate::http::bind(cfg.http.listen, http, stop.clone())
         .await
         .map_err(|e| CliError::ctx(&format!("http.listen {}", cfg.http.listen), e))?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    tracing::info!(%addr, "serving the status page (/), /metrics, /healthz, /readyz");
     let server = tokio::spawn(server);
 
     let poller = Poller::new(
@@ -135,22 +152,48 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
         wake.clone(),
         health.clone(),
     );
+    let quarantine = Arc::new(Quarantine::new(
+        cfg.sync.quarantine_after,
+        cfg.sync.quarantine_interval,
+        health.clone(),
+    ));
     let poll_task = {
         let mut stop = stop.clone();
         let interval = cfg.graph.poll_interval;
-        let health = health.clone();
+        let (health, store, quarantine) = (health.clone(), store.clone(), quarantine.clone());
         tokio::spawn(async move {
             loop {
                 match poller.cycle().await {
-                    Ok(_) => health.set_storage_failed(false),
+                    Ok(_) => {
+                        health.set_storage_failed(false);
+                        quarantine.success();
+                    }
                     Err(e) => {
-                        if matches!(e, crate::graph::PollError::Store(_)) {
-                            health.set_storage_failed(true);
-                        }
+                        quarantine.failure();
                         tracing::error!(error = %e, "poll cycle failed; cursor kept, retrying next interval");
+                        if let crate::graph::PollError::Store(se) = &e {
+                            // Disk full or I/O error: stop taking pages, report unready, and
+                            // reopen the database until it is writable again.
+                            health.set_storage_failed(true);
+                            if se.is_transient() {
+                                let store = store.clone();
+                                match tokio::task::spawn_blocking(move || store.recover()).await {
+                                    Ok(Ok(())) => {
+                                        tracing::info!("state store reopened and writable")
+                                    }
+                                    Ok(Err(e)) => {
+                                        tracing::warn!(error = %e, "state store still failing")
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "state store recovery task failed")
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
-                if crate::graph::delta::sleep_or_stop(interval, &mut stop).await {
+                if crate::graph::delta::sleep_or_stop(quarantine.cadence(interval), &mut stop).await
+                {
                     return;
                 }
             }
@@ -159,6 +202,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
 
     let work_task = {
         let (store, health, cfg, wake) = (store.clone(), health.clone(), cfg.clone(), wake.clone());
+        let quarantine = quarantine.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let dir = loop {
@@ -173,13 +217,20 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     }
                 }
             };
+            crate::metrics::count_managed_groups(&dir).await;
+            tokio::spawn(crate::health::keep_ad_fresh(
+                dir.clone(),
+                health.clone(),
+                window / 3,
+                stop.clone(),
+            ));
             let worker = Worker::new(
                 store.clone(),
                 Applier::new(dir, store, false),
                 cfg.sync.clone(),
                 health,
             );
-            worker.run(wake, stop).await;
+            worker.run(wake, stop, quarantine).await;
         })
     };
 
@@ -203,6 +254,29 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
         })
     };
 
+    let reconcile_task = {
+        let (store, wake) = (store.clone(), wake.clone());
+        let interval = cfg.sync.reconcile_interval;
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            if interval.is_zero() {
+                return;
+            }
+            loop {
+                if crate::graph::delta::sleep_or_stop(interval, &mut stop).await {
+                    return;
+                }
+                match store.enqueue_reconcile_all() {
+                    Ok(n) => {
+                        tracing::info!(groups = n, "periodic reconciliation queued");
+                        wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot queue periodic reconciliation"),
+                }
+            }
+        })
+    };
+
     shutdown_signal().await;
     tracing::info!("stopping: finishing in-flight work");
     let _ = stop_tx.send(true);
@@ -210,6 +284,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
         let _ = poll_task.await;
         let _ = work_task.await;
         let _ = trim_task.await;
+        let _ = reconcile_task.await;
         let _ = server.await;
     };
     if tokio::time::timeout(Duration::from_secs(30), all)

@@ -150,14 +150,44 @@ impl Applier {
         let Some(actual) = self.dir.find_owned(group_id).await? else {
             return Ok(());
         };
-        let deletes = matches!(reason, DeleteReason::HardDeleted | DeleteReason::Orphaned)
-            || self.soft_delete == SoftDeleteAction::Delete;
-        if !deletes {
-            self.record(&Operation::Freeze {
-                dn: actual.dn,
-                reason: reason.as_str(),
-            });
-            return Ok(());
+        let soft = !matches!(reason, DeleteReason::HardDeleted | DeleteReason::Orphaned);
+        match self.soft_delete {
+            _ if !soft => {}
+            SoftDeleteAction::Delete => {}
+            SoftDeleteAction::Freeze => {
+                self.record(&Operation::Freeze {
+                    dn: actual.dn,
+                    reason: reason.as_str(),
+                });
+                return Ok(());
+            }
+            SoftDeleteAction::ConvertToDistribution => {
+                let to = mapping::UNIVERSAL_DISTRIBUTION.to_string();
+                let from = actual.group_type.map(|t| t.to_string());
+                if from.as_deref() != Some(to.as_str()) {
+                    let op = Operation::Update {
+                        dn: actual.dn.clone(),
+                        attr: "groupType".into(),
+                        from,
+                        to: Some(to),
+                    };
+                    self.update_attributes(&[op]).await?;
+                }
+                return Ok(());
+            }
+            SoftDeleteAction::Move => {
+                let ou = self
+                    .dir
+                    .conn
+                    .config()
+                    .soft_delete_ou
+                    .clone()
+                    .unwrap_or_default();
+                if !escape::same_dn(&parent_of(&actual.dn), &ou) {
+                    self.rename(&actual, &actual.cn, &ou).await?;
+                }
+                return Ok(());
+            }
         }
         self.record(&Operation::Delete {
             dn: actual.dn.clone(),
@@ -231,7 +261,7 @@ impl Applier {
         if !record.wanted() {
             return Ok(()); // soft-deleted or out of scope: a Delete change carries the policy
         }
-        let desired = mapping::desired(group_id, &record.props, &self.dir.target_ou);
+        let desired = mapping::desired(group_id, &record.props, &self.dir.rules);
         let (actual, created) = match self.dir.find_owned(group_id).await? {
             Some(a) => (a, false),
             None => (self.create(&desired).await?, true),
@@ -276,8 +306,11 @@ impl Applier {
             self.add_members(&dn, add).await?;
             self.remove_members(&dn, remove).await?;
         }
-        if !created && plan::needs_rename(&desired, &actual) {
-            dn = self.rename(&actual, &desired).await?;
+        if !created
+            && (plan::needs_rename(&desired, &actual)
+                || !escape::same_dn(&parent_of(&actual.dn), &desired.ou))
+        {
+            dn = self.rename(&actual, &desired.cn, &desired.ou).await?;
         }
         if created && !self.dry_run {
             self.requeue_parents(group_id)?;
@@ -372,12 +405,9 @@ impl Applier {
         Ok(())
     }
 
-    async fn rename(
-        &self,
-        actual: &ActualGroup,
-        d: &mapping::DesiredGroup,
-    ) -> Result<String, ApplyError> {
-        let target = format!("CN={},{}", escape::rdn_value(&d.cn), parent_of(&actual.dn));
+    /// Renames and/or moves a group (one modrdn), refusing to take a name that is in use.
+    async fn rename(&self, actual: &ActualGroup, cn: &str, ou: &str) -> Result<String, ApplyError> {
+        let target = format!("CN={},{ou}", escape::rdn_value(cn));
         if !escape::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
             metrics::get().conflicts.with_label_values(&["name"]).inc();
             return Err(DirectoryError::Conflict {
@@ -391,13 +421,11 @@ impl Applier {
             to: target.clone(),
         });
         if !self.dry_run {
+            let moved = !escape::same_dn(&parent_of(&actual.dn), ou);
+            let rdn = format!("CN={}", escape::rdn_value(cn));
             self.dir
                 .conn
-                .rename(
-                    &actual.dn,
-                    &format!("CN={}", escape::rdn_value(&d.cn)),
-                    None,
-                )
+                .rename(&actual.dn, &rdn, moved.then_some(ou))
                 .await?;
         }
         Ok(target)

@@ -88,6 +88,12 @@ pub enum DirectoryError {
         /// What happened.
         detail: String,
     },
+    /// The target OU does not exist (transient: an operator may be restoring it).
+    #[error("target OU `{ou}` does not exist (or is not visible to the service account)")]
+    TargetOuMissing {
+        /// The OU.
+        ou: String,
+    },
     /// An object we would create or rename to is held by something we do not own, or our anchor
     /// is on more than one object.
     #[error("conflict ({kind}): {detail}")]
@@ -103,7 +109,9 @@ impl DirectoryError {
     /// Whether retrying later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            DirectoryError::Connect { .. } | DirectoryError::Transport { .. } => true,
+            DirectoryError::Connect { .. }
+            | DirectoryError::Transport { .. }
+            | DirectoryError::TargetOuMissing { .. } => true,
             DirectoryError::Operation { rc, .. } => {
                 matches!(
                     *rc,
@@ -124,6 +132,7 @@ impl DirectoryError {
             DirectoryError::Operation { .. } => "ldap_result",
             DirectoryError::Transport { .. } => "transport",
             DirectoryError::Conflict { .. } => "conflict",
+            DirectoryError::TargetOuMissing { .. } => "target_ou_missing",
         }
     }
 
@@ -191,7 +200,17 @@ impl Connection {
         &self.cfg
     }
 
+    /// Connects and binds, recording the outcome in [`Health`] (`/readyz`, `ad_up`).
     async fn connect(&self) -> Result<ldap3::Ldap, DirectoryError> {
+        let result = self.connect_and_bind().await;
+        match &result {
+            Ok(_) => self.health.ad_ok(),
+            Err(_) => self.health.ad_failed(),
+        }
+        result
+    }
+
+    async fn connect_and_bind(&self) -> Result<ldap3::Ldap, DirectoryError> {
         let started = Instant::now();
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(10))
@@ -241,10 +260,6 @@ impl Connection {
         m.ad_operations
             .with_label_values(&["bind", if result.is_ok() { "ok" } else { "error" }])
             .inc();
-        match &result {
-            Ok(_) => self.health.ad_ok(),
-            Err(_) => self.health.ad_failed(),
-        }
         result
     }
 

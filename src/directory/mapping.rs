@@ -10,6 +10,8 @@ pub const UNIVERSAL_SECURITY: i32 = -2147483640;
 pub const UNIVERSAL_DISTRIBUTION: i32 = 8;
 /// Longest display-name part of the CN (the suffix brings it to AD's 64).
 const CN_NAME_MAX: usize = 51;
+/// `displayName` limit (its schema `rangeUpper`).
+const DISPLAY_NAME_MAX: usize = 256;
 /// AD's limit on `description` values the service writes.
 const DESCRIPTION_MAX: usize = 448;
 /// `sAMAccountName` limit for groups (pre-Windows 2000 name).
@@ -31,8 +33,17 @@ fn id_suffix(group_id: &str) -> String {
     chars[chars.len().saturating_sub(12)..].iter().collect()
 }
 
+/// The contract's default CN template.
+pub const DEFAULT_CN_TEMPLATE: &str = "{displayName}_{idSuffix}";
+
 /// `<displayName, trimmed, ≤ 51 chars>_<last 12 chars of objectId>`, unescaped.
 pub fn cn(display_name: Option<&str>, group_id: &str) -> String {
+    cn_from_template(DEFAULT_CN_TEMPLATE, display_name, group_id)
+}
+
+/// Fills a CN template: `{displayName}` (trimmed, ≤ 51 chars), `{idSuffix}` (last 12 chars of
+/// the object id), `{id}` (the whole id). The result is cut to AD's 64 characters.
+pub fn cn_from_template(template: &str, display_name: Option<&str>, group_id: &str) -> String {
     let name: String = display_name
         .unwrap_or("")
         .trim()
@@ -41,7 +52,46 @@ pub fn cn(display_name: Option<&str>, group_id: &str) -> String {
         .collect();
     let name = name.trim_end();
     let name = if name.is_empty() { "Group" } else { name };
-    format!("{name}_{}", id_suffix(group_id))
+    let out = template
+        .replace("{displayName}", name)
+        .replace("{idSuffix}", &id_suffix(group_id))
+        .replace("{id}", group_id);
+    out.chars().take(64).collect::<String>().trim().to_string()
+}
+
+/// Whether a CN template is usable: it must contain `{id}` or `{idSuffix}` (names must be unique).
+pub fn valid_cn_template(template: &str) -> bool {
+    template.contains("{id}") || template.contains("{idSuffix}")
+}
+
+/// Where and how groups are named: the configurable part of the mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingRules {
+    /// OU for groups without a more specific rule.
+    pub target_ou: String,
+    /// OU for Microsoft 365 groups, if different.
+    pub m365_ou: Option<String>,
+    /// CN template (see [`cn_from_template`]).
+    pub cn_template: String,
+}
+
+impl MappingRules {
+    /// Rules placing everything in `target_ou` with the default CN template.
+    pub fn simple(target_ou: &str) -> MappingRules {
+        MappingRules {
+            target_ou: target_ou.to_string(),
+            m365_ou: None,
+            cn_template: DEFAULT_CN_TEMPLATE.into(),
+        }
+    }
+
+    /// The OU a group belongs in.
+    pub fn ou_for(&self, props: &GroupProps) -> &str {
+        match &self.m365_ou {
+            Some(ou) if props.is_unified() => ou,
+            _ => &self.target_ou,
+        }
+    }
 }
 
 /// A deterministic `sAMAccountName`: a readable prefix of the display name and the id suffix,
@@ -90,11 +140,13 @@ pub struct DesiredGroup {
     pub anchor: String,
     /// CN value (unescaped).
     pub cn: String,
-    /// Full DN (escaped) under the target OU.
+    /// Full DN (escaped) under [`DesiredGroup::ou`].
     pub dn: String,
+    /// The OU it belongs in.
+    pub ou: String,
     /// `sAMAccountName` for creation.
     pub sam_account_name: String,
-    /// `displayName` (never empty: AD rejects empty values).
+    /// `displayName` (never empty: AD rejects empty values; ≤ 256 characters).
     pub display_name: String,
     /// `description`, if any.
     pub description: Option<String>,
@@ -102,19 +154,24 @@ pub struct DesiredGroup {
     pub group_type: i32,
 }
 
-/// Maps a cloud group to its desired AD entry under `target_ou`.
-pub fn desired(group_id: &str, props: &GroupProps, target_ou: &str) -> DesiredGroup {
-    let cn = cn(props.display_name.as_deref(), group_id);
+/// Maps a cloud group to its desired AD entry.
+pub fn desired(group_id: &str, props: &GroupProps, rules: &MappingRules) -> DesiredGroup {
+    let cn = cn_from_template(&rules.cn_template, props.display_name.as_deref(), group_id);
+    let ou = rules.ou_for(props).to_string();
     DesiredGroup {
         anchor: anchor(group_id),
-        dn: format!("CN={},{target_ou}", escape::rdn_value(&cn)),
+        dn: format!("CN={},{ou}", escape::rdn_value(&cn)),
+        ou,
         cn,
         sam_account_name: sam_account_name(props.display_name.as_deref(), group_id),
         display_name: props
             .display_name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| group_id.to_string()),
+            .unwrap_or_else(|| group_id.to_string())
+            .chars()
+            .take(DISPLAY_NAME_MAX)
+            .collect(),
         description: description(props.description.as_deref()),
         group_type: group_type(props),
     }
@@ -171,6 +228,29 @@ mod tests {
     }
 
     #[test]
+    fn templates_and_rules() {
+        assert_eq!(
+            cn_from_template("Group_{id}", Some("x"), ID),
+            format!("Group_{ID}")
+        );
+        assert!(valid_cn_template("{displayName} ({idSuffix})"));
+        assert!(!valid_cn_template("{displayName}"));
+        let rules = MappingRules {
+            m365_ou: Some("OU=M365,DC=t".into()),
+            ..MappingRules::simple("OU=Sec,DC=t")
+        };
+        let m365 = GroupProps {
+            group_types: vec!["Unified".into()],
+            ..Default::default()
+        };
+        assert_eq!(desired(ID, &m365, &rules).ou, "OU=M365,DC=t");
+        assert_eq!(
+            desired(ID, &GroupProps::default(), &rules).dn,
+            "CN=Group_70867728950e,OU=Sec,DC=t"
+        );
+    }
+
+    #[test]
     fn group_types() {
         let mut p = GroupProps {
             security_enabled: Some(true),
@@ -191,7 +271,7 @@ mod tests {
             security_enabled: Some(true),
             ..Default::default()
         };
-        let d = desired(ID, &p, "OU=Cloud,DC=t");
+        let d = desired(ID, &p, &MappingRules::simple("OU=Cloud,DC=t"));
         assert_eq!(d.description.unwrap().chars().count(), 448);
         assert_eq!(d.dn, "CN=\\#a\\,b_70867728950e,OU=Cloud,DC=t");
         assert_eq!(d.anchor, format!("Group_{ID}"));

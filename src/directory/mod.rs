@@ -53,8 +53,16 @@ pub struct Directory {
     pub domain_base: String,
     /// Whether the schema has `msDS-ExternalDirectoryObjectId` (Windows Server 2016 schema).
     pub has_external_id: bool,
-    /// Where groups are written.
+    /// Where groups are written (the default OU).
     pub target_ou: String,
+    /// Every OU the service writes to; it owns anchored groups there and nowhere else.
+    pub owned_ous: Vec<String>,
+    /// Naming and placement rules.
+    pub rules: mapping::MappingRules,
+}
+
+fn all_contains(all: &[ldap3::SearchEntry], dn: &str) -> bool {
+    all.iter().any(|e| escape::same_dn(&e.dn, dn))
 }
 
 fn first(e: &ldap3::SearchEntry, attr: &str) -> Option<String> {
@@ -94,12 +102,16 @@ impl Directory {
                 .await?
                 .is_empty();
         let target_ou = conn.config().target_ou.clone();
+        let owned_ous = conn.config().owned_ous();
+        let rules = conn.config().mapping_rules();
         tracing::info!(domain = %domain_base, has_external_id, "connected to AD");
         Ok(Directory {
             conn,
             domain_base,
             has_external_id,
             target_ou,
+            owned_ous,
+            rules,
         })
     }
 
@@ -173,44 +185,66 @@ impl Directory {
         }
     }
 
-    /// The group we own for cloud group `id`: found by anchor under the target OU only.
+    /// Searches every owned OU (a missing optional OU is skipped: it may not exist yet).
+    async fn search_owned(&self, filter: &str) -> Result<Vec<ldap3::SearchEntry>, DirectoryError> {
+        let mut all: Vec<ldap3::SearchEntry> = Vec::new();
+        for ou in &self.owned_ous {
+            match self
+                .conn
+                .search(ou, Scope::Subtree, filter, GROUP_ATTRS, vec![])
+                .await
+            {
+                Ok(found) => {
+                    for e in found {
+                        if !all_contains(&all, &e.dn) {
+                            all.push(e);
+                        }
+                    }
+                }
+                Err(e)
+                    if e.result_code() == Some(ldap::rc::NO_SUCH_OBJECT)
+                        && ou != &self.target_ou => {}
+                Err(e) if e.result_code() == Some(ldap::rc::NO_SUCH_OBJECT) => {
+                    // The target OU vanished (deleted, or an AD restore in progress): wait for
+                    // it rather than dead-letter every change.
+                    return Err(DirectoryError::TargetOuMissing { ou: ou.clone() });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(all)
+    }
+
+    /// The group we own for cloud group `id`: found by anchor, under the owned OUs only.
     /// More than one object carrying the anchor is a conflict.
     pub async fn find_owned(&self, group_id: &str) -> Result<Option<ActualGroup>, DirectoryError> {
         let anchor = mapping::anchor(group_id);
-        let found = self
-            .conn
-            .search(
-                &self.target_ou,
-                Scope::Subtree,
-                &self.anchor_filter(&anchor),
-                GROUP_ATTRS,
-                vec![],
-            )
-            .await?;
+        let found = self.search_owned(&self.anchor_filter(&anchor)).await?;
         match found.len() {
             0 => Ok(None),
             1 => Ok(Some(Self::to_actual(&found[0]))),
             n => Err(DirectoryError::Conflict {
                 kind: "duplicate_anchor",
                 detail: format!(
-                    "{n} objects under {} carry the anchor {anchor}",
-                    self.target_ou
+                    "{n} objects carry the anchor {anchor}: {}",
+                    found
+                        .iter()
+                        .map(|e| e.dn.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             }),
         }
     }
 
-    /// Every group we own under the target OU.
+    /// Every group we own, in every owned OU.
     pub async fn list_owned(&self) -> Result<Vec<(String, ActualGroup)>, DirectoryError> {
         let filter = if self.has_external_id {
             "(&(objectClass=group)(|(msDS-ExternalDirectoryObjectId=Group_*)(adminDescription=Group_*)))"
         } else {
             "(&(objectClass=group)(adminDescription=Group_*))"
         };
-        let found = self
-            .conn
-            .search(&self.target_ou, Scope::Subtree, filter, GROUP_ATTRS, vec![])
-            .await?;
+        let found = self.search_owned(filter).await?;
         Ok(found
             .iter()
             .map(Self::to_actual)

@@ -225,7 +225,7 @@ pub fn member_diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::mapping::{UNIVERSAL_SECURITY, desired};
+    use crate::directory::mapping::{MappingRules, UNIVERSAL_SECURITY, desired};
     use crate::queue::GroupProps;
 
     fn d() -> DesiredGroup {
@@ -234,7 +234,7 @@ mod tests {
             security_enabled: Some(true),
             ..Default::default()
         };
-        desired("g-000000000001", &p, "OU=C,DC=t")
+        desired("g-000000000001", &p, &MappingRules::simple("OU=C,DC=t"))
     }
 
     #[test]

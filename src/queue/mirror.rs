@@ -85,7 +85,8 @@ impl Writes {
 impl Store {
     /// A cloud group as last seen.
     pub fn group(&self, id: &str) -> Result<Option<GroupRecord>, QueueError> {
-        self.groups
+        self.t()?
+            .groups
             .get(id.as_bytes())?
             .map(|v| dec(id.as_bytes(), &v))
             .transpose()
@@ -93,7 +94,8 @@ impl Store {
 
     /// Every group in the mirror.
     pub fn all_groups(&self) -> Result<Vec<(String, GroupRecord)>, QueueError> {
-        self.groups
+        self.t()?
+            .groups
             .iter()
             .map(|r| {
                 let (k, v) = r?;
@@ -105,7 +107,8 @@ impl Store {
     /// The current members of a group, as Graph lists them.
     pub fn members(&self, group: &str) -> Result<Vec<MemberRef>, QueueError> {
         let p = prefix(group);
-        self.members
+        self.t()?
+            .members
             .scan_prefix(&p)
             .keys()
             .map(|k| {
@@ -121,13 +124,14 @@ impl Store {
 
     /// Whether Graph currently lists `member` in `group`.
     pub fn is_member(&self, group: &str, member: &MemberRef) -> Result<bool, QueueError> {
-        Ok(self.members.contains_key(member_key(group, member))?)
+        Ok(self.t()?.members.contains_key(member_key(group, member))?)
     }
 
     /// The groups that list `member` (any kind) as a member.
     pub fn groups_containing(&self, member: &str) -> Result<Vec<String>, QueueError> {
         let p = prefix(member);
-        self.member_of
+        self.t()?
+            .member_of
             .scan_prefix(&p)
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?[p.len()..]).into_owned()))
@@ -136,7 +140,8 @@ impl Store {
 
     /// A cloud user's on-premises identity.
     pub fn user(&self, id: &str) -> Result<Option<UserRecord>, QueueError> {
-        self.users
+        self.t()?
+            .users
             .get(id.as_bytes())?
             .map(|v| dec(id.as_bytes(), &v))
             .transpose()
@@ -224,14 +229,16 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let cursor = Self::new_cursor(next, epoch);
         let users_batch = users.batch();
-        (&self.meta, &self.pending, &self.users).transaction(|(meta, pending, users_t)| {
-            users_t.apply_batch(&users_batch)?;
-            for (seq, c) in seqs.iter().zip(&changes) {
-                tx_enqueue(pending, *seq, c)?;
-            }
-            meta.insert(cursor_key(Resource::Users), enc(&cursor))?;
-            Ok(())
-        })?;
+        (&self.t()?.meta, &self.t()?.pending, &self.t()?.users).transaction(
+            |(meta, pending, users_t)| {
+                users_t.apply_batch(&users_batch)?;
+                for (seq, c) in seqs.iter().zip(&changes) {
+                    tx_enqueue(pending, *seq, c)?;
+                }
+                meta.insert(cursor_key(Resource::Users), enc(&cursor))?;
+                Ok(())
+            },
+        )?;
         self.note_enqueued(changes.len());
         let mut out = PageOutcome {
             round_done: !cursor.mid_round,
@@ -378,7 +385,7 @@ impl Store {
             }
             // All deletes staged over the round, this page's included.
             let mut all: BTreeMap<String, DeleteReason> = BTreeMap::new();
-            for r in self.round_deletes.iter() {
+            for r in self.t()?.round_deletes.iter() {
                 let (k, v) = r?;
                 all.insert(String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?);
                 round_deletes.del(k.to_vec());
@@ -421,13 +428,13 @@ impl Store {
             held.batch(),
         );
         (
-            &self.meta,
-            &self.pending,
-            &self.groups,
-            &self.members,
-            &self.member_of,
-            &self.round_deletes,
-            &self.held_deletes,
+            &self.t()?.meta,
+            &self.t()?.pending,
+            &self.t()?.groups,
+            &self.t()?.members,
+            &self.t()?.member_of,
+            &self.t()?.round_deletes,
+            &self.t()?.held_deletes,
         )
             .transaction(
                 |(meta, pending, groups_t, members_t, member_of_t, round_t, held_t)| {
@@ -459,7 +466,7 @@ impl Store {
         keep_epoch: Option<u64>,
     ) -> Result<(), QueueError> {
         let p = prefix(group);
-        for r in self.members.scan_prefix(&p) {
+        for r in self.t()?.members.scan_prefix(&p) {
             let (k, v) = r?;
             if keep_epoch.is_some_and(|e| v.as_ref() == e.to_be_bytes()) {
                 continue;

@@ -1,9 +1,9 @@
 //! The sled-backed [`Store`]: opening, the page commit that moves a cursor, and the pending /
 //! dead / journal lifecycle of changes.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,6 +37,14 @@ pub enum QueueError {
     /// A read or write failed (disk full, read-only file system, I/O error).
     #[error("state store I/O failed: {0}")]
     Io(#[source] sled::Error),
+    /// The state directory is on a read-only file system or not writable by this user.
+    #[error("state directory {path} is not writable: {detail}")]
+    NotWritable {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        detail: String,
+    },
     /// A stored record could not be decoded.
     #[error("state store record {key} is unreadable: {detail}")]
     Record {
@@ -93,9 +101,19 @@ pub struct QueueStats {
 const FORMAT_KEY: &[u8] = b"format";
 const FORMAT: &[u8] = b"entra-writeback/1";
 
-/// The durable store. Cheap to clone.
+/// The durable store. Cheap to clone: clones share one database.
+///
+/// After a storage failure (disk full, I/O error) sled refuses every later write until the
+/// database is reopened; [`Store::recover`] does that in place, for every clone at once.
 #[derive(Clone)]
 pub struct Store {
+    inner: Arc<RwLock<Option<Arc<Trees>>>>,
+    path: Option<PathBuf>,
+    depth: Arc<AtomicU64>,
+}
+
+/// The open database and its trees.
+pub(super) struct Trees {
     pub(super) db: sled::Db,
     pub(super) meta: sled::Tree,
     pub(super) pending: sled::Tree,
@@ -107,7 +125,6 @@ pub struct Store {
     pub(super) users: sled::Tree,
     pub(super) round_deletes: sled::Tree,
     pub(super) held_deletes: sled::Tree,
-    depth: Arc<AtomicU64>,
 }
 
 pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -163,102 +180,101 @@ impl Store {
                 });
             }
         }
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(200))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    QueueError::Locked {
-                        path: shown.clone(),
-                        source: e,
-                    }
-                }
-                sled::Error::Io(_) => QueueError::Locked {
-                    path: shown.clone(),
-                    source: e,
-                },
-                other => QueueError::Corrupt {
-                    path: shown.clone(),
-                    detail: other.to_string(),
-                },
-            })?;
-        Self::from_db(db, shown)
-    }
-
-    fn from_db(db: sled::Db, shown: String) -> Result<Store, QueueError> {
-        let tree = |name: &str| db.open_tree(name);
-        let store = Store {
-            meta: tree("meta")?,
-            pending: tree("pending")?,
-            dead: tree("dead")?,
-            journal: tree("journal")?,
-            groups: tree("groups")?,
-            members: tree("members")?,
-            member_of: tree("member_of")?,
-            users: tree("users")?,
-            round_deletes: tree("round_deletes")?,
-            held_deletes: tree("held_deletes")?,
-            depth: Arc::new(AtomicU64::new(0)),
-            db,
-        };
-        match store.meta.get(FORMAT_KEY)? {
-            Some(v) if v.as_ref() == FORMAT => {}
-            Some(v) => {
-                return Err(QueueError::Corrupt {
-                    path: shown,
-                    detail: format!("unknown format `{}`", String::from_utf8_lossy(&v)),
-                });
-            }
-            None => {
-                store.meta.insert(FORMAT_KEY, FORMAT)?;
-                store.db.flush()?;
-            }
-        }
-        store
-            .depth
-            .store(store.pending.len() as u64, Ordering::Relaxed);
-        Ok(store)
+        let db = open_db(path)?;
+        let trees = Trees::new(db, &shown)?;
+        let depth = trees.pending.len() as u64;
+        Ok(Store {
+            inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
+            path: Some(path.to_owned()),
+            depth: Arc::new(AtomicU64::new(depth)),
+        })
     }
 
     /// A throw-away store in memory (for `plan`, which must not touch the real state).
     pub fn open_temporary() -> Result<Store, QueueError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db, "(temporary)".into())
+        let trees = Trees::new(db, "(temporary)")?;
+        Ok(Store {
+            inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
+            path: None,
+            depth: Arc::default(),
+        })
+    }
+
+    /// The open trees (an error while the database is being reopened).
+    pub(super) fn t(&self) -> Result<Arc<Trees>, QueueError> {
+        self.inner
+            .read()
+            .expect("store lock not poisoned")
+            .clone()
+            .ok_or_else(|| {
+                QueueError::Io(sled::Error::Unsupported(
+                    "the state store is being reopened".into(),
+                ))
+            })
+    }
+
+    /// Reopens the database after a storage failure and proves it writable (a flushed probe
+    /// write). Everything flushed before the failure is kept; later unflushed writes are lost,
+    /// which the queue's guarantees allow (pages are re-read, changes re-applied).
+    pub fn recover(&self) -> Result<(), QueueError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let old = self.inner.write().expect("store lock not poisoned").take();
+        if let Some(old) = old {
+            // Wait for in-flight operations to let go, so sled closes the files and its lock.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            drop(old);
+        }
+        let reopened = open_db(path).and_then(|db| Trees::new(db, &path.display().to_string()));
+        match reopened {
+            Ok(trees) => {
+                trees
+                    .meta
+                    .insert(b"probe", now_ms().to_be_bytes().to_vec())?;
+                trees.db.flush()?;
+                self.depth
+                    .store(trees.pending.len() as u64, Ordering::Relaxed);
+                *self.inner.write().expect("store lock not poisoned") = Some(Arc::new(trees));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes everything to disk; called before a Graph cursor is allowed to move on.
     pub async fn flush(&self) -> Result<(), QueueError> {
-        self.db.flush_async().await?;
+        self.t()?.db.flush_async().await?;
         Ok(())
     }
 
     /// A fresh sequence number (monotonic across restarts).
     pub(super) fn next_seq(&self) -> Result<u64, QueueError> {
-        Ok(self.db.generate_id()?)
+        Ok(self.t()?.db.generate_id()?)
     }
 
     /// The stored cursor of a delta stream.
     pub fn cursor(&self, r: Resource) -> Result<Option<Cursor>, QueueError> {
         let key = cursor_key(r);
-        self.meta.get(&key)?.map(|v| dec(&key, &v)).transpose()
+        self.t()?.meta.get(&key)?.map(|v| dec(&key, &v)).transpose()
     }
 
     /// Forgets one stream's cursor (Graph asked for a resync).
     pub fn reset_cursor(&self, r: Resource) -> Result<(), QueueError> {
-        self.meta.remove(cursor_key(r))?;
-        self.db.flush()?;
+        self.t()?.meta.remove(cursor_key(r))?;
+        self.t()?.db.flush()?;
         Ok(())
     }
 
     /// Forgets both cursors: the next round is a full enumeration that also reconciles AD.
     pub fn reset_cursors(&self) -> Result<(), QueueError> {
-        self.meta.remove(cursor_key(Resource::Groups))?;
-        self.meta.remove(cursor_key(Resource::Users))?;
-        self.db.flush()?;
+        self.t()?.meta.remove(cursor_key(Resource::Groups))?;
+        self.t()?.meta.remove(cursor_key(Resource::Users))?;
+        self.t()?.db.flush()?;
         Ok(())
     }
 
@@ -271,10 +287,34 @@ impl Store {
             batch.insert(&seq_key(seq), enc(c));
             seqs.push(seq);
         }
-        self.pending.apply_batch(batch)?;
+        self.t()?.pending.apply_batch(batch)?;
         self.depth
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
         Ok(seqs)
+    }
+
+    /// Queues a full reconcile of every wanted group plus a sweep for orphans (the periodic,
+    /// level-triggered drift correction); returns how many groups.
+    pub fn enqueue_reconcile_all(&self) -> Result<usize, QueueError> {
+        let now = now_ms();
+        let mut changes: Vec<Change> = self
+            .all_groups()?
+            .into_iter()
+            .filter(|(_, r)| r.wanted())
+            .map(|(id, _)| Change {
+                group_id: id,
+                kind: ChangeKind::Reconcile,
+                seen_ms: now,
+            })
+            .collect();
+        let n = changes.len();
+        changes.push(Change {
+            group_id: ALL_GROUPS.into(),
+            kind: ChangeKind::Sweep,
+            seen_ms: now,
+        });
+        self.enqueue(&changes)?;
+        Ok(n)
     }
 
     pub(super) fn note_enqueued(&self, n: usize) {
@@ -283,7 +323,8 @@ impl Store {
 
     /// The oldest pending changes, in order.
     pub fn pending_batch(&self, limit: usize) -> Result<Vec<(u64, Change)>, QueueError> {
-        self.pending
+        self.t()?
+            .pending
             .iter()
             .take(limit)
             .map(|r| {
@@ -300,7 +341,8 @@ impl Store {
 
     /// Dead letters (for `queue list --dead`).
     pub fn list_dead(&self, limit: usize) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
-        self.dead
+        self.t()?
+            .dead
             .iter()
             .take(limit)
             .map(|r| {
@@ -314,9 +356,9 @@ impl Store {
     pub fn show(&self, seq: u64) -> Result<Option<serde_json::Value>, QueueError> {
         let k = seq_key(seq);
         for (place, tree) in [
-            ("pending", &self.pending),
-            ("dead", &self.dead),
-            ("journal", &self.journal),
+            ("pending", &self.t()?.pending),
+            ("dead", &self.t()?.dead),
+            ("journal", &self.t()?.journal),
         ] {
             if let Some(v) = tree.get(k)? {
                 let value: serde_json::Value = dec(&k, &v)?;
@@ -331,7 +373,7 @@ impl Store {
     /// AD has the changes: drop them from `pending` and journal them, in one transaction.
     pub fn ack(&self, seqs: &[u64]) -> Result<(), QueueError> {
         let now = now_ms();
-        (&self.pending, &self.journal).transaction(|(pending, journal)| {
+        (&self.t()?.pending, &self.t()?.journal).transaction(|(pending, journal)| {
             for &seq in seqs {
                 if let Some(v) = pending.remove(&seq_key(seq))? {
                     let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
@@ -356,7 +398,7 @@ impl Store {
     /// The changes failed permanently: move them to `dead` with the reason.
     pub fn dead_letter(&self, seqs: &[u64], error: &str, class: &str) -> Result<(), QueueError> {
         let now = now_ms();
-        (&self.pending, &self.dead).transaction(|(pending, dead)| {
+        (&self.t()?.pending, &self.t()?.dead).transaction(|(pending, dead)| {
             for &seq in seqs {
                 if let Some(v) = pending.remove(&seq_key(seq))? {
                     let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
@@ -375,7 +417,7 @@ impl Store {
             seqs.len().min(self.depth.load(Ordering::Relaxed) as usize) as u64,
             Ordering::Relaxed,
         );
-        self.db.flush()?;
+        self.t()?.db.flush()?;
         Ok(())
     }
 
@@ -385,9 +427,9 @@ impl Store {
         let changes: Vec<Change> = letters.iter().map(|(_, d)| d.change.clone()).collect();
         self.enqueue(&changes)?;
         for (seq, _) in &letters {
-            self.dead.remove(seq_key(*seq))?;
+            self.t()?.dead.remove(seq_key(*seq))?;
         }
-        self.db.flush()?;
+        self.t()?.db.flush()?;
         Ok(letters.len())
     }
 
@@ -402,7 +444,7 @@ impl Store {
     ) -> Result<Vec<String>, QueueError> {
         let mut ids = std::collections::BTreeSet::new();
         let start = seq_key(from_seq.unwrap_or(0));
-        for r in self.journal.range(start..) {
+        for r in self.t()?.journal.range(start..) {
             let (k, v) = r?;
             let entry: JournalEntry = dec(&k, &v)?;
             if since_ms.is_some_and(|s| entry.applied_ms < s) || entry.change.group_id == ALL_GROUPS
@@ -427,22 +469,22 @@ impl Store {
             })
             .collect();
         self.enqueue(&changes)?;
-        self.db.flush()?;
+        self.t()?.db.flush()?;
         Ok(ids.into_iter().collect())
     }
 
     /// Drops journal entries older than `max_age_ms` or beyond `max_entries`.
     pub fn trim_journal(&self, max_age_ms: u64, max_entries: usize) -> Result<usize, QueueError> {
         let cutoff = now_ms().saturating_sub(max_age_ms);
-        let excess = (self.journal.len()).saturating_sub(max_entries);
+        let excess = (self.t()?.journal.len()).saturating_sub(max_entries);
         let mut removed = 0;
-        for r in self.journal.iter() {
+        for r in self.t()?.journal.iter() {
             let (k, v) = r?;
             let old = dec::<JournalEntry>(&k, &v)
                 .map(|e| e.applied_ms < cutoff)
                 .unwrap_or(true);
             if removed < excess || old {
-                self.journal.remove(k)?;
+                self.t()?.journal.remove(k)?;
                 removed += 1;
             } else {
                 break;
@@ -454,7 +496,7 @@ impl Store {
     /// Counts and ages for status output and metrics.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let now = now_ms();
-        let oldest = match self.pending.first()? {
+        let oldest = match self.t()?.pending.first()? {
             Some((k, v)) => Some(dec::<Change>(&k, &v)?.seen_ms),
             None => None,
         };
@@ -462,20 +504,21 @@ impl Store {
         Ok(QueueStats {
             depth: self.depth.load(Ordering::Relaxed),
             oldest_age_secs: oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0),
-            dead_letters: self.dead.len() as u64,
-            held_deletes: self.held_deletes.len() as u64,
+            dead_letters: self.t()?.dead.len() as u64,
+            held_deletes: self.t()?.held_deletes.len() as u64,
             cursor_age_secs: cursor
                 .as_ref()
                 .map(|c| now.saturating_sub(c.stored_ms) as f64 / 1000.0),
             full_round_in_progress: cursor.as_ref().is_none_or(|c| c.full_epoch.is_some()),
-            journal_entries: self.journal.len() as u64,
-            mirrored_groups: self.groups.len() as u64,
+            journal_entries: self.t()?.journal.len() as u64,
+            mirrored_groups: self.t()?.groups.len() as u64,
         })
     }
 
     /// Deletes held back by the threshold: (group id, reason).
     pub fn held_deletes(&self) -> Result<Vec<(String, DeleteReason)>, QueueError> {
-        self.held_deletes
+        self.t()?
+            .held_deletes
             .iter()
             .map(|r| {
                 let (k, v) = r?;
@@ -487,9 +530,9 @@ impl Store {
     /// Holds deletes for approval (the worker's sweep uses this too).
     pub fn hold_deletes(&self, deletes: &[(String, DeleteReason)]) -> Result<(), QueueError> {
         for (id, reason) in deletes {
-            self.held_deletes.insert(id.as_bytes(), enc(reason))?;
+            self.t()?.held_deletes.insert(id.as_bytes(), enc(reason))?;
         }
-        self.db.flush()?;
+        self.t()?.db.flush()?;
         Ok(())
     }
 
@@ -511,15 +554,90 @@ impl Store {
             .collect();
         self.enqueue(&changes)?;
         for (id, _) in &chosen {
-            self.held_deletes.remove(id.as_bytes())?;
+            self.t()?.held_deletes.remove(id.as_bytes())?;
         }
-        self.db.flush()?;
+        self.t()?.db.flush()?;
         Ok(chosen.into_iter().map(|(id, _)| id).collect())
     }
 }
 
 pub(super) fn cursor_key(r: Resource) -> Vec<u8> {
     format!("cursor/{}", r.as_str()).into_bytes()
+}
+
+fn open_db(path: &Path) -> Result<sled::Db, QueueError> {
+    let shown = path.display().to_string();
+    sled::Config::new()
+        .path(path)
+        .flush_every_ms(Some(200))
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(ref io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                QueueError::Locked {
+                    path: shown.clone(),
+                    source: e,
+                }
+            }
+            sled::Error::Io(ref io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                QueueError::NotWritable {
+                    path: shown.clone(),
+                    detail: io.to_string(),
+                }
+            }
+            sled::Error::Io(_) => QueueError::Io(e),
+            other => QueueError::Corrupt {
+                path: shown.clone(),
+                detail: other.to_string(),
+            },
+        })
+}
+
+impl Trees {
+    /// Opens the trees and checks (or stamps) the format marker.
+    fn new(db: sled::Db, shown: &str) -> Result<Trees, QueueError> {
+        let tree = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            meta: tree("meta")?,
+            pending: tree("pending")?,
+            dead: tree("dead")?,
+            journal: tree("journal")?,
+            groups: tree("groups")?,
+            members: tree("members")?,
+            member_of: tree("member_of")?,
+            users: tree("users")?,
+            round_deletes: tree("round_deletes")?,
+            held_deletes: tree("held_deletes")?,
+            db,
+        };
+        match trees.meta.get(FORMAT_KEY)? {
+            Some(v) if v.as_ref() == FORMAT => {}
+            Some(v) => {
+                return Err(QueueError::Corrupt {
+                    path: shown.to_string(),
+                    detail: format!("unknown format `{}`", String::from_utf8_lossy(&v)),
+                });
+            }
+            None if trees.pending.is_empty() && trees.groups.is_empty() => {
+                trees.meta.insert(FORMAT_KEY, FORMAT)?;
+                trees.db.flush()?;
+            }
+            None => {
+                return Err(QueueError::Corrupt {
+                    path: shown.to_string(),
+                    detail: "format marker missing".into(),
+                });
+            }
+        }
+        Ok(trees)
+    }
 }
 
 /// Inserts a change into `pending` inside a transaction.
