@@ -236,6 +236,46 @@ impl Metrics {
         for result in ["ok", "retry", "dead"] {
             m.changes_applied.with_label_values(&[result]);
         }
+        // Every labelled family gets its known label values up front: a family without a series
+        // is left out of the exposition altogether, and `rate()` over it is "no data", not 0.
+        for endpoint in ["token", "users_delta", "groups_delta"] {
+            m.graph_throttled.with_label_values(&[endpoint]);
+            for class in ["2xx", "4xx", "5xx", "error"] {
+                m.graph_requests.with_label_values(&[endpoint, class]);
+            }
+        }
+        for resource in ["users", "groups"] {
+            m.round_duration.with_label_values(&[resource]);
+            for kind in ["full", "incremental"] {
+                for result in ["ok", "resync"] {
+                    m.rounds.with_label_values(&[resource, kind, result]);
+                }
+            }
+            m.rounds.with_label_values(&[resource, "unknown", "error"]);
+        }
+        for kind in ["upsert", "reconcile", "delete", "sweep"] {
+            m.changes_enqueued.with_label_values(&[kind]);
+        }
+        for op in ["bind", "search", "add", "modify", "modrdn", "delete"] {
+            m.ad_duration.with_label_values(&[op]);
+            for result in ["ok", "error"] {
+                m.ad_operations.with_label_values(&[op, result]);
+            }
+        }
+        for reason in [
+            "cloud_only",
+            "unresolved",
+            "unsupported_type",
+            "not_in_scope",
+        ] {
+            m.members_skipped.with_label_values(&[reason]);
+        }
+        for kind in ["name", "sam_account_name"] {
+            m.conflicts.with_label_values(&[kind]);
+        }
+        for kind in ["attribute", "member_add", "member_remove", "orphan"] {
+            m.reconcile_corrections.with_label_values(&[kind]);
+        }
         m
     }
 
@@ -274,4 +314,13 @@ pub fn observe_graph(
         .with_label_values(&[endpoint, class])
         .inc();
     resp.map_err(crate::graph::GraphError::network)
+}
+
+/// Sets `managed_groups` from AD (one search for our anchors under the target OU), so the
+/// gauge is right from start-up rather than only after the next full round's sweep.
+pub async fn count_managed_groups(dir: &crate::directory::Directory) {
+    match dir.list_owned().await {
+        Ok(owned) => get().managed_groups.set(owned.len() as i64),
+        Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
+    }
 }

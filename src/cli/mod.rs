@@ -133,9 +133,11 @@ fn init_logging(format: LogFormat) {
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // Log lines go to stderr, above the initial-sync progress bars when those are shown.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(!json && std::io::stderr().is_terminal())
+        .with_writer(crate::progress::LogWriter);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -176,6 +178,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    crate::progress::finish();
     match result {
         Ok(code) => code,
         Err(e) => {

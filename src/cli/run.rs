@@ -302,6 +302,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
 
 /// `plan`: a full round into a scratch store, then a dry-run reconcile against AD.
 pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
+    crate::progress::disable();
     let scratch = Store::open_temporary().map_err(|e| CliError::ctx("scratch store", e))?;
     let health = Health::default();
     let poller = Poller::new(

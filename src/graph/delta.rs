@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::client::{GraphClient, GraphError};
 use super::model::{self, PageError};
@@ -147,9 +148,12 @@ impl Poller {
     /// Walks one round of `resource` to its deltaLink.
     pub async fn round(&self, resource: Resource) -> Result<RoundReport, PollError> {
         let started = Instant::now();
-        let result = self.walk(resource).await;
-        let m = metrics::get();
         let label = resource.as_str();
+        let span = tracing::info_span!("delta_round", resource = label);
+        let result = self.walk(resource).instrument(span.clone()).await;
+        let _in_round = span.enter();
+        crate::status::round_finished(label, started, &result);
+        let m = metrics::get();
         m.round_duration
             .with_label_values(&[label])
             .observe(started.elapsed().as_secs_f64());
@@ -268,6 +272,7 @@ impl Poller {
                     .inc_by(outcome.unsupported_members as u64);
             }
             report.held_deletes += outcome.held_deletes;
+            crate::status::page(resource.as_str(), &report);
             if report.enqueued > 0 {
                 self.wake.notify_one();
             }

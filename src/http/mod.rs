@@ -1,71 +1,152 @@
-//! The monitoring listener: `/metrics`, `/healthz`, `/readyz`.
+//! The monitoring listener: the status page (`/`, `/status.json`), `/metrics`, `/healthz` and
+//! `/readyz`, all on `[http] listen`.
+//!
+//! - `/healthz`: 200 while the process serves HTTP (liveness).
+//! - `/readyz`: 200 only when the last Graph poll cycle and the last AD bind or operation both
+//!   succeeded within the readiness window (3 × `poll_interval`, at least 60 s), the state store
+//!   is healthy and the service is not quarantined; otherwise 503 with the reasons, one per line.
+//! - `/metrics`: Prometheus text. The queue gauges and `entra_writeback_ready` are refreshed at
+//!   each scrape, so they are right even while the worker is not running (AD down at start).
+//! - `/`: a server-rendered HTML status page (no external assets, refreshes itself), and
+//!   `/status.json`: the same snapshot as JSON, for scripts.
+
+mod page;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
 use crate::health::Health;
 use crate::metrics;
+use crate::queue::Store;
+use crate::status::{About, Snapshot};
 
+/// What the handlers need: readiness, the queue, and the instance facts for the page.
 #[derive(Clone)]
-struct AppState {
-    health: Health,
-    window: Duration,
+pub struct Context {
+    /// Liveness and readiness state.
+    pub health: Health,
+    /// `/readyz` freshness window.
+    pub ready_window: Duration,
+    /// The service's open store (queue depth, dead letters).
+    pub store: Store,
+    /// Instance facts shown on the status page.
+    pub about: About,
 }
 
-async fn metrics_handler() -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::get().render(),
+impl Context {
+    /// Sets the gauges that describe the present (queue, readiness) from their sources.
+    fn refresh_gauges(&self) {
+        let m = metrics::get();
+        match self.store.stats() {
+            Ok(s) => {
+                m.queue_depth.set(s.depth as i64);
+                m.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
+                m.dead_letters.set(s.dead_letters as i64);
+                m.held_deletes.set(s.held_deletes as i64);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queue stats");
+                self.health.set_storage_failed(true);
+            }
+        }
+        let _ = self.health.readiness(self.ready_window); // sets entra_writeback_ready
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StatusCode> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            Snapshot::collect(&me.store, &me.health, me.ready_window, &me.about)
+        })
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Answers that must never be cached: they describe the present.
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn metrics_handler(State(cx): State<Context>) -> Response {
+    let refresh = cx.clone();
+    let _ = tokio::task::spawn_blocking(move || refresh.refresh_gauges()).await;
+    no_store(
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics::get().render(),
+        )
+            .into_response(),
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz() -> Response {
+    no_store("ok\n".into_response())
 }
 
-async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    match s.health.readiness(s.window) {
-        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+async fn readyz(State(cx): State<Context>) -> Response {
+    no_store(match cx.health.readiness(cx.ready_window) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()).into_response(),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", why.join("; ")),
+        )
+            .into_response(),
+    })
+}
+
+async fn status_page(State(cx): State<Context>) -> Response {
+    match cx.snapshot().await {
+        Ok(snap) => no_store(
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                page::render(&snap),
+            )
+                .into_response(),
         ),
+        Err(code) => code.into_response(),
+    }
+}
+
+async fn status_json(State(cx): State<Context>) -> Response {
+    match cx.snapshot().await {
+        Ok(snap) => no_store(axum::Json(snap).into_response()),
+        Err(code) => code.into_response(),
     }
 }
 
 /// The router (exposed for tests).
-pub fn router(health: Health, ready_window: Duration) -> Router {
+pub fn router(cx: Context) -> Router {
     Router::new()
+        .route("/", get(status_page))
+        .route("/status.json", get(status_json))
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState {
-            health,
-            window: ready_window,
-        })
+        .with_state(cx)
 }
 
 /// Binds `addr` (so a busy port fails start-up) and returns the bound address and the server
 /// future, which ends when `stop` is set.
 pub async fn bind(
     addr: SocketAddr,
-    health: Health,
-    ready_window: Duration,
+    cx: Context,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(health, ready_window);
+    let app = router(cx);
     let server = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
