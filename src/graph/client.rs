@@ -56,6 +56,9 @@ pub enum GraphError {
         /// The error code or status that said so.
         code: String,
     },
+    /// The `[graph]` configuration cannot be used (normally caught when the file is loaded).
+    #[error("{0}")]
+    Config(String),
     /// Any other HTTP error.
     #[error("Graph answered HTTP {status}: {code}: {message}")]
     Http {
@@ -92,6 +95,7 @@ impl GraphError {
             GraphError::Auth { .. } => "auth",
             GraphError::ResyncRequired { .. } => "resync",
             GraphError::Http { .. } => "http",
+            GraphError::Config(_) => "config",
         }
     }
 }
@@ -247,11 +251,7 @@ impl GraphClient {
             .user_agent(concat!("entra-writeback/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(GraphError::network)?;
-        let scope = Scope::new(&cfg.scope).map_err(|e| GraphError::Http {
-            status: 0,
-            code: "config".into(),
-            message: e,
-        })?;
+        let scope = Scope::new(&cfg.scope).map_err(GraphError::Config)?;
         Ok(GraphClient {
             http,
             tokens: Arc::new(TokenSource::new(cfg)?),
