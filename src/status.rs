@@ -26,7 +26,7 @@ use crate::health::Health;
 use crate::metrics;
 use crate::queue::{ALL_GROUPS, Change, QueueStats, Store, now_ms};
 
-/// Delta rounds remembered for the status page.
+/// Delta rounds remembered for the status page (empty incremental ones are only counted).
 pub const ROUNDS_KEPT: usize = 50;
 /// Applied (or failed) group changes remembered for the status page.
 pub const CHANGES_KEPT: usize = 100;
@@ -100,9 +100,28 @@ pub struct InFlight {
     pub enqueued: usize,
 }
 
+/// Incremental rounds that found nothing: counted, not listed (a poll every `poll_interval`
+/// would otherwise push every interesting round out of the history within minutes).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct QuietRounds {
+    /// How many since start.
+    pub count: u64,
+    /// When the latest ended (Unix ms).
+    pub last_ms: Option<u64>,
+}
+
+impl RoundEntry {
+    /// An incremental round that succeeded and read nothing.
+    pub fn is_quiet(&self) -> bool {
+        self.kind == "incremental" && self.result == "ok" && self.items == 0
+    }
+}
+
 #[derive(Default)]
 struct Recorder {
+    /// Rounds that read something, failed, resynced or enumerated.
     rounds: VecDeque<RoundEntry>,
+    quiet: QuietRounds,
     changes: VecDeque<ChangeEntry>,
     in_flight: BTreeMap<&'static str, InFlight>,
 }
@@ -186,7 +205,12 @@ pub fn round_finished(
                 error: Some(e.to_string()),
             },
         };
-        push(&mut r.rounds, ROUNDS_KEPT, entry.clone());
+        if entry.is_quiet() {
+            r.quiet.count += 1;
+            r.quiet.last_ms = Some(entry.finished_ms);
+        } else {
+            push(&mut r.rounds, ROUNDS_KEPT, entry.clone());
+        }
         entry
     });
     crate::progress::round_finished(&entry);
@@ -439,8 +463,10 @@ pub struct Snapshot {
     pub initial_sync: Option<crate::progress::SyncSnapshot>,
     /// The oldest dead letters (at most [`DEAD_SHOWN`]).
     pub dead_letters: Vec<DeadEntry>,
-    /// Recent rounds, newest first.
+    /// Recent rounds that read something, failed or enumerated, newest first.
     pub rounds: Vec<RoundEntry>,
+    /// Empty incremental rounds (not in `rounds`).
+    pub quiet_rounds: QuietRounds,
     /// Recent group changes, newest first.
     pub changes: Vec<ChangeEntry>,
 }
@@ -478,9 +504,10 @@ impl Snapshot {
                 at_ms: d.at_ms,
             })
             .collect();
-        let (rounds, mut changes, lag, in_flight) = with(|r| {
+        let (rounds, quiet_rounds, mut changes, lag, in_flight) = with(|r| {
             (
                 r.rounds.iter().rev().cloned().collect::<Vec<_>>(),
+                r.quiet,
                 r.changes.iter().rev().cloned().collect::<Vec<_>>(),
                 LagSummary::of(&r.changes),
                 r.in_flight.values().cloned().collect::<Vec<_>>(),
@@ -510,6 +537,7 @@ impl Snapshot {
             initial_sync: crate::progress::snapshot(),
             dead_letters,
             rounds,
+            quiet_rounds,
             changes,
         }
     }

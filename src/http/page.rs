@@ -13,7 +13,7 @@ use crate::status::{ChangeEntry, DeadEntry, RoundEntry, Snapshot};
 /// Seconds between automatic reloads.
 pub const REFRESH_SECS: u32 = 5;
 /// Rounds listed on the page (`/status.json` has every one kept).
-const ROUNDS_SHOWN: usize = 15;
+const ROUNDS_SHOWN: usize = 10;
 /// Group changes listed on the page (`/status.json` has every one kept).
 const CHANGES_SHOWN: usize = 30;
 
@@ -402,8 +402,17 @@ fn rounds(out: &mut String, s: &Snapshot) {
         ROUNDS_SHOWN.min(s.rounds.len()),
         s.rounds.len()
     );
+    let q = &s.quiet_rounds;
+    if let Some(last) = q.last_ms {
+        let _ = write!(
+            out,
+            r#"<p class="totals">Not listed: {} empty incremental round(s) since start, the latest {}.</p>"#,
+            q.count,
+            ago(s.now_ms, last)
+        );
+    }
     if s.rounds.is_empty() {
-        out.push_str(r#"<p class="empty">No round finished since start.</p>"#);
+        out.push_str(r#"<p class="empty">No round with changes or errors since start.</p>"#);
         return;
     }
     out.push_str("<table><tr><th>Ended</th><th>Stream</th><th>Kind</th><th>Result</th><th>Pages</th><th>Items</th><th>Queued</th><th>Took</th><th>Error</th></tr>");
@@ -493,6 +502,94 @@ mod tests {
             esc(r#"<script>"a"&'b'</script>"#),
             "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;&lt;/script&gt;"
         );
+    }
+
+    fn troubled() -> Snapshot {
+        use crate::status::*;
+        let now = 1_700_000_000_000;
+        Snapshot {
+            version: "0.0.0",
+            now_ms: now,
+            started_ms: now - 90_000,
+            about: About {
+                tenant_id: "contoso".into(),
+                target_ou: "OU=Cloud Groups,DC=corp".into(),
+                ready_window_secs: 60.0,
+                ..About::default()
+            },
+            ready: false,
+            not_ready: vec!["no successful AD bind recently", "quarantined"],
+            ad_up: false,
+            last_ad_ok_ms: None,
+            quarantined: true,
+            last_successful_round_ms: Some(now - 600_000),
+            queue: None,
+            queue_error: Some("disk full".into()),
+            lag: LagSummary::default(),
+            totals: Totals::default(),
+            in_flight: vec![InFlight {
+                resource: "groups",
+                full: true,
+                started_ms: now - 5_000,
+                pages: 12,
+                items: 1200,
+                enqueued: 900,
+            }],
+            initial_sync: Some(crate::progress::SyncSnapshot {
+                started_ms: now - 5_000,
+                elapsed_secs: 5.0,
+                phase: "reading Graph",
+                graph_pages: 12,
+                graph_items: 1200,
+                queued: 900,
+                applied: 300,
+                dead_letters: 0,
+            }),
+            dead_letters: vec![],
+            rounds: vec![],
+            quiet_rounds: QuietRounds {
+                count: 7,
+                last_ms: Some(now - 2_000),
+            },
+            changes: vec![ChangeEntry {
+                at_ms: now - 1_000,
+                group_id: "g1".into(),
+                group_name: Some("<b>Evil</b> & Co".into()),
+                work: "upsert",
+                changes: 1,
+                outcome: "retrying",
+                lag_ms: None,
+                duration_ms: 1_500,
+                error_class: Some("connect"),
+                error: Some("cannot reach AD".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_troubled_instance_says_what_is_wrong() {
+        let html = render(&troubled());
+        for want in [
+            "<title>entra-writeback: store unreadable</title>",
+            "Not ready",
+            "<li>no successful AD bind recently</li>",
+            "Unreachable",
+            "Quarantined",
+            "disk full",
+            "Initial sync in progress",
+            "1200 item(s) read on 12 page(s)",
+            "300 of 900 queued change(s) done",
+            "width:33.3%",
+            "Rounds running",
+            "&lt;b&gt;Evil&lt;/b&gt; &amp; Co",
+            "retrying",
+            "cannot reach AD",
+            "No round with changes or errors since start.",
+            "Not listed: 7 empty incremental round(s) since start, the latest",
+        ] {
+            assert!(html.contains(want), "missing {want:?} in {html}");
+        }
+        assert!(!html.contains("<b>Evil</b>"), "group names must be escaped");
     }
 
     #[test]
