@@ -7,8 +7,12 @@
 //! # What the simulator guarantees
 //! - **Tokens:** `POST /{tenant}/oauth2/v2.0/token` implements the client-credentials grant with a
 //!   client secret (form fields or HTTP Basic) or a JWT client assertion. For assertions the header
-//!   thumbprint (`x5t` / `x5t#S256`), `iss` = `sub` = client id, `aud` = the token URL and `exp`
-//!   are checked; **the signature is not verified**. Access tokens expire after
+//!   thumbprint (`x5t` / `x5t#S256`), `iss` = `sub` = client id, `aud` = the token URL, `jti`,
+//!   `exp` and a lifetime of at most 10 minutes are checked, and the RS256 / PS256 signature is
+//!   verified when the client is registered with its `certificate_pem` (with thumbprints only,
+//!   it is not). An unknown tenant answers `AADSTS90002`, an unknown app `AADSTS700016`, a bad
+//!   secret `AADSTS7000215`, an unknown certificate or bad signature `AADSTS700027`; the request
+//!   log records each token request's non-secret form fields. Access tokens expire after
 //!   [`SimConfig::token_lifetime`] on the simulator clock (see [`Simulator::advance_clock`]).
 //! - **Delta rounds:** `GET /v1.0/{groups,users}/delta` returns, per round, a snapshot taken when
 //!   the round starts. Every page carries exactly one of `@odata.nextLink` / `@odata.deltaLink`.
@@ -28,8 +32,9 @@
 //!   memberships, as the reference documents.
 //! - **Tokens are instance-bound:** a deltaLink from another simulator process is rejected with
 //!   400 `syncStateNotFound`; a malformed one with 400 `badRequest`.
-//! - **Faults** (`/admin/faults`) inject throttling, expired delta tokens, malformed pages,
-//!   duplicated items and token-endpoint failures; `/admin/requests` records every non-admin
+//! - **Faults** (`/admin/faults`) inject throttling (429/503/504, with or without a possibly
+//!   fractional `Retry-After`), expired delta tokens (410 + `Location`, or 400, with any error
+//!   code), malformed pages, duplicated and reordered items and token-endpoint failures; `/admin/requests` records every non-admin
 //!   request so tests can assert on retries, backoff and `Prefer` headers.
 //!
 //! The admin API (no authentication) is documented in [`admin`].
