@@ -138,13 +138,41 @@ format = "json"
         log
     }
 
-    /// Starts `run` in the background.
-    pub fn spawn(&self) -> Child {
-        self.command(&["run"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file(self.dir.path())))
-            .spawn()
-            .unwrap()
+    /// Starts `run` in the background; the process is killed when the handle drops (so a
+    /// failing test leaves no service behind).
+    pub fn spawn(&self) -> Running {
+        Running(
+            self.command(&["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log_file(self.dir.path())))
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+/// A background `run`, killed on drop.
+pub struct Running(pub Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 

@@ -1,0 +1,284 @@
+//! The operator commands of the contract against real Samba AD and graph-sim: `plan`,
+//! `check`, `decommission`, and quarantine as seen from `/readyz` and `/metrics`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::samba::{self, attr_first};
+use common::service::{Options, Service, tail};
+use common::sim::{GraphSim, oid};
+use serde_json::json;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_prints_the_operations_and_writes_nothing() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("plan").await;
+    let tag = 0x1200;
+    let (keep, rename, gone) = (oid(tag, 1), oid(tag, 2), oid(tag, 3));
+    let groups = vec![
+        json!({"id": keep, "displayName": "Kept", "securityEnabled": true}),
+        json!({"id": rename, "displayName": "Old Name", "securityEnabled": true, "description": "before"}),
+        json!({"id": gone, "displayName": "Going Away", "securityEnabled": true}),
+    ];
+    let sim = GraphSim::start(vec![], groups, &[]);
+    let svc = Service::new(&sim, dc, &ou);
+    svc.once_ok();
+    sim.put_group(
+        &rename,
+        json!({"displayName": "New Name", "description": "after"}),
+    )
+    .await;
+    sim.put_group(
+        &oid(tag, 4),
+        json!({"displayName": "Brand New", "securityEnabled": true}),
+    )
+    .await;
+    sim.delete_group(&gone, true).await;
+    let before = dc.groups_in(&ou).await;
+    let requests_before = sim.requests().await.len();
+
+    let out = svc.run(&["plan"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eprintln!("{text}");
+    let s = |id: &str| id[id.len() - 12..].to_string();
+    assert!(
+        text.contains(&format!("+ create CN=Brand New_{},{ou}", s(&oid(tag, 4)))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("> rename CN=Old Name_{},{ou}", s(&rename))),
+        "{text}"
+    );
+    assert!(
+        text.contains("displayName: \"Old Name\" -> \"New Name\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("description: \"before\" -> \"after\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("- delete CN=Going Away_{},{ou}", s(&gone))),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Kept_"),
+        "an up-to-date group has no operations: {text}"
+    );
+    assert!(text.contains("nothing was written"));
+
+    // Nothing was written, and the service's own cursor did not move: the next real round
+    // still sees the changes (plan used a full enumeration of its own).
+    let after = dc.groups_in(&ou).await;
+    let usns = |v: &Vec<ldap3::SearchEntry>| {
+        v.iter()
+            .map(|e| attr_first(e, "uSNChanged").unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(usns(&before), usns(&after));
+    assert!(sim.requests().await.len() > requests_before);
+    svc.once_ok();
+    let names: Vec<String> = dc
+        .groups_in(&ou)
+        .await
+        .iter()
+        .map(|e| attr_first(e, "displayName").unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"New Name".to_string()) && names.contains(&"Brand New".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_validates_token_bind_and_target_ou() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("check").await;
+    let sim = GraphSim::start(vec![], vec![], &[]);
+    let svc = Service::new(&sim, dc, &ou);
+    let out = svc.run(&["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("graph: token acquired")
+            && text.contains("exists and allows creating groups"),
+        "{text}"
+    );
+
+    // A missing target OU.
+    let missing = format!("OU=Nope-{},{}", std::process::id(), dc.base_dn);
+    let bad_ou = Service::with(
+        dc,
+        &missing,
+        Options {
+            ad_url: dc.url.clone(),
+            graph_url: sim.base.clone(),
+            ad_extra: String::new(),
+            tail: String::new(),
+        },
+    );
+    let out = bad_ou.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
+    // A wrong password: a clear bind error, and the password is not printed.
+    let out = svc
+        .command(&["check"])
+        .env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", "Wr0ng-Secret-123")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("bind") && err.contains("49"), "{err}");
+    assert!(!err.contains("Wr0ng-Secret-123"));
+
+    // A wrong client secret: the token endpoint's reason, no secret in the output.
+    let out = svc
+        .command(&["check"])
+        .env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", "not-the-secret-42")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(!err.contains("not-the-secret-42"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decommission_lists_then_deletes_only_owned_groups() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("decom").await;
+    let tag = 0x1300;
+    let groups: Vec<_> = (0..3)
+        .map(
+            |i| json!({"id": oid(tag, i), "displayName": format!("D{i}"), "securityEnabled": true}),
+        )
+        .collect();
+    let sim = GraphSim::start(vec![], groups, &[]);
+    let svc = Service::new(&sim, dc, &ou);
+    svc.once_ok();
+    let mut ldap = dc.connect().await;
+    let unowned = format!("CN=Hand Made,{ou}");
+    ldap.add(
+        &unowned,
+        vec![("objectClass", std::collections::HashSet::from(["group"]))],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let out = svc.run(&["decommission"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("3 group(s) owned"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        dc.groups_in(&ou).await.len(),
+        4,
+        "without --yes nothing is deleted"
+    );
+    let out = svc.run(&["decommission", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left = dc.groups_in(&ou).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].dn, unowned);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failures_quarantine_the_service_which_recovers_alone() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("quarantine").await;
+    let sim = GraphSim::start(
+        vec![],
+        vec![json!({"id": oid(0x1400, 1), "displayName": "Q", "securityEnabled": true})],
+        &[],
+    );
+    let svc = Service::with(
+        dc,
+        &ou,
+        Options {
+            ad_url: dc.url.clone(),
+            graph_url: sim.base.clone(),
+            ad_extra: String::new(),
+            tail: "[sync]\nmax_attempts = 1\nquarantine_after = 3\nquarantine_interval = \"4s\"\n"
+                .into(),
+        },
+    );
+    // The token endpoint fails for a while: every poll cycle fails.
+    sim.faults(json!({"token_errors": 8})).await;
+    let mut child = svc.spawn();
+    let get = |path: &'static str| {
+        let port = svc.http_port;
+        async move {
+            let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+                .await
+                .ok()?;
+            Some((r.status().as_u16(), r.text().await.ok()?))
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((503, body)) = get("/readyz").await
+            && body.contains("quarantined")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never quarantined");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = get("/metrics").await.unwrap().1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "entra_writeback_quarantined 1"),
+        "{metrics}"
+    );
+    // The slow cadence: while quarantined the service waits ≥ 4 s between attempts, and once the
+    // token endpoint heals it leaves quarantine by itself and writes the group.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dc.groups_in(&ou).await.is_empty() {
+        assert!(Instant::now() < deadline, "did not recover from quarantine");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let metrics = get("/metrics").await.unwrap().1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "entra_writeback_quarantined 0"),
+        "{metrics}"
+    );
+    std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(svc.dir.path().join("run.log")).unwrap();
+    assert!(
+        log.contains("entering quarantine") && log.contains("leaving quarantine"),
+        "{}",
+        tail(&log)
+    );
+    let token_times: Vec<f64> = sim
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/token"))
+        .map(|r| r["at_ms"].as_f64().unwrap())
+        .collect();
+    let gaps: Vec<f64> = token_times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().any(|g| *g >= 3900.0),
+        "no slow cadence between attempts: {gaps:?}"
+    );
+}
