@@ -13,11 +13,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::samba::{self, SambaDc, unique_suffix};
-use common::service::{Options, Service, free_port, tail};
+use common::service::{Options, Running, Service, free_port, tail};
 use common::sim::{CLIENT_SECRET, GraphSim, group, user};
 use serde_json::{Value, json};
 
@@ -40,16 +40,6 @@ fn ensure_debs(extra: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn http() -> reqwest::Client {
@@ -220,8 +210,8 @@ impl Lab {
     }
 
     /// `run` in the background; killed when the guard drops.
-    async fn spawn(&self) -> Proc {
-        let p = Proc(self.svc.spawn());
+    async fn spawn(&self) -> Running {
+        let p = self.svc.spawn();
         let url = format!("{}/healthz", self.base());
         wait_for("/healthz", Duration::from_secs(30), || async {
             (get(&url).await.0 == 200).then_some(())
@@ -478,7 +468,7 @@ async fn a_metrics_scrape_after_a_round_passes_promtool_and_has_every_metric_wit
 /// A Prometheus server run from the test, scraping the service every second.
 struct Prometheus {
     base: String,
-    _proc: Proc,
+    _proc: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -510,7 +500,7 @@ impl Prometheus {
             .expect("start prometheus");
         let p = Prometheus {
             base: format!("http://127.0.0.1:{port}"),
-            _proc: Proc(child),
+            _proc: Running(child),
             _dir: dir,
         };
         let ready = format!("{}/-/ready", p.base);
@@ -905,8 +895,8 @@ async fn readyz_follows_graph_and_ad_and_stays_ready_while_the_queue_is_idle() {
                 .into(),
         },
     );
-    let _a = Proc(dead_ad.spawn());
-    let _g = Proc(dead_graph.spawn());
+    let _a = dead_ad.spawn();
+    let _g = dead_graph.spawn();
     for (svc, why, not_why) in [
         (&dead_ad, "no successful AD bind recently", "Graph"),
         (&dead_graph, "no successful Graph round recently", "AD bind"),
@@ -1062,7 +1052,7 @@ async fn secrets_never_reach_logs_metrics_the_status_page_or_error_messages() {
             .stderr(Stdio::from(
                 std::fs::File::create(lab.svc.dir.path().join("run.log")).unwrap(),
             ));
-        Proc(c.spawn().unwrap())
+        Running(c.spawn().unwrap())
     };
     wait_for("/healthz", Duration::from_secs(30), || async {
         (get(&format!("{}/healthz", lab.base())).await.0 == 200).then_some(())
