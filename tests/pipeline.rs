@@ -217,3 +217,32 @@ async fn a_group_of_3000_members_split_across_pages_gets_all_of_them() {
     assert_eq!(g.members, u_sids.iter().cloned().collect::<BTreeSet<_>>());
     assert_eq!(state.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_without_a_sid_are_found_by_sam_account_name() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("by-sam").await;
+    let users_ou = dc.fresh_ou("by-sam-users").await;
+    let prefix = format!("bs{}-", unique_suffix());
+    let sids = dc.create_users(&users_ou, &prefix, 2).await;
+    let tag = 0x1500;
+    // Graph gives no SID for these users, only the on-premises sAMAccountName and domain.
+    let users: Vec<Value> = (0..2)
+        .map(|i| {
+            json!({"id": oid(tag, 100 + i), "onPremisesSamAccountName": format!("{prefix}{i}"),
+                        "onPremisesDomainName": "example.test"})
+        })
+        .collect();
+    let g = oid(tag, 1);
+    let groups = vec![
+        json!({"id": g, "displayName": "By Sam", "securityEnabled": true,
+        "members": [user(&oid(tag, 100)), user(&oid(tag, 101))]}),
+    ];
+    let sim = GraphSim::start(users, groups, &[]);
+    Service::new(&sim, dc, &ou).once_ok();
+    let state = ad_state(dc, &ou).await;
+    assert_eq!(
+        state[&anchor(&g)].members,
+        sids.iter().cloned().collect::<BTreeSet<_>>()
+    );
+}

@@ -14,6 +14,7 @@ use super::ldap::rc;
 use super::plan::{self, ActualGroup, Operation};
 use super::{Directory, DirectoryError, escape, mapping, sid};
 use crate::config::SoftDeleteAction;
+use crate::graph::identity::{AdIdentity, identity};
 use crate::graph::model::{MemberKind, MemberRef};
 use crate::metrics;
 use crate::queue::{ALL_GROUPS, Change, ChangeKind, DeleteReason, QueueError, Store, now_ms};
@@ -474,16 +475,18 @@ impl Applier {
                 .inc()
         };
         match m.kind {
-            MemberKind::User => match self.store.user(&m.id)? {
-                Some(u) => match u.sid.filter(|s| sid::is_valid(s)) {
-                    Some(s) => Ok(Some(s)),
-                    None => {
-                        skipped("cloud_only");
-                        Ok(None)
+            MemberKind::User => match identity(self.store.user(&m.id)?.as_ref()) {
+                Ok(AdIdentity::Sid(s)) => Ok(Some(s)),
+                Ok(other) => {
+                    // No SID from Graph: find the account by sAMAccountName (or its DN).
+                    let found = self.dir.sid_of(&other).await?;
+                    if found.is_none() {
+                        skipped("unresolved");
                     }
-                },
-                None => {
-                    skipped("unresolved");
+                    Ok(found)
+                }
+                Err(why) => {
+                    skipped(why.label());
                     Ok(None)
                 }
             },
@@ -500,10 +503,8 @@ impl Applier {
                     }
                 }
             }
-            MemberKind::Other => {
-                skipped("unsupported_type");
-                Ok(None)
-            }
+            // Counted once, by the poller, when the page is committed.
+            MemberKind::Other => Ok(None),
         }
     }
 

@@ -65,6 +65,15 @@ fn all_contains(all: &[ldap3::SearchEntry], dn: &str) -> bool {
     all.iter().any(|e| escape::same_dn(&e.dn, dn))
 }
 
+/// The `objectSid` of an entry as `S-1-…`.
+fn entry_sid(e: &ldap3::SearchEntry) -> Option<String> {
+    e.bin_attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("objectSid"))
+        .and_then(|(_, v)| v.first())
+        .and_then(|b| sid::to_string(b))
+}
+
 fn first(e: &ldap3::SearchEntry, attr: &str) -> Option<String> {
     e.attrs
         .iter()
@@ -176,12 +185,7 @@ impl Directory {
             sam_account_name: first(e, "sAMAccountName"),
             admin_description: first(e, "adminDescription"),
             external_id: first(e, "msDS-ExternalDirectoryObjectId"),
-            sid: e
-                .bin_attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("objectSid"))
-                .and_then(|(_, v)| v.first())
-                .and_then(|b| sid::to_string(b)),
+            sid: entry_sid(e),
         }
     }
 
@@ -257,6 +261,44 @@ impl Directory {
                 Some((id, a))
             })
             .collect())
+    }
+
+    /// The SID of the account a non-SID identity names (one search), if it exists.
+    pub async fn sid_of(
+        &self,
+        who: &crate::graph::identity::AdIdentity,
+    ) -> Result<Option<String>, DirectoryError> {
+        let Some((base, filter)) = who.ldap_search() else {
+            return Ok(match who {
+                crate::graph::identity::AdIdentity::Sid(s) => Some(s.clone()),
+                _ => None,
+            });
+        };
+        let scope = if matches!(
+            who,
+            crate::graph::identity::AdIdentity::DistinguishedName(_)
+        ) {
+            Scope::Base
+        } else {
+            Scope::Subtree
+        };
+        match self
+            .conn
+            .search(&base, scope, &filter, &["objectSid"], vec![])
+            .await
+        {
+            Ok(found) if found.len() == 1 => Ok(entry_sid(&found[0])),
+            Ok(_) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.result_code(),
+                    Some(ldap::rc::NO_SUCH_OBJECT) | Some(34) | Some(10)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether any object has this exact DN.

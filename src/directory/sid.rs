@@ -23,12 +23,17 @@ pub fn to_string(b: &[u8]) -> Option<String> {
     Some(s)
 }
 
-/// Whether `s` looks like a string SID (`S-1-…` with numeric parts).
+/// Whether `s` looks like a string SID: `S-1-<authority>-<sub>…`, at least one and at most 15
+/// sub-authorities, all decimal.
 pub fn is_valid(s: &str) -> bool {
-    let mut parts = s.split('-');
-    parts.next() == Some("S")
-        && s.split('-').count() >= 3
-        && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 4
+        && parts.len() <= 18
+        && parts[0] == "S"
+        && parts[1] == "1"
+        && parts[2..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The SID component of an extended-DN value, if present.
@@ -68,6 +73,9 @@ mod tests {
         assert_eq!(from_extended_dn("<GUID=x>;CN=NoSid"), None);
         assert!(is_valid("S-1-5-32-544"));
         assert!(!is_valid("S-1-x"));
+        assert!(!is_valid("S-1-5"));
+        assert!(!is_valid("S-1-5-x-1"));
+        assert!(is_valid("S-1-1-0"));
         assert!(!is_valid("*)(cn=*"));
     }
 }

@@ -54,7 +54,7 @@ pub fn identity(user: Option<&UserRecord>) -> Result<AdIdentity, Unresolved> {
     fn nonempty(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
-    if let Some(sid) = nonempty(&u.sid).filter(|s| looks_like_sid(s)) {
+    if let Some(sid) = nonempty(&u.sid).filter(|s| crate::directory::sid::is_valid(s)) {
         return Ok(AdIdentity::Sid(sid.to_string()));
     }
     if let (Some(sam), Some(domain)) = (nonempty(&u.sam_account_name), nonempty(&u.domain)) {
@@ -67,19 +67,6 @@ pub fn identity(user: Option<&UserRecord>) -> Result<AdIdentity, Unresolved> {
         return Ok(AdIdentity::DistinguishedName(dn.to_string()));
     }
     Err(Unresolved::CloudOnly)
-}
-
-/// `S-1-<authority>-<sub>…` with decimal parts: the shape of a domain account's SID.
-fn looks_like_sid(s: &str) -> bool {
-    let mut parts = s.split('-');
-    parts.next() == Some("S") && parts.next() == Some("1") && {
-        let rest: Vec<&str> = parts.collect();
-        rest.len() >= 2
-            && rest.len() <= 16
-            && rest
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()))
-    }
 }
 
 impl AdIdentity {
@@ -97,7 +84,7 @@ impl AdIdentity {
                 domain_to_dn(domain),
                 format!(
                     "(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))",
-                    ldap_filter_escape(sam_account_name)
+                    crate::directory::escape::filter_value(sam_account_name)
                 ),
             )),
             AdIdentity::DistinguishedName(dn) => {
@@ -113,31 +100,9 @@ pub fn domain_to_dn(domain: &str) -> String {
         .trim_end_matches('.')
         .split('.')
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut v = String::with_capacity(l.len() + 3);
-            v.push_str("DC=");
-            for c in l.chars() {
-                if ",+\"\\<>;=#".contains(c) {
-                    v.push('\\');
-                }
-                v.push(c);
-            }
-            v
-        })
+        .map(|l| format!("DC={}", crate::directory::escape::rdn_value(l)))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// RFC 4515 escaping of a filter value.
-pub fn ldap_filter_escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '*' | '(' | ')' | '\\' | '\0' => out.push_str(&format!("\\{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -211,15 +176,17 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(ldap_filter_escape("a*b(c)\\d"), "a\\2ab\\28c\\29\\5cd");
-        assert_eq!(ldap_filter_escape("jörg*"), "jörg\\2a");
         assert_eq!(
             domain_to_dn("corp.example.com."),
             "DC=corp,DC=example,DC=com"
         );
         assert_eq!(domain_to_dn("a,b.com"), "DC=a\\,b,DC=com");
-        assert!(looks_like_sid("S-1-5-21-1-2-3-500"));
-        assert!(!looks_like_sid("S-1-5"));
-        assert!(!looks_like_sid("S-1-5-x-1"));
+        let sam = AdIdentity::SamAccountName {
+            sam_account_name: "j*rg".into(),
+            domain: "corp.example.com".into(),
+        };
+        let (base, filter) = sam.ldap_search().unwrap();
+        assert_eq!(base, "DC=corp,DC=example,DC=com");
+        assert!(filter.contains("(sAMAccountName=j\\2arg)"), "{filter}");
     }
 }
