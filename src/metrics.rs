@@ -324,3 +324,20 @@ pub async fn count_managed_groups(dir: &crate::directory::Directory) {
         Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
     }
 }
+
+/// Sets the queue gauges from the store; a store that cannot be read marks storage as failing.
+pub fn publish_queue_gauges(store: &crate::queue::Store, health: &crate::health::Health) {
+    let m = get();
+    match store.stats() {
+        Ok(s) => {
+            m.queue_depth.set(s.depth as i64);
+            m.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
+            m.dead_letters.set(s.dead_letters as i64);
+            m.held_deletes.set(s.held_deletes as i64);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read queue stats");
+            health.set_storage_failed(true);
+        }
+    }
+}

@@ -215,19 +215,7 @@ impl Worker {
 
     /// Refreshes the queue gauges.
     pub fn publish_stats(&self) {
-        let m = metrics::get();
-        match self.store.stats() {
-            Ok(s) => {
-                m.queue_depth.set(s.depth as i64);
-                m.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
-                m.dead_letters.set(s.dead_letters as i64);
-                m.held_deletes.set(s.held_deletes as i64);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read queue stats");
-                self.health.set_storage_failed(true);
-            }
-        }
+        metrics::publish_queue_gauges(&self.store, &self.health);
     }
 
     /// Runs until `stop`: drains whenever woken (or every second), backing off while stuck and

@@ -12,14 +12,6 @@ use common::sim::{GraphSim, oid, user};
 use ldap3::{Mod, Scope, SearchEntry};
 use serde_json::{Value, json};
 
-fn synced_user(id: &str, sid: &str) -> Value {
-    json!({"id": id, "onPremisesSecurityIdentifier": sid})
-}
-
-fn security_group(id: &str, name: &str, members: Vec<Value>) -> Value {
-    json!({"id": id, "displayName": name, "securityEnabled": true, "groupTypes": [], "members": members})
-}
-
 /// Every entry under `base` (any class) with its uSNChanged: to prove nothing else was touched.
 async fn usn_snapshot(dc: &SambaDc, base: &str) -> BTreeMap<String, String> {
     let mut ldap = dc.connect().await;
@@ -89,14 +81,14 @@ async fn hostile_names_are_written_exactly_and_nothing_else_is_touched() {
         "=;+<>#,\"".into(),
     ];
     let users = vec![
-        synced_user(&oid(tag, 900), &sids[0]),
-        synced_user(&oid(tag, 901), &sids[1]),
+        common::synced_user(&oid(tag, 900), &sids[0]),
+        common::synced_user(&oid(tag, 901), &sids[1]),
     ];
     let groups: Vec<Value> = names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let mut g = security_group(
+            let mut g = common::security_group(
                 &oid(tag, i as u32),
                 n,
                 vec![user(&oid(tag, 900 + (i as u32 % 2)))],
@@ -230,10 +222,10 @@ async fn unowned_objects_with_our_names_are_conflicts_and_stay_byte_for_byte() {
     };
     let before = snapshot().await;
     let groups = vec![
-        security_group(&same_cn, "Collide", vec![]),
-        security_group(&same_sam, "SamOnly", vec![]),
-        security_group(&dup_anchor, "Duplicated", vec![]),
-        security_group(&fine, "Fine", vec![]),
+        common::security_group(&same_cn, "Collide", vec![]),
+        common::security_group(&same_sam, "SamOnly", vec![]),
+        common::security_group(&dup_anchor, "Duplicated", vec![]),
+        common::security_group(&fine, "Fine", vec![]),
     ];
     let sim = GraphSim::start(vec![], groups, &[]);
     let svc = Service::new(&sim, dc, &ou);
@@ -289,7 +281,7 @@ async fn delete_threshold_holds_a_mass_delete_until_approved() {
     let ou = dc.fresh_ou("threshold").await;
     let tag = 0x800;
     let groups: Vec<Value> = (0..4)
-        .map(|i| security_group(&oid(tag, i), &format!("T{i}"), vec![]))
+        .map(|i| common::security_group(&oid(tag, i), &format!("T{i}"), vec![]))
         .collect();
     let sim = GraphSim::start(vec![], groups, &[]);
     let mut o = Options {
@@ -337,7 +329,7 @@ async fn ldaps_and_starttls_verify_the_dc_certificate() {
     ] {
         let sim = GraphSim::start(
             vec![],
-            vec![security_group(&oid(0x900, n), "Tls", vec![])],
+            vec![common::security_group(&oid(0x900, n), "Tls", vec![])],
             &[],
         );
         let ou = dc.fresh_ou("tls").await;
@@ -357,7 +349,7 @@ async fn ldaps_and_starttls_verify_the_dc_certificate() {
     // Without our CA the DC's certificate is not trusted: a clear error, not a silent downgrade.
     let sim = GraphSim::start(
         vec![],
-        vec![security_group(&oid(0x900, 3), "Tls", vec![])],
+        vec![common::security_group(&oid(0x900, 3), "Tls", vec![])],
         &[],
     );
     let ou = dc.fresh_ou("tls-bad").await;
@@ -387,10 +379,10 @@ async fn hand_edits_are_reverted_by_reconciliation_and_sigterm_stops_cleanly() {
         .await;
     let tag = 0xa00;
     let users: Vec<Value> = (0..3)
-        .map(|i| synced_user(&oid(tag, 100 + i), &sids[i as usize]))
+        .map(|i| common::synced_user(&oid(tag, 100 + i), &sids[i as usize]))
         .collect();
     let g = oid(tag, 1);
-    let mut group = security_group(
+    let mut group = common::security_group(
         &g,
         "Drifty",
         vec![user(&oid(tag, 100)), user(&oid(tag, 101))],
@@ -496,10 +488,10 @@ async fn placement_rules_templates_and_soft_delete_actions() {
     let tag = 0xc00;
     let (sec, m365, soft, convert) = (oid(tag, 1), oid(tag, 2), oid(tag, 3), oid(tag, 4));
     let groups = vec![
-        security_group(&sec, "Security One", vec![]),
+        common::security_group(&sec, "Security One", vec![]),
         json!({"id": m365, "displayName": "Team Site", "groupTypes": ["Unified"], "securityEnabled": false, "mailEnabled": true}),
-        security_group(&soft, "Soon Soft Deleted", vec![]),
-        security_group(&convert, "Soon Converted", vec![]),
+        common::security_group(&soft, "Soon Soft Deleted", vec![]),
+        common::security_group(&convert, "Soon Converted", vec![]),
     ];
     let sim = GraphSim::start(vec![], groups, &[]);
     let config = |extra: String| Options {

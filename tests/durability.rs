@@ -13,57 +13,6 @@ use common::sim::{GraphSim, oid, user};
 use ldap3::Scope;
 use serde_json::{Value, json};
 
-fn synced_user(id: &str, sid: &str) -> Value {
-    json!({"id": id, "onPremisesSecurityIdentifier": sid})
-}
-
-/// Desired AD state from the simulator: anchor → (displayName, member SIDs).
-async fn desired(
-    sim: &GraphSim,
-    sid_of: &BTreeMap<String, String>,
-) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    let resp: Value = reqwest::get(format!("{}/admin/state", sim.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    resp["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            let members = g["members"]
-                .as_array()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|m| sid_of.get(m["id"].as_str().unwrap()).cloned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            (
-                format!("Group_{}", g["id"].as_str().unwrap()),
-                (g["displayName"].as_str().unwrap().to_string(), members),
-            )
-        })
-        .collect()
-}
-
-async fn actual(dc: &SambaDc, ou: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    let mut out = BTreeMap::new();
-    for e in dc.groups_in(ou).await {
-        let anchor = attr_first(&e, "adminDescription").unwrap().to_string();
-        out.insert(
-            anchor,
-            (
-                attr_first(&e, "displayName").unwrap().to_string(),
-                dc.member_sids(&e.dn).await,
-            ),
-        );
-    }
-    out
-}
-
 thread_local! {
     static LOG: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
 }
@@ -145,7 +94,7 @@ async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
         .map(|i| (uid(i as u64), sids[i].clone()))
         .collect();
     let users: Vec<Value> = (0..USERS)
-        .map(|i| synced_user(&uid(i as u64), &sids[i]))
+        .map(|i| common::synced_user(&uid(i as u64), &sids[i]))
         .collect();
     let groups: Vec<Value> = (0..GROUPS)
         .map(|g| json!({"id": oid(tag, g), "displayName": format!("Stream {g}"), "securityEnabled": true,
@@ -178,8 +127,8 @@ async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
         kills += 1;
     }
     svc.once_ok();
-    let want = desired(&sim, &sid_of).await;
-    let have = actual(dc, &ou).await;
+    let want = common::desired_state(&sim, &sid_of).await;
+    let have = common::actual_state(dc, &ou).await;
     assert_eq!(have.len(), GROUPS as usize);
     assert_eq!(have, want, "AD differs from the tenant after {kills} kills");
 

@@ -17,11 +17,6 @@ use serde_json::{Value, json};
 
 const SYNC: &str = "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n";
 
-fn synced_user(id: &str, sid: &str) -> Value {
-    json!({"id": id, "displayName": id, "userPrincipalName": format!("{id}@contoso.com"),
-           "onPremisesSecurityIdentifier": sid, "onPremisesSyncEnabled": true})
-}
-
 fn sec(id: &str, name: &str, members: Vec<Value>) -> Value {
     json!({"id": id, "displayName": name, "groupTypes": [], "securityEnabled": true,
            "mailEnabled": false, "members": members})
@@ -149,7 +144,7 @@ async fn certificate_credentials_rs256_and_ps256_and_clear_auth_errors() {
         .await;
     let (u0, g) = (oid(0x3001, 100), oid(0x3001, 1));
     let sim = GraphSim::start(
-        vec![synced_user(&u0, &s[0])],
+        vec![common::synced_user(&u0, &s[0])],
         vec![sec(&g, "Cert Group", vec![user(&u0)])],
         &[],
     );
@@ -201,7 +196,7 @@ async fn certificate_credentials_rs256_and_ps256_and_clear_auth_errors() {
     // group's sAMAccountName does not clash with the first one's.)
     let (u1, g2) = (oid(0x3001, 101), oid(0x3001, 11));
     let sim = GraphSim::start(
-        vec![synced_user(&u1, &s[0])],
+        vec![common::synced_user(&u1, &s[0])],
         vec![sec(&g2, "Cert Group", vec![user(&u1)])],
         &[],
     );
@@ -351,7 +346,7 @@ async fn expired_delta_token_resyncs_and_reconciles_ad_exactly() {
         .create_users(&users_ou, &format!("gr{}-", unique_suffix()), 6)
         .await;
     let u = |i: usize| oid(0x3003, 100 + i as u32);
-    let users: Vec<Value> = (0..6).map(|i| synced_user(&u(i), &s[i])).collect();
+    let users: Vec<Value> = (0..6).map(|i| common::synced_user(&u(i), &s[i])).collect();
     let (a, b, c, d, e) = (
         oid(0x3003, 1),
         oid(0x3003, 2),
@@ -612,7 +607,10 @@ async fn soft_delete_restore_and_hard_delete_for_every_group_type() {
     let tenant = |n: u32| {
         let (gs, gms, gmu) = (oid(0x3006, n + 1), oid(0x3006, n + 2), oid(0x3006, n + 3));
         let sim = GraphSim::start(
-            vec![synced_user(&u0, &s[0]), synced_user(&u1, &s[1])],
+            vec![
+                common::synced_user(&u0, &s[0]),
+                common::synced_user(&u1, &s[1]),
+            ],
             vec![
                 sec(&gs, "Sec", vec![user(&u0)]),
                 json!({"id": gms, "displayName": "M365 Sec", "groupTypes": ["Unified"], "securityEnabled": true,
@@ -707,7 +705,7 @@ async fn members_duplicates_reordering_empty_pages_and_minimal_rounds() {
         .create_users(&users_ou, &format!("gm{}-", unique_suffix()), 8)
         .await;
     let u = |i: usize| oid(0x3007, 100 + i as u32);
-    let mut users: Vec<Value> = (0..8).map(|i| synced_user(&u(i), &s[i])).collect();
+    let mut users: Vec<Value> = (0..8).map(|i| common::synced_user(&u(i), &s[i])).collect();
     let cloud_only = oid(0x3007, 999);
     users.push(json!({"id": cloud_only, "displayName": "Cloud Only"}));
     let (big, child, parent, lonely) = (
@@ -817,8 +815,8 @@ async fn unresolved_members_are_retried_and_never_written_as_removed() {
     let g = oid(0x3008, 1);
     let sim = GraphSim::start(
         vec![
-            synced_user(&u(0), &s[0]),
-            synced_user(&u(1), &s[1]),
+            common::synced_user(&u(0), &s[0]),
+            common::synced_user(&u(1), &s[1]),
             json!({"id": late, "displayName": "Late", "userPrincipalName": "late@contoso.com"}),
         ],
         vec![sec(
@@ -840,7 +838,8 @@ async fn unresolved_members_are_retried_and_never_written_as_removed() {
     assert_eq!(ad(dc, &ou).await[&anchor(&g)].2, sids(&[&s[0], &s[1]]));
 
     // users/delta catches up: the ghost appears with its SID, the cloud-only user gets synced.
-    sim.put_user(&ghost, synced_user(&ghost, &s[2])).await;
+    sim.put_user(&ghost, common::synced_user(&ghost, &s[2]))
+        .await;
     sim.put_user(
         &late,
         json!({"onPremisesSecurityIdentifier": s[3], "onPremisesSyncEnabled": true}),
@@ -868,7 +867,7 @@ async fn scope_filters_and_groups_leaving_and_entering_scope() {
     let u = |i: usize| oid(0x3009, 100 + i as u32);
     let id = |n: u32| oid(0x3009, n);
     let sim = GraphSim::start(
-        (0..3).map(|i| synced_user(&u(i), &s[i])).collect(),
+        (0..3).map(|i| common::synced_user(&u(i), &s[i])).collect(),
         vec![
             sec(&id(1), "SG-A", vec![user(&u(0))]),
             json!({"id": id(2), "displayName": "SG-M365", "groupTypes": ["Unified"], "securityEnabled": true}),
@@ -935,7 +934,7 @@ async fn other_member_types_are_skipped_and_counted() {
     let (u0, cloud_only, g) = (oid(0x300a, 100), oid(0x300a, 101), oid(0x300a, 1));
     let sim = GraphSim::start(
         vec![
-            synced_user(&u0, &s[0]),
+            common::synced_user(&u0, &s[0]),
             json!({"id": cloud_only, "displayName": "Cloud"}),
         ],
         vec![sec(

@@ -60,11 +60,6 @@ fn sids(all: &[String], idx: &[usize]) -> BTreeSet<String> {
     idx.iter().map(|i| all[*i].clone()).collect()
 }
 
-fn synced_user(id: &str, sid: &str) -> Value {
-    json!({"id": id, "displayName": id, "userPrincipalName": format!("{id}@contoso.com"),
-           "onPremisesSecurityIdentifier": sid, "onPremisesSyncEnabled": true})
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
     let dc = samba::shared();
@@ -75,7 +70,9 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
         .create_users(&users_ou, &format!("pl{}-", unique_suffix()), 5)
         .await;
     let uid = |i: usize| oid(tag, 100 + i as u32);
-    let mut users: Vec<Value> = (0..5).map(|i| synced_user(&uid(i), &u_sids[i])).collect();
+    let mut users: Vec<Value> = (0..5)
+        .map(|i| common::synced_user(&uid(i), &u_sids[i]))
+        .collect();
     let cloud_only = oid(tag, 999);
     users.push(json!({"id": cloud_only, "displayName": "Cloud Only", "userPrincipalName": "co@contoso.com"}));
 
@@ -180,7 +177,7 @@ async fn a_group_of_3000_members_split_across_pages_gets_all_of_them() {
         .await;
     let tag = 0x200;
     let users: Vec<Value> = (0..N)
-        .map(|i| synced_user(&oid(tag, 10_000 + i as u32), &u_sids[i]))
+        .map(|i| common::synced_user(&oid(tag, 10_000 + i as u32), &u_sids[i]))
         .collect();
     let big = oid(tag, 1);
     let members: Vec<Value> = (0..N).map(|i| user(&oid(tag, 10_000 + i as u32))).collect();

@@ -2,56 +2,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::samba::{self, attr_first, unique_suffix};
 use common::service::{Options, Service, free_port, tail};
 use common::sim::{GraphSim, oid, user};
 use serde_json::{Value, json};
-
-fn synced_user(id: &str, sid: &str) -> Value {
-    json!({"id": id, "onPremisesSecurityIdentifier": sid, "userPrincipalName": format!("{id}@contoso.com")})
-}
-
-/// Desired AD state from the simulator's tenant: anchor → (displayName, member SIDs).
-async fn desired(
-    sim: &GraphSim,
-    sid_of: &BTreeMap<String, String>,
-) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    let resp: Value = reqwest::get(format!("{}/admin/state", sim.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for g in resp["groups"].as_array().unwrap() {
-        let members = g["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|m| sid_of.get(m["id"].as_str().unwrap()).cloned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.insert(
-            format!("Group_{}", g["id"].as_str().unwrap()),
-            (g["displayName"].as_str().unwrap().to_string(), members),
-        );
-    }
-    out
-}
-
-async fn actual(dc: &samba::SambaDc, ou: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    let mut out = BTreeMap::new();
-    for e in dc.groups_in(ou).await {
-        let anchor = attr_first(&e, "adminDescription").unwrap().to_string();
-        let name = attr_first(&e, "displayName").unwrap().to_string();
-        out.insert(anchor, (name, dc.member_sids(&e.dn).await));
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_round_loses_nothing() {
@@ -65,7 +22,9 @@ async fn sigkill_mid_round_loses_nothing() {
         .await;
     let uid = |i: usize| oid(tag, 1000 + i as u32);
     let sid_of: BTreeMap<String, String> = (0..USERS).map(|i| (uid(i), sids[i].clone())).collect();
-    let users: Vec<Value> = (0..USERS).map(|i| synced_user(&uid(i), &sids[i])).collect();
+    let users: Vec<Value> = (0..USERS)
+        .map(|i| common::synced_user(&uid(i), &sids[i]))
+        .collect();
     let groups: Vec<Value> = (0..40u32)
         .map(|g| {
             let members: Vec<Value> = (0..30).map(|k| user(&uid((g as usize * 7 + k) % USERS))).collect();
@@ -102,8 +61,8 @@ async fn sigkill_mid_round_loses_nothing() {
         .await;
     }
     svc.once_ok();
-    let want = desired(&sim, &sid_of).await;
-    let have = actual(dc, &ou).await;
+    let want = common::desired_state(&sim, &sid_of).await;
+    let have = common::actual_state(dc, &ou).await;
     assert_eq!(have.len(), 40);
     assert_eq!(have, want, "AD differs from the tenant after crashes");
 }

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod escape;
 pub mod ldap;
 pub mod mapping;
+mod members;
 pub mod plan;
 pub mod sid;
 

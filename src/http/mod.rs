@@ -43,19 +43,7 @@ pub struct Context {
 impl Context {
     /// Sets the gauges that describe the present (queue, readiness) from their sources.
     fn refresh_gauges(&self) {
-        let m = metrics::get();
-        match self.store.stats() {
-            Ok(s) => {
-                m.queue_depth.set(s.depth as i64);
-                m.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
-                m.dead_letters.set(s.dead_letters as i64);
-                m.held_deletes.set(s.held_deletes as i64);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read queue stats");
-                self.health.set_storage_failed(true);
-            }
-        }
+        metrics::publish_queue_gauges(&self.store, &self.health);
         let _ = self.health.readiness(self.ready_window); // sets entra_writeback_ready
     }
 

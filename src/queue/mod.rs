@@ -25,6 +25,7 @@
 //! (group id, 0, kind tag, member id → epoch) · `member_of` (member id, 0, group id) · `users`
 //! (id → [`UserRecord`]) · `round_deletes` / `held_deletes` (group id → [`DeleteReason`]).
 
+mod journal;
 pub mod mirror;
 mod records;
 mod store;

@@ -142,7 +142,7 @@ pub(super) fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-fn seq_of(key: &[u8]) -> u64 {
+pub(super) fn seq_of(key: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&key[..8.min(key.len())]);
     u64::from_be_bytes(b)
@@ -421,78 +421,6 @@ impl Store {
         Ok(())
     }
 
-    /// Re-queues every dead letter (after its cause is fixed); returns how many.
-    pub fn replay_dead(&self) -> Result<usize, QueueError> {
-        let letters = self.list_dead(usize::MAX)?;
-        let changes: Vec<Change> = letters.iter().map(|(_, d)| d.change.clone()).collect();
-        self.enqueue(&changes)?;
-        for (seq, _) in &letters {
-            self.t()?.dead.remove(seq_key(*seq))?;
-        }
-        self.t()?.db.flush()?;
-        Ok(letters.len())
-    }
-
-    /// Re-queues a reconcile of every group the journal touched since `since_ms` / from `from_seq`
-    /// / for `group`; returns the group ids. Reconciling re-applies the current desired state,
-    /// which is what re-applying the history converges to (apply is idempotent).
-    pub fn replay_journal(
-        &self,
-        since_ms: Option<u64>,
-        from_seq: Option<u64>,
-        group: Option<&str>,
-    ) -> Result<Vec<String>, QueueError> {
-        let mut ids = std::collections::BTreeSet::new();
-        let start = seq_key(from_seq.unwrap_or(0));
-        for r in self.t()?.journal.range(start..) {
-            let (k, v) = r?;
-            let entry: JournalEntry = dec(&k, &v)?;
-            if since_ms.is_some_and(|s| entry.applied_ms < s) || entry.change.group_id == ALL_GROUPS
-            {
-                continue;
-            }
-            if group.is_some_and(|g| g != entry.change.group_id) {
-                continue;
-            }
-            ids.insert(entry.change.group_id);
-        }
-        if let Some(g) = group {
-            ids.insert(g.to_string());
-        }
-        let now = now_ms();
-        let changes: Vec<Change> = ids
-            .iter()
-            .map(|id| Change {
-                group_id: id.clone(),
-                kind: ChangeKind::Reconcile,
-                seen_ms: now,
-            })
-            .collect();
-        self.enqueue(&changes)?;
-        self.t()?.db.flush()?;
-        Ok(ids.into_iter().collect())
-    }
-
-    /// Drops journal entries older than `max_age_ms` or beyond `max_entries`.
-    pub fn trim_journal(&self, max_age_ms: u64, max_entries: usize) -> Result<usize, QueueError> {
-        let cutoff = now_ms().saturating_sub(max_age_ms);
-        let excess = (self.t()?.journal.len()).saturating_sub(max_entries);
-        let mut removed = 0;
-        for r in self.t()?.journal.iter() {
-            let (k, v) = r?;
-            let old = dec::<JournalEntry>(&k, &v)
-                .map(|e| e.applied_ms < cutoff)
-                .unwrap_or(true);
-            if removed < excess || old {
-                self.t()?.journal.remove(k)?;
-                removed += 1;
-            } else {
-                break;
-            }
-        }
-        Ok(removed)
-    }
-
     /// Counts and ages for status output and metrics.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let now = now_ms();
@@ -513,27 +441,6 @@ impl Store {
             journal_entries: self.t()?.journal.len() as u64,
             mirrored_groups: self.t()?.groups.len() as u64,
         })
-    }
-
-    /// Deletes held back by the threshold: (group id, reason).
-    pub fn held_deletes(&self) -> Result<Vec<(String, DeleteReason)>, QueueError> {
-        self.t()?
-            .held_deletes
-            .iter()
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?))
-            })
-            .collect()
-    }
-
-    /// Holds deletes for approval (the worker's sweep uses this too).
-    pub fn hold_deletes(&self, deletes: &[(String, DeleteReason)]) -> Result<(), QueueError> {
-        for (id, reason) in deletes {
-            self.t()?.held_deletes.insert(id.as_bytes(), enc(reason))?;
-        }
-        self.t()?.db.flush()?;
-        Ok(())
     }
 
     /// Releases held deletes (all, or the given ids) into the queue; returns the released ids.

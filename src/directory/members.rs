@@ -1,0 +1,158 @@
+//! Members: resolving cloud members to AD SIDs, and adding or removing them in batches.
+//!
+//! Batches of `member_batch_size` values per modify; a batch refused because one value is
+//! already there (68/20), already gone (53/16) or names no AD object (32, or Samba's 53) is
+//! retried value by value, so one bad member never blocks the others.
+
+use std::collections::BTreeSet;
+
+use ldap3::Mod;
+
+use super::apply::{Applier, ApplyError, set};
+use super::ldap::rc;
+use super::plan::Operation;
+use super::sid;
+use crate::graph::identity::{AdIdentity, identity};
+use crate::graph::model::{MemberKind, MemberRef};
+use crate::metrics;
+
+impl Applier {
+    pub(super) async fn desired_member_sids(
+        &self,
+        group_id: &str,
+    ) -> Result<BTreeSet<String>, ApplyError> {
+        let mut out = BTreeSet::new();
+        for m in self.store.members(group_id)? {
+            if let Some(s) = self.member_sid(&m).await? {
+                out.insert(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The AD SID of a cloud member, or `None` (skipped and counted) if it has no AD object.
+    pub(super) async fn member_sid(&self, m: &MemberRef) -> Result<Option<String>, ApplyError> {
+        let skipped = |reason: &str| {
+            metrics::get()
+                .members_skipped
+                .with_label_values(&[reason])
+                .inc()
+        };
+        match m.kind {
+            MemberKind::User => match identity(self.store.user(&m.id)?.as_ref()) {
+                Ok(AdIdentity::Sid(s)) => Ok(Some(s)),
+                Ok(other) => {
+                    // No SID from Graph: find the account by sAMAccountName (or its DN).
+                    let found = self.dir.sid_of(&other).await?;
+                    if found.is_none() {
+                        skipped("unresolved");
+                    }
+                    Ok(found)
+                }
+                Err(why) => {
+                    skipped(why.label());
+                    Ok(None)
+                }
+            },
+            MemberKind::Group => {
+                if !self.store.group(&m.id)?.is_some_and(|g| g.wanted()) {
+                    skipped("not_in_scope");
+                    return Ok(None);
+                }
+                match self.dir.find_owned(&m.id).await?.and_then(|a| a.sid) {
+                    Some(s) => Ok(Some(s)),
+                    None => {
+                        skipped("unresolved"); // written once the nested group exists
+                        Ok(None)
+                    }
+                }
+            }
+            // Counted once, by the poller, when the page is committed.
+            MemberKind::Other => Ok(None),
+        }
+    }
+
+    pub(super) async fn add_members(&self, dn: &str, sids: Vec<String>) -> Result<(), ApplyError> {
+        self.change_members(dn, sids, true).await
+    }
+
+    pub(super) async fn remove_members(
+        &self,
+        dn: &str,
+        sids: Vec<String>,
+    ) -> Result<(), ApplyError> {
+        self.change_members(dn, sids, false).await
+    }
+
+    /// Adds or removes members in batches; a batch refused because one value is already there
+    /// (or already gone, or names no AD object) is retried value by value, treating those codes
+    /// as done (or, for a missing object, skipped).
+    async fn change_members(
+        &self,
+        dn: &str,
+        sids: Vec<String>,
+        add: bool,
+    ) -> Result<(), ApplyError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        self.record(&if add {
+            Operation::AddMembers {
+                dn: dn.to_string(),
+                members: sids.clone(),
+            }
+        } else {
+            Operation::RemoveMembers {
+                dn: dn.to_string(),
+                members: sids.clone(),
+            }
+        });
+        if self.dry_run {
+            return Ok(());
+        }
+        // Already done: add → "already a member" (68/20); remove → "not a member" (53/16).
+        let done = |code: u32| {
+            if add {
+                matches!(code, rc::ALREADY_EXISTS | rc::VALUE_EXISTS)
+            } else {
+                matches!(code, rc::UNWILLING | rc::NO_SUCH_ATTRIBUTE)
+            }
+        };
+        // The SID names no AD object: 32 (Windows), 53 "specified sid doesn't exist" (Samba).
+        let missing = |code: u32| add && matches!(code, rc::NO_SUCH_OBJECT | rc::UNWILLING);
+        let modify = |values: Vec<String>| {
+            let vals = set(values.iter().map(|s| sid::member_value(s)));
+            let m = if add {
+                Mod::Add("member".to_string(), vals)
+            } else {
+                Mod::Delete("member".to_string(), vals)
+            };
+            let conn = self.dir.conn.clone();
+            async move { conn.modify(dn, vec![m]).await }
+        };
+        for chunk in sids.chunks(self.batch) {
+            match modify(chunk.to_vec()).await {
+                Ok(()) => continue,
+                Err(e) if chunk.len() == 1 && e.result_code().is_some_and(done) => continue,
+                Err(e) if e.result_code().is_some_and(|c| done(c) || missing(c)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // One value spoiled the batch: go value by value.
+            for s in chunk {
+                match modify(vec![s.clone()]).await {
+                    Ok(()) => {}
+                    Err(e) if e.result_code().is_some_and(done) => {}
+                    Err(e) if e.result_code().is_some_and(missing) => {
+                        metrics::get()
+                            .members_skipped
+                            .with_label_values(&["unresolved"])
+                            .inc();
+                        tracing::warn!(group = dn, member_sid = %s, "member has no AD object; skipped");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
