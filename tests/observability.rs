@@ -455,7 +455,18 @@ async fn a_metrics_scrape_after_a_round_passes_promtool_and_has_every_metric_wit
             .any(|l| l.starts_with("entra_writeback_members_skipped_total{")),
         "the cloud-only member was not counted:\n{text}"
     );
-    assert_eq!(sample(&text, "entra_writeback_queue_depth"), Some(0.0));
+    // The gauge follows the queue (a poll may queue something between two reads: wait for it
+    // to drain rather than assert on one instant).
+    let base = lab.base();
+    wait_for(
+        "entra_writeback_queue_depth 0",
+        Duration::from_secs(20),
+        || async {
+            let (_, t) = get(&format!("{base}/metrics")).await;
+            (sample(&t, "entra_writeback_queue_depth") == Some(0.0)).then_some(())
+        },
+    )
+    .await;
     assert!(
         text.contains(&format!(
             r#"entra_writeback_build_info{{version="{}"}} 1"#,

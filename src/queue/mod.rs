@@ -32,3 +32,6 @@ mod store;
 
 pub use records::*;
 pub use store::{QueueError, QueueStats, Store};
+
+#[cfg(test)]
+mod tests;

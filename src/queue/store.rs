@@ -373,51 +373,56 @@ impl Store {
     /// AD has the changes: drop them from `pending` and journal them, in one transaction.
     pub fn ack(&self, seqs: &[u64]) -> Result<(), QueueError> {
         let now = now_ms();
-        (&self.t()?.pending, &self.t()?.journal).transaction(|(pending, journal)| {
-            for &seq in seqs {
-                if let Some(v) = pending.remove(&seq_key(seq))? {
-                    let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
-                    journal.insert(
-                        &seq_key(seq),
-                        enc(&JournalEntry {
-                            change,
-                            applied_ms: now,
-                        }),
-                    )?;
-                }
-            }
-            Ok(())
-        })?;
-        self.depth.fetch_sub(
-            seqs.len().min(self.depth.load(Ordering::Relaxed) as usize) as u64,
-            Ordering::Relaxed,
-        );
-        Ok(())
+        let t = self.t()?;
+        self.move_pending(seqs, &t.journal, |change| {
+            enc(&JournalEntry {
+                change,
+                applied_ms: now,
+            })
+        })
     }
 
     /// The changes failed permanently: move them to `dead` with the reason.
     pub fn dead_letter(&self, seqs: &[u64], error: &str, class: &str) -> Result<(), QueueError> {
         let now = now_ms();
-        (&self.t()?.pending, &self.t()?.dead).transaction(|(pending, dead)| {
+        let t = self.t()?;
+        self.move_pending(seqs, &t.dead, |change| {
+            enc(&DeadLetter {
+                change,
+                error: error.to_string(),
+                class: class.to_string(),
+                at_ms: now,
+            })
+        })?;
+        t.db.flush()?;
+        Ok(())
+    }
+
+    /// Moves changes out of `pending` into `to` (as `record(change)`), in one transaction, and
+    /// keeps the depth counter exact (only entries really removed count).
+    fn move_pending(
+        &self,
+        seqs: &[u64],
+        to: &sled::Tree,
+        record: impl Fn(Change) -> Vec<u8>,
+    ) -> Result<(), QueueError> {
+        let t = self.t()?;
+        let removed = (&t.pending, to).transaction(|(pending, to)| {
+            let mut removed = 0u64;
             for &seq in seqs {
                 if let Some(v) = pending.remove(&seq_key(seq))? {
                     let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
-                    let letter = DeadLetter {
-                        change,
-                        error: error.to_string(),
-                        class: class.to_string(),
-                        at_ms: now,
-                    };
-                    dead.insert(&seq_key(seq), enc(&letter))?;
+                    to.insert(&seq_key(seq), record(change))?;
+                    removed += 1;
                 }
             }
-            Ok(())
+            Ok(removed)
         })?;
-        self.depth.fetch_sub(
-            seqs.len().min(self.depth.load(Ordering::Relaxed) as usize) as u64,
-            Ordering::Relaxed,
-        );
-        self.t()?.db.flush()?;
+        let _ = self
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(removed))
+            });
         Ok(())
     }
 

@@ -1,0 +1,308 @@
+//! One test per guarantee in the module doc, on a real sled database in a temp directory.
+
+use super::mirror::DeletePolicy;
+use super::*;
+use crate::graph::model::{
+    GroupDelta, GroupPatch, MemberDelta, MemberKind, MemberRef, NextStep, Patch, Removed,
+};
+
+const POLICY: DeletePolicy = DeletePolicy {
+    threshold: 2,
+    soft_deletes_delete: false,
+};
+
+fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {
+    GroupDelta {
+        id: id.into(),
+        removed: None,
+        patch: GroupPatch {
+            display_name: Patch::Value(name.into()),
+            security_enabled: Patch::Value(true),
+            ..Default::default()
+        },
+        members: members
+            .iter()
+            .map(|(m, removed)| MemberDelta {
+                member: MemberRef {
+                    kind: MemberKind::User,
+                    id: m.to_string(),
+                },
+                removed: *removed,
+            })
+            .collect(),
+    }
+}
+
+fn removed(id: &str, how: Removed) -> GroupDelta {
+    GroupDelta {
+        id: id.into(),
+        removed: Some(how),
+        patch: GroupPatch::default(),
+        members: vec![],
+    }
+}
+
+fn next(n: u32) -> NextStep {
+    NextStep::Next(format!(
+        "https://graph.example/v1.0/groups/delta?$skiptoken={n}"
+    ))
+}
+
+fn delta(n: u32) -> NextStep {
+    NextStep::Delta(format!(
+        "https://graph.example/v1.0/groups/delta?$deltatoken={n}"
+    ))
+}
+
+fn commit(store: &Store, items: &[GroupDelta], link: NextStep) {
+    let before = store.cursor(Resource::Groups).unwrap();
+    store
+        .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.in_scope())
+        .unwrap();
+}
+
+fn members(store: &Store, g: &str) -> Vec<String> {
+    store
+        .members(g)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
+}
+
+#[test]
+fn a_page_and_its_cursor_survive_a_reopen_together() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, &[group("g1", "One", &[("u1", false)])], next(1));
+        futures_flush(&store);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let cursor = store.cursor(Resource::Groups).unwrap().unwrap();
+    assert!(cursor.mid_round && cursor.link.ends_with("skiptoken=1"));
+    assert!(
+        cursor.full_epoch.is_some(),
+        "the first round is a full enumeration"
+    );
+    assert_eq!(members(&store, "g1"), ["u1"]);
+    assert_eq!(store.pending_batch(10).unwrap().len(), 1);
+}
+
+fn futures_flush(store: &Store) {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(store.flush())
+        .unwrap();
+}
+
+#[test]
+fn a_second_instance_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).err().expect("locked");
+    assert!(matches!(err, QueueError::Locked { .. }), "{err}");
+}
+
+#[test]
+fn changes_leave_pending_only_when_acked_and_then_reach_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(&store, &[group("g1", "One", &[])], delta(1));
+    let batch = store.pending_batch(100).unwrap();
+    let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+    assert!(!seqs.is_empty());
+    assert_eq!(store.stats().unwrap().depth, seqs.len() as u64);
+    store.ack(&seqs[..1]).unwrap();
+    assert_eq!(store.stats().unwrap().depth, seqs.len() as u64 - 1);
+    assert_eq!(store.stats().unwrap().journal_entries, 1);
+    store.ack(&seqs[..1]).unwrap(); // acking twice is harmless and keeps the count exact
+    assert_eq!(store.stats().unwrap().depth, seqs.len() as u64 - 1);
+    store.dead_letter(&seqs[1..2], "boom", "test").unwrap();
+    assert_eq!(store.list_dead(10).unwrap()[0].1.error, "boom");
+    assert_eq!(store.replay_dead().unwrap(), 1);
+    assert_eq!(store.stats().unwrap().dead_letters, 0);
+}
+
+#[test]
+fn pending_changes_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(&store, &[group("g1", "One", &[])], delta(1));
+    commit(
+        &store,
+        &[group("g1", "Renamed", &[("u1", false)])],
+        delta(2),
+    );
+    commit(&store, &[removed("g1", Removed::Deleted)], delta(3));
+    let kinds: Vec<&'static str> = store
+        .pending_batch(100)
+        .unwrap()
+        .iter()
+        .filter(|(_, c)| c.group_id == "g1")
+        .map(|(_, c)| c.kind.label())
+        .collect();
+    // Upsert, (full round: reconcile), upsert, delete: in the order seen.
+    assert_eq!(kinds.first(), Some(&"upsert"));
+    assert_eq!(kinds.last(), Some(&"delete"));
+    let seqs: Vec<u64> = store
+        .pending_batch(100)
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_group_split_across_pages_is_merged_and_a_full_round_drops_what_it_did_not_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Round 1 (full): g1 on two pages, plus g2.
+    commit(
+        &store,
+        &[group("g1", "Big", &[("u1", false), ("u2", false)])],
+        next(1),
+    );
+    commit(
+        &store,
+        &[
+            group("g2", "Other", &[]),
+            group("g1", "Big", &[("u3", false)]),
+        ],
+        delta(1),
+    );
+    assert_eq!(members(&store, "g1"), ["u1", "u2", "u3"]);
+    // A resync (cursor forgotten): the new full round lists g1 with u1 only, and not g2.
+    store.reset_cursor(Resource::Groups).unwrap();
+    commit(&store, &[group("g1", "Big", &[("u1", false)])], next(2));
+    assert_eq!(
+        members(&store, "g1"),
+        ["u1", "u2", "u3"],
+        "removals wait for the deltaLink"
+    );
+    commit(&store, &[], delta(2));
+    assert_eq!(members(&store, "g1"), ["u1"]);
+    assert!(store.group("g2").unwrap().is_none());
+    let kinds: Vec<String> = store
+        .pending_batch(1000)
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.kind.label().to_string())
+        .collect();
+    assert!(kinds.contains(&"sweep".to_string()) && kinds.contains(&"reconcile".to_string()));
+}
+
+#[test]
+fn member_removals_are_applied_even_in_an_initial_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(
+        &store,
+        &[group("g1", "G", &[("u1", false), ("u2", true)])],
+        delta(1),
+    );
+    assert_eq!(members(&store, "g1"), ["u1"]);
+}
+
+#[test]
+fn more_deletes_than_the_threshold_are_held_until_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(
+        &store,
+        &[
+            group("a", "A", &[]),
+            group("b", "B", &[]),
+            group("c", "C", &[]),
+        ],
+        delta(1),
+    );
+    let before = store.stats().unwrap().depth;
+    commit(
+        &store,
+        &[
+            removed("a", Removed::Deleted),
+            removed("b", Removed::Deleted),
+        ],
+        next(2),
+    );
+    commit(&store, &[removed("c", Removed::Deleted)], delta(2));
+    assert_eq!(store.stats().unwrap().held_deletes, 3);
+    assert_eq!(
+        store.stats().unwrap().depth,
+        before,
+        "nothing queued while held"
+    );
+    assert_eq!(
+        store.approve_deletes(Some(&["b".to_string()])).unwrap(),
+        ["b"]
+    );
+    assert_eq!(store.approve_deletes(None).unwrap().len(), 2);
+    assert_eq!(store.stats().unwrap().held_deletes, 0);
+    // Two deletes (≤ threshold) go straight through.
+    commit(
+        &store,
+        &[group("d", "D", &[]), group("e", "E", &[])],
+        delta(3),
+    );
+    commit(
+        &store,
+        &[
+            removed("d", Removed::Deleted),
+            removed("e", Removed::Deleted),
+        ],
+        delta(4),
+    );
+    assert_eq!(store.stats().unwrap().held_deletes, 0);
+}
+
+#[test]
+fn soft_deletes_freeze_and_restores_come_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(
+        &store,
+        &[group("g", "G", &[("u1", false), ("u2", false)])],
+        delta(1),
+    );
+    commit(&store, &[removed("g", Removed::Changed)], delta(2));
+    assert_eq!(
+        store.group("g").unwrap().unwrap().status,
+        GroupStatus::SoftDeleted
+    );
+    commit(&store, &[group("g", "G", &[("u2", false)])], delta(3));
+    let r = store.group("g").unwrap().unwrap();
+    assert!(r.wanted());
+    assert_eq!(
+        members(&store, "g"),
+        ["u2"],
+        "a restored group comes back with its listed members"
+    );
+}
+
+#[test]
+fn recover_reopens_the_database_in_place_for_every_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let clone = store.clone();
+    commit(&store, &[group("g", "G", &[])], delta(1));
+    futures_flush(&store);
+    store.recover().unwrap();
+    assert!(clone.group("g").unwrap().is_some());
+    commit(&clone, &[group("h", "H", &[])], delta(2));
+    assert!(store.group("h").unwrap().is_some());
+}
+
+#[test]
+fn a_foreign_directory_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "keep").unwrap();
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(err, QueueError::Corrupt { .. }), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "keep"
+    );
+}
