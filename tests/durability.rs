@@ -405,12 +405,45 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
     );
     let s: Value = serde_json::from_slice(&svc.run(&["queue", "status", "--json"]).stdout).unwrap();
     assert_eq!(s["dead_letters"], 0);
-    // queue show / list work on the journal.
-    let listed = svc.run(&["queue", "list", "--json"]);
-    assert!(listed.status.success());
-    let _ = ldap
-        .search(&ou, Scope::Base, "(objectClass=*)", vec!["ou"])
-        .await;
+    // Nothing pending; `queue show` finds an applied change in the journal.
+    let listed: Vec<Value> =
+        serde_json::from_slice(&svc.run(&["queue", "list", "--json"]).stdout).unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    // --group and --from: delete one group by hand again, replay only that group.
+    let e = dc
+        .group_by_anchor(&ou, &format!("Group_{a}"))
+        .await
+        .unwrap();
+    ldap.delete(&e.dn).await.unwrap().success().unwrap();
+    let out = svc.run(&["replay", "--group", &a]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 group(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let queued: Vec<Value> =
+        serde_json::from_slice(&svc.run(&["queue", "list", "--json"]).stdout).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0]["change"]["group_id"], a.as_str());
+    let seq = queued[0]["seq"].as_u64().unwrap();
+    svc.once_ok();
+    assert!(
+        dc.group_by_anchor(&ou, &format!("Group_{a}"))
+            .await
+            .is_some()
+    );
+    let shown: Value =
+        serde_json::from_slice(&svc.run(&["queue", "show", &seq.to_string()]).stdout).unwrap();
+    assert_eq!(shown["state"], "journal", "{shown}");
+    let out = svc.run(&["replay", "--from", &seq.to_string()]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("re-queued a reconcile of"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let missing = svc.run(&["queue", "show", "999999999999"]);
+    assert_eq!(missing.status.code(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
