@@ -279,19 +279,20 @@ impl Applier {
             corrections("attribute", updates.len());
             self.update_attributes(&updates).await?;
         }
-        let mut dn = actual.dn.clone();
+        let dn = actual.dn.as_str();
         if full || created {
             let want = self.desired_member_sids(group_id).await?;
-            let have = if created && self.dry_run {
+            // A group created just now has no members: no need to read them back.
+            let have = if created {
                 BTreeSet::new()
             } else {
-                self.dir.member_sids(&dn).await?
+                self.dir.member_sids(dn).await?
             };
             let (add, remove) = plan::member_diff(&want, &have);
             corrections("member_add", add.len());
             corrections("member_remove", remove.len());
-            self.add_members(&dn, add).await?;
-            self.remove_members(&dn, remove).await?;
+            self.add_members(dn, add).await?;
+            self.remove_members(dn, remove).await?;
         } else {
             let (mut add, mut remove) = (Vec::new(), Vec::new());
             for m in touched {
@@ -303,19 +304,18 @@ impl Applier {
                     }
                 }
             }
-            self.add_members(&dn, add).await?;
-            self.remove_members(&dn, remove).await?;
+            self.add_members(dn, add).await?;
+            self.remove_members(dn, remove).await?;
         }
         if !created
             && (plan::needs_rename(&desired, &actual)
                 || !escape::same_dn(&parent_of(&actual.dn), &desired.ou))
         {
-            dn = self.rename(&actual, &desired.cn, &desired.ou).await?;
+            self.rename(&actual, &desired.cn, &desired.ou).await?;
         }
         if created && !self.dry_run {
             self.requeue_parents(group_id)?;
         }
-        let _ = dn;
         Ok(())
     }
 
