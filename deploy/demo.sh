@@ -125,6 +125,11 @@ done
 say "groups written back to AD under $target_ou:"
 show
 curl -fsS "http://127.0.0.1:$http_port/metrics" | grep -E '^entra_writeback_(changes_applied_total|managed_groups|queue_depth) ' >&2 || true
+if [ "$n" -lt 3 ]; then
+    echo "demo: the groups did not appear in AD; see $work/service.log" >&2
+    tail -n 20 "$work/service.log" >&2
+    exit 1
+fi
 [ "$wait_forever" = 1 ] || exit 0
 
 cat >&2 <<TXT
@@ -135,7 +140,7 @@ Try it: change the cloud tenant and watch AD follow within seconds.
   curl -X POST $sim/admin/groups/6a0e5b1c-0000-4000-8000-00000000e001/members -H 'content-type: application/json' \\
        -d '{"add":[{"@odata.type":"#microsoft.graph.user","id":"d0000000-0000-4000-8000-000000000004"}]}'
   ldapsearch -x -H $EW_AD_URL -D '$EW_AD_BIND_DN' -w '$EW_AD_BIND_PASSWORD' -b '$target_ou' cn member
-  Metrics: http://127.0.0.1:$http_port/metrics   Ready: http://127.0.0.1:$http_port/readyz
+  Status page: http://127.0.0.1:$http_port/   Metrics: http://127.0.0.1:$http_port/metrics   Ready: http://127.0.0.1:$http_port/readyz
 Ctrl-C stops the demo (Samba keeps running; stop it with deploy/samba-ad.sh stop).
 TXT
 wait
