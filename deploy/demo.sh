@@ -117,6 +117,7 @@ show() {
     ldap ldapsearch -LLL -b "$target_ou" "(objectClass=group)" cn sAMAccountName groupType description member \
         | grep -E '^(dn|cn|sAMAccountName|groupType|description|member):' || true
 }
+n=0
 for _ in $(seq 60); do
     n=$(ldap ldapsearch -LLL -b "$target_ou" "(adminDescription=Group_*)" dn 2>/dev/null | grep -c '^dn:' || true)
     [ "$n" -ge 3 ] && break
