@@ -328,9 +328,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
     if ops.is_empty() {
         println!("AD is up to date: no changes.");
     } else {
-        for op in &ops {
-            print!("{op}");
-        }
+        print!("{}", crate::directory::plan::render(&ops));
         println!("\n{} operation(s); nothing was written.", ops.len());
     }
     Ok(ExitCode::SUCCESS)

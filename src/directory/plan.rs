@@ -95,11 +95,7 @@ pub enum Operation {
 
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |v: &Option<String>| {
-            v.as_deref()
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_else(|| "(none)".into())
-        };
+        let show = show_value;
         match self {
             Operation::Create { dn, attrs } => {
                 writeln!(f, "+ create {dn}")?;
@@ -132,6 +128,36 @@ impl fmt::Display for Operation {
             Operation::Skip { dn, reason } => writeln!(f, "! skip {dn}: {reason}"),
         }
     }
+}
+
+/// An attribute value as shown in plans: quoted, or `(none)`.
+fn show_value(v: &Option<String>) -> String {
+    v.as_deref()
+        .map(|s| format!("{s:?}"))
+        .unwrap_or_else(|| "(none)".into())
+}
+
+/// Renders operations for people: attribute updates of one group are shown as one block.
+pub fn render(ops: &[Operation]) -> String {
+    let mut out = String::new();
+    let mut last_update_dn: Option<&str> = None;
+    for op in ops {
+        match op {
+            Operation::Update { dn, attr, from, to } if last_update_dn == Some(dn.as_str()) => {
+                out.push_str(&format!(
+                    "    {attr}: {} -> {}\n",
+                    show_value(from),
+                    show_value(to)
+                ));
+            }
+            _ => out.push_str(&op.to_string()),
+        }
+        last_update_dn = match op {
+            Operation::Update { dn, .. } => Some(dn.as_str()),
+            _ => None,
+        };
+    }
+    out
 }
 
 fn preview(v: &[String]) -> String {
@@ -280,6 +306,22 @@ mod tests {
             ]
         );
         assert!(needs_rename(&d, &a));
+    }
+
+    #[test]
+    fn render_groups_updates_of_one_group() {
+        let d = d();
+        let a = ActualGroup {
+            dn: d.dn.clone(),
+            cn: d.cn.clone(),
+            ..Default::default()
+        };
+        let text = render(&attribute_updates(&d, &a, false));
+        assert_eq!(text.matches("~ modify").count(), 1, "{text}");
+        assert!(
+            text.contains("    displayName: (none) -> \"Eng\"") && text.contains("    groupType:"),
+            "{text}"
+        );
     }
 
     #[test]
