@@ -148,6 +148,17 @@ pub(super) fn seq_of(key: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// The first `limit` records of a sequence-keyed tree, decoded, in order.
+fn scan<T: DeserializeOwned>(tree: &sled::Tree, limit: usize) -> Result<Vec<(u64, T)>, QueueError> {
+    tree.iter()
+        .take(limit)
+        .map(|r| {
+            let (k, v) = r?;
+            Ok((seq_of(&k), dec(&k, &v)?))
+        })
+        .collect()
+}
+
 pub(super) fn abort(e: QueueError) -> ConflictableTransactionError<QueueError> {
     ConflictableTransactionError::Abort(e)
 }
@@ -323,15 +334,7 @@ impl Store {
 
     /// The oldest pending changes, in order.
     pub fn pending_batch(&self, limit: usize) -> Result<Vec<(u64, Change)>, QueueError> {
-        self.t()?
-            .pending
-            .iter()
-            .take(limit)
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((seq_of(&k), dec(&k, &v)?))
-            })
-            .collect()
+        scan(&self.t()?.pending, limit)
     }
 
     /// Pending changes (for `queue list`).
@@ -341,15 +344,7 @@ impl Store {
 
     /// Dead letters (for `queue list --dead`).
     pub fn list_dead(&self, limit: usize) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
-        self.t()?
-            .dead
-            .iter()
-            .take(limit)
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((seq_of(&k), dec(&k, &v)?))
-            })
-            .collect()
+        scan(&self.t()?.dead, limit)
     }
 
     /// One change by sequence number, wherever it is.
