@@ -12,6 +12,9 @@ use super::records::*;
 use super::store::{QueueError, Store, cursor_key, dec, enc, tx_enqueue};
 use crate::graph::model::{GroupDelta, MemberKind, MemberRef, NextStep, Removed, UserDelta};
 
+/// `meta` key of the groups restored during the round in progress.
+const ROUND_RESTORED: &[u8] = b"round/restored";
+
 /// How a round treats deletes.
 #[derive(Debug, Clone, Copy)]
 pub struct DeletePolicy {
@@ -277,6 +280,7 @@ impl Store {
         let mut members = Writes::default();
         let mut member_of = Writes::default();
         let mut staged: Vec<(String, DeleteReason)> = Vec::new();
+        let mut restored: Vec<String> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
         let now = now_ms();
 
@@ -314,9 +318,12 @@ impl Store {
                         in_scope: true,
                     });
                     if r.status == GroupStatus::SoftDeleted {
-                        // Restored: it comes back like a new group, with its full member list.
+                        // Restored: it comes back like a new group, with its full member list
+                        // (maybe over several pages); its frozen AD copy is reconciled once the
+                        // round is complete.
                         r.status = GroupStatus::Live;
                         self.drop_members(&item.id, &mut members, &mut member_of, None)?;
+                        restored.push(item.id.clone());
                     }
                     r.props.apply(&item.patch);
                     r.in_scope = admits(&item.id, &r.props);
@@ -368,11 +375,29 @@ impl Store {
         let mut round_deletes = Writes::default();
         let mut held = Writes::default();
         let cursor = Self::new_cursor(next, epoch);
+        // Groups restored during this round, over all its pages so far.
+        if let Some(v) = self.t()?.meta.get(ROUND_RESTORED)? {
+            restored.extend(dec::<Vec<String>>(ROUND_RESTORED, &v)?);
+        }
+        let restored_to_keep = (cursor.mid_round && !restored.is_empty()).then(|| enc(&restored));
         if cursor.mid_round {
             for (id, reason) in &staged {
                 round_deletes.put(id.as_bytes().to_vec(), enc(reason));
             }
         } else {
+            for id in restored.iter().filter(|_| epoch.is_none()) {
+                let wanted = match records.get(id) {
+                    Some(r) => r.as_ref().is_some_and(GroupRecord::wanted),
+                    None => self.group(id)?.is_some_and(|r| r.wanted()),
+                };
+                if wanted {
+                    changes.push(Change {
+                        group_id: id.clone(),
+                        kind: ChangeKind::Reconcile,
+                        seen_ms: now,
+                    });
+                }
+            }
             if let Some(e) = epoch {
                 self.finish_full_round(
                     e,
@@ -447,6 +472,10 @@ impl Store {
                         tx_enqueue(pending, *seq, c)?;
                     }
                     meta.insert(cursor_key(Resource::Groups), enc(&cursor))?;
+                    match &restored_to_keep {
+                        Some(v) => meta.insert(ROUND_RESTORED, v.clone())?,
+                        None => meta.remove(ROUND_RESTORED)?,
+                    };
                     Ok(())
                 },
             )?;

@@ -272,12 +272,32 @@ fn soft_deletes_freeze_and_restores_come_back_whole() {
         store.group("g").unwrap().unwrap().status,
         GroupStatus::SoftDeleted
     );
-    commit(&store, &[group("g", "G", &[("u2", false)])], delta(3));
+    let reconciles = |store: &Store| {
+        let batch = store.pending_batch(1000).unwrap();
+        batch
+            .iter()
+            .filter(|(_, c)| c.group_id == "g" && c.kind == ChangeKind::Reconcile)
+            .count()
+    };
+    let before = reconciles(&store);
+    // Restored, listed over two pages of an incremental round: reconciled only at its end.
+    commit(&store, &[group("g", "G", &[("u2", false)])], next(3));
+    assert_eq!(
+        reconciles(&store),
+        before,
+        "no reconcile while the listing is incomplete"
+    );
+    commit(&store, &[group("g", "G", &[("u3", false)])], delta(3));
+    assert_eq!(
+        reconciles(&store),
+        before + 1,
+        "the frozen AD copy is reconciled after the round"
+    );
     let r = store.group("g").unwrap().unwrap();
     assert!(r.wanted());
     assert_eq!(
         members(&store, "g"),
-        ["u2"],
+        ["u2", "u3"],
         "a restored group comes back with its listed members"
     );
 }
