@@ -131,6 +131,24 @@ struct Sync {
 }
 
 impl Sync {
+    /// A sync that starts now.
+    fn new(started_ms: u64) -> Sync {
+        Sync {
+            started: Instant::now(),
+            started_ms,
+            streams: BTreeMap::new(),
+            queued_done: 0,
+            applied: 0,
+            dead: 0,
+            first_finished: None,
+            groups_done: false,
+            last_line: Instant::now(),
+            bars: None,
+        }
+    }
+}
+
+impl Sync {
     fn queued(&self) -> usize {
         self.queued_done + self.streams.values().map(|s| s.enqueued).sum::<usize>()
     }
@@ -371,18 +389,7 @@ pub fn page(resource: &'static str, so_far: &RoundReport) {
             if !so_far.full || DISABLED.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
             }
-            *guard = Some(Sync {
-                started: Instant::now(),
-                started_ms: now_ms(),
-                streams: BTreeMap::new(),
-                queued_done: 0,
-                applied: 0,
-                dead: 0,
-                first_finished: None,
-                groups_done: false,
-                last_line: Instant::now(),
-                bars: None,
-            });
+            *guard = Some(Sync::new(now_ms()));
         }
         let s = guard.as_mut().expect("just set");
         let st = s.streams.entry(resource).or_default();
@@ -490,18 +497,7 @@ mod tests {
     use super::*;
 
     fn sync() -> Sync {
-        Sync {
-            started: Instant::now(),
-            started_ms: 0,
-            streams: BTreeMap::new(),
-            queued_done: 0,
-            applied: 0,
-            dead: 0,
-            first_finished: None,
-            groups_done: false,
-            last_line: Instant::now(),
-            bars: None,
-        }
+        Sync::new(0)
     }
 
     #[test]

@@ -23,7 +23,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::client::{GraphError, parse_retry_after};
+use super::client::GraphError;
 use crate::config::{AssertionAlgorithm, GraphConfig, Secret};
 
 /// `client_assertion_type` of a JWT bearer assertion.
@@ -298,15 +298,8 @@ impl TokenSource {
         let started = Instant::now();
         let form = self.form()?;
         let resp = http.post(&self.token_url).form(&form).send().await;
-        let resp = crate::metrics::observe_graph("token", resp)?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = resp.bytes().await.map_err(GraphError::network)?;
-        if status.is_success() {
+        let (status, retry_after, body) = super::client::read_response("token", resp).await?;
+        if (200..300).contains(&status) {
             let reply: TokenReply =
                 serde_json::from_slice(&body).map_err(|e| GraphError::Auth {
                     error: "bad_token_reply".into(),
@@ -320,9 +313,9 @@ impl TokenSource {
                 .min(lifetime / 2);
             return Ok((Secret::new(reply.access_token), started + lifetime - early));
         }
-        if status.is_server_error() || status.as_u16() == 429 {
+        if status >= 500 || status == 429 {
             return Err(GraphError::Server {
-                status: status.as_u16(),
+                status,
                 retry_after,
             });
         }
@@ -334,7 +327,7 @@ impl TokenSource {
                     p.error_description.unwrap_or_default(),
                 )
             })
-            .unwrap_or_else(|| (format!("http_{}", status.as_u16()), String::new()));
+            .unwrap_or_else(|| (format!("http_{status}"), String::new()));
         // Keep the first line of the AADSTS description: it carries the reason, not secrets.
         let description = description.lines().next().unwrap_or("").to_string();
         let hint = auth_hint(&error, &description);

@@ -178,6 +178,22 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
+/// Counts a response and reads it whole: (status, `Retry-After`, body).
+pub(super) async fn read_response(
+    endpoint: &'static str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(u16, Option<Duration>, Vec<u8>), GraphError> {
+    let resp = metrics::observe_graph(endpoint, resp)?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body = resp.bytes().await.map_err(GraphError::network)?;
+    Ok((status, retry_after, body.to_vec()))
+}
+
 /// Maps a non-success response to an error (the body is JSON `{"error":{"code",..}}` usually).
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> GraphError {
     let err = serde_json::from_slice::<Value>(body).ok();
@@ -301,14 +317,7 @@ impl GraphClient {
             req = req.header("Prefer", "return=minimal");
         }
         let resp = req.send().await;
-        let resp = metrics::observe_graph(endpoint, resp)?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = resp.bytes().await.map_err(GraphError::network)?;
+        let (status, retry_after, body) = read_response(endpoint, resp).await?;
         if (200..300).contains(&status) {
             return Ok(body.to_vec());
         }
