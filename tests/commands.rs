@@ -119,10 +119,7 @@ async fn check_validates_token_bind_and_target_ou() {
         dc,
         &missing,
         Options {
-            ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
-            tail: String::new(),
+            ..Options::new(dc, &sim)
         },
     );
     let out = bad_ou.run(&["check"]);
@@ -208,11 +205,9 @@ async fn repeated_failures_quarantine_the_service_which_recovers_alone() {
         dc,
         &ou,
         Options {
-            ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
             tail: "[sync]\nmax_attempts = 1\nquarantine_after = 3\nquarantine_interval = \"4s\"\n"
                 .into(),
+            ..Options::new(dc, &sim)
         },
     );
     // The token endpoint fails for a while: every poll cycle fails.

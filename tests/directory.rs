@@ -284,14 +284,15 @@ async fn delete_threshold_holds_a_mass_delete_until_approved() {
         .map(|i| common::security_group(&oid(tag, i), &format!("T{i}"), vec![]))
         .collect();
     let sim = GraphSim::start(vec![], groups, &[]);
-    let mut o = Options {
-        ad_url: dc.url.clone(),
-        graph_url: sim.base.clone(),
-        ad_extra: "delete_threshold = 2".into(),
-        tail: String::new(),
-    };
-    o.tail = "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\n".into();
-    let svc = Service::with(dc, &ou, o);
+    let svc = Service::with(
+        dc,
+        &ou,
+        Options {
+            ad_extra: "delete_threshold = 2".into(),
+            tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\n".into(),
+            ..Options::new(dc, &sim)
+        },
+    );
     svc.once_ok();
     assert_eq!(dc.groups_in(&ou).await.len(), 4);
     for i in 0..3 {
@@ -393,10 +394,8 @@ async fn hand_edits_are_reverted_by_reconciliation_and_sigterm_stops_cleanly() {
         dc,
         &ou,
         Options {
-            ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
             tail: "[sync]\nreconcile_interval = \"2s\"\nmin_backoff = \"100ms\"\n".into(),
+            ..Options::new(dc, &sim)
         },
     );
     let mut child = svc.spawn();
@@ -495,10 +494,8 @@ async fn placement_rules_templates_and_soft_delete_actions() {
     ];
     let sim = GraphSim::start(vec![], groups, &[]);
     let config = |extra: String| Options {
-        ad_url: dc.url.clone(),
-        graph_url: sim.base.clone(),
         ad_extra: extra,
-        tail: String::new(),
+        ..Options::new(dc, &sim)
     };
     let rules = format!(
         "target_ou_m365 = \"{m365_ou}\"\nsoft_delete = \"move\"\nsoft_delete_ou = \"{holding_ou}\""

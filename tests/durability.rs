@@ -169,11 +169,9 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
         &dc,
         &ou,
         Options {
-            ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
             tail: "[sync]\nmin_backoff = \"200ms\"\nmax_backoff = \"5s\"\nmax_attempts = 4\n"
                 .into(),
+            ..Options::new(&dc, &sim)
         },
     );
     show_log_on_timeout(&svc);

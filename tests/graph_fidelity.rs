@@ -41,10 +41,9 @@ fn service(
         dc,
         ou,
         Options {
-            ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
             ad_extra: ad_extra.into(),
             tail: format!("{SYNC}{tail}"),
+            ..Options::new(dc, sim)
         },
     );
     edit_graph(&svc, graph_lines, &[]);

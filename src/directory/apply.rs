@@ -406,7 +406,7 @@ impl Applier {
     }
 
     /// Renames and/or moves a group (one modrdn), refusing to take a name that is in use.
-    async fn rename(&self, actual: &ActualGroup, cn: &str, ou: &str) -> Result<String, ApplyError> {
+    async fn rename(&self, actual: &ActualGroup, cn: &str, ou: &str) -> Result<(), ApplyError> {
         let target = format!("CN={},{ou}", escape::rdn_value(cn));
         if !escape::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
             metrics::get().conflicts.with_label_values(&["name"]).inc();
@@ -428,7 +428,7 @@ impl Applier {
                 .rename(&actual.dn, &rdn, moved.then_some(ou))
                 .await?;
         }
-        Ok(target)
+        Ok(())
     }
 
     /// After creating a nested group, its parents can now reference it.

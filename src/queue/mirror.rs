@@ -232,16 +232,15 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let cursor = Self::new_cursor(next, epoch);
         let users_batch = users.batch();
-        (&self.t()?.meta, &self.t()?.pending, &self.t()?.users).transaction(
-            |(meta, pending, users_t)| {
-                users_t.apply_batch(&users_batch)?;
-                for (seq, c) in seqs.iter().zip(&changes) {
-                    tx_enqueue(pending, *seq, c)?;
-                }
-                meta.insert(cursor_key(Resource::Users), enc(&cursor))?;
-                Ok(())
-            },
-        )?;
+        let t = self.t()?; // one handle: never mix trees across a reopen
+        (&t.meta, &t.pending, &t.users).transaction(|(meta, pending, users_t)| {
+            users_t.apply_batch(&users_batch)?;
+            for (seq, c) in seqs.iter().zip(&changes) {
+                tx_enqueue(pending, *seq, c)?;
+            }
+            meta.insert(cursor_key(Resource::Users), enc(&cursor))?;
+            Ok(())
+        })?;
         self.note_enqueued(changes.len());
         let mut out = PageOutcome {
             round_done: !cursor.mid_round,
@@ -452,14 +451,15 @@ impl Store {
             round_deletes.batch(),
             held.batch(),
         );
+        let t = self.t()?; // one handle: never mix trees across a reopen
         (
-            &self.t()?.meta,
-            &self.t()?.pending,
-            &self.t()?.groups,
-            &self.t()?.members,
-            &self.t()?.member_of,
-            &self.t()?.round_deletes,
-            &self.t()?.held_deletes,
+            &t.meta,
+            &t.pending,
+            &t.groups,
+            &t.members,
+            &t.member_of,
+            &t.round_deletes,
+            &t.held_deletes,
         )
             .transaction(
                 |(meta, pending, groups_t, members_t, member_of_t, round_t, held_t)| {

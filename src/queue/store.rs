@@ -350,10 +350,11 @@ impl Store {
     /// One change by sequence number, wherever it is.
     pub fn show(&self, seq: u64) -> Result<Option<serde_json::Value>, QueueError> {
         let k = seq_key(seq);
+        let t = self.t()?;
         for (place, tree) in [
-            ("pending", &self.t()?.pending),
-            ("dead", &self.t()?.dead),
-            ("journal", &self.t()?.journal),
+            ("pending", &t.pending),
+            ("dead", &t.dead),
+            ("journal", &t.journal),
         ] {
             if let Some(v) = tree.get(k)? {
                 let value: serde_json::Value = dec(&k, &v)?;

@@ -39,18 +39,28 @@ pub struct Options {
     pub tail: String,
 }
 
+impl Options {
+    /// This DC and simulator, nothing extra; override fields with `..Options::new(..)`.
+    pub fn new(dc: &SambaDc, sim: &GraphSim) -> Options {
+        Options {
+            ad_url: dc.url.clone(),
+            graph_url: sim.base.clone(),
+            ad_extra: String::new(),
+            tail: String::new(),
+        }
+    }
+}
+
 impl Service {
-    /// Writes a config for `sim` and `dc`, targeting `ou`.
+    /// Writes a config for `sim` and `dc`, targeting `ou`, with short retry delays.
     pub fn new(sim: &GraphSim, dc: &SambaDc, ou: &str) -> Service {
         Self::with(
             dc,
             ou,
             Options {
-                ad_url: dc.url.clone(),
-                graph_url: sim.base.clone(),
-                ad_extra: String::new(),
                 tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n"
                     .into(),
+                ..Options::new(dc, sim)
             },
         )
     }
