@@ -55,6 +55,10 @@ pub struct Metrics {
     pub managed_groups: IntGauge,
     /// Drift corrected by reconciliation.
     pub reconcile_corrections: IntCounterVec,
+    /// Destructive actions cancelled at execution, by why the group was kept.
+    pub deletes_cancelled: IntCounterVec,
+    /// Groups parked after repeated transient failures (others proceed meanwhile).
+    pub parked_groups: IntGauge,
     /// 1 while quarantined.
     pub quarantined: IntGauge,
     /// 1 while `/readyz` would answer 200.
@@ -225,6 +229,17 @@ impl Metrics {
                 "Drift corrected.",
                 &["kind"],
             ),
+            deletes_cancelled: counter_vec(
+                &r,
+                "deletes_cancelled_total",
+                "Destructive actions cancelled when re-checked at execution.",
+                &["reason"],
+            ),
+            parked_groups: int_gauge(
+                &r,
+                "parked_groups",
+                "Groups waiting out their own backoff after repeated transient failures.",
+            ),
             quarantined: int_gauge(&r, "quarantined", "1 while quarantined."),
             ready: int_gauge(&r, "ready", "1 while ready."),
             registry: r,
@@ -270,8 +285,11 @@ impl Metrics {
         ] {
             m.members_skipped.with_label_values(&[reason]);
         }
-        for kind in ["name", "sam_account_name"] {
+        for kind in ["name", "sam_account_name", "anchor_mismatch", "duplicate_anchor"] {
             m.conflicts.with_label_values(&[kind]);
+        }
+        for reason in ["wanted", "live_in_cloud", "disagreement"] {
+            m.deletes_cancelled.with_label_values(&[reason]);
         }
         for kind in ["attribute", "member_add", "member_remove", "orphan"] {
             m.reconcile_corrections.with_label_values(&[kind]);

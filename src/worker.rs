@@ -2,10 +2,16 @@
 //! piece of work, applies independent groups concurrently (never one group twice at once),
 //! retries transient failures with exponential backoff, dead-letters permanent ones, and acks
 //! (journals) a change only after AD has confirmed it.
+//!
+//! One stuck group never stalls the others: a group that keeps failing transiently (a busy or
+//! slow object, a Graph lookup that fails) is *parked* with its own backoff and its changes stay
+//! queued while every other group proceeds. Only systemic failure (AD unreachable, bind refused,
+//! the target OU gone, the store failing) stops the pass, which the caller turns into a pause
+//! and, if it lasts, quarantine.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -13,6 +19,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::config::SyncConfig;
+use crate::directory::DirectoryError;
 use crate::directory::apply::{self, Applier, ApplyError, Work};
 use crate::health::Health;
 use crate::metrics;
@@ -60,6 +67,15 @@ pub struct DrainReport {
     pub dead: usize,
     /// Groups worked on.
     pub groups: usize,
+    /// Groups parked (their changes stay queued) when the drain ended.
+    pub parked: usize,
+}
+
+/// A group waiting out its own backoff.
+#[derive(Debug, Clone, Copy)]
+struct Parked {
+    until: Instant,
+    delay: Duration,
 }
 
 /// Applies queued changes to AD.
@@ -69,12 +85,32 @@ pub struct Worker {
     applier: Applier,
     retry: SyncConfig,
     health: Health,
+    parked: Arc<Mutex<HashMap<String, Parked>>>,
 }
 
 enum GroupResult {
     Applied(usize),
     Dead(usize),
+    /// This group keeps failing transiently; it waits, the others go on.
+    Parked,
+    /// Something every group needs is failing.
     Stuck(WorkerError),
+}
+
+/// Whether an error concerns every group (AD unreachable, bind refused, target OU gone, the
+/// store failing) rather than the one being applied.
+fn systemic(e: &ApplyError) -> bool {
+    match e {
+        ApplyError::Directory(d) => matches!(
+            d,
+            DirectoryError::Connect { .. }
+                | DirectoryError::Bind { .. }
+                | DirectoryError::Tls(_)
+                | DirectoryError::TargetOuMissing { .. }
+        ),
+        ApplyError::Store(_) => true,
+        ApplyError::Graph(_) => false,
+    }
 }
 
 impl Worker {
@@ -85,7 +121,42 @@ impl Worker {
             applier,
             retry,
             health,
+            parked: Arc::default(),
         }
+    }
+
+    /// Groups still parked now (expired entries stay, so the next failure backs off longer).
+    fn parked_now(&self) -> HashSet<String> {
+        let now = Instant::now();
+        let parked = self.parked.lock().expect("not poisoned");
+        metrics::get().parked_groups.set(parked.len() as i64);
+        parked
+            .iter()
+            .filter(|(_, p)| p.until > now)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Parks a group with a backoff that doubles on every consecutive park.
+    fn park(&self, gid: &str) -> Duration {
+        let floor = self.retry.min_backoff.max(Duration::from_secs(1));
+        let ceiling = self.retry.max_backoff.max(floor);
+        let mut parked = self.parked.lock().expect("not poisoned");
+        let delay = parked
+            .get(gid)
+            .map_or(floor, |p| (p.delay * 2).clamp(floor, ceiling));
+        parked.insert(
+            gid.to_string(),
+            Parked {
+                until: Instant::now() + delay,
+                delay,
+            },
+        );
+        delay
+    }
+
+    fn unpark(&self, gid: &str) {
+        self.parked.lock().expect("not poisoned").remove(gid);
     }
 
     /// Applies pending changes until the queue is empty, `stop` is set, or a group stays stuck
@@ -97,8 +168,10 @@ impl Worker {
             if *stop.borrow() {
                 return Ok(report);
             }
-            let batch = self.store.pending_batch(BATCH)?;
+            let parked = self.parked_now();
+            let batch = self.store.pending_batch_excluding(BATCH, &parked)?;
             if batch.is_empty() {
+                report.parked = parked.len();
                 self.publish_stats();
                 return Ok(report);
             }
@@ -140,6 +213,7 @@ impl Worker {
                 match joined.expect("apply task panicked") {
                     GroupResult::Applied(n) => report.applied += n,
                     GroupResult::Dead(n) => report.dead += n,
+                    GroupResult::Parked => {}
                     GroupResult::Stuck(e) => stuck = Some(e),
                 }
             }
@@ -176,6 +250,7 @@ impl Worker {
                 if let Err(e) = self.store.ack(&seqs) {
                     return GroupResult::Stuck(e.into());
                 }
+                self.unpark(gid);
                 let now = now_ms();
                 for (_, c) in &changes {
                     m.replication_lag
@@ -192,11 +267,20 @@ impl Worker {
             }
             Err(e) if e.is_transient() => {
                 crate::status::gave_up_for_now(gid, work_label(&work), seqs.len(), &e, started);
-                GroupResult::Stuck(WorkerError::Exhausted {
-                    group: gid.to_string(),
-                    attempts: self.retry.max_attempts,
-                    source: e,
-                })
+                if systemic(&e) {
+                    return GroupResult::Stuck(WorkerError::Exhausted {
+                        group: gid.to_string(),
+                        attempts: self.retry.max_attempts,
+                        source: e,
+                    });
+                }
+                let wait = self.park(gid);
+                tracing::warn!(
+                    error = %e,
+                    park_ms = wait.as_millis() as u64,
+                    "group parked after repeated transient failures; other groups proceed"
+                );
+                GroupResult::Parked
             }
             Err(e) => {
                 tracing::error!(error = %e, class = e.class(), "change failed permanently; dead-lettered");

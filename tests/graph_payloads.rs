@@ -21,7 +21,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 const POLICY: DeletePolicy = DeletePolicy {
     threshold: 100,
-    soft_deletes_delete: false,
+    soft_destructive: false,
 };
 
 /// Commits `pages` of the groups stream in order into `store`.

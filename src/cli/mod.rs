@@ -3,6 +3,7 @@
 //! Commands print their results on stdout and their logs on stderr; failures print one clear
 //! line and exit 1.
 
+mod cloud;
 mod ops;
 mod run;
 

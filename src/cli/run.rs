@@ -19,7 +19,7 @@ use crate::worker::Worker;
 fn policy(cfg: &Config) -> DeletePolicy {
     DeletePolicy {
         threshold: cfg.ad.delete_threshold,
-        soft_deletes_delete: cfg.ad.soft_delete == SoftDeleteAction::Delete,
+        soft_destructive: cfg.ad.soft_delete != SoftDeleteAction::Freeze,
     }
 }
 
@@ -42,6 +42,12 @@ async fn open_directory(cfg: &Config, health: &Health) -> Result<Directory, CliE
         .map_err(|e| CliError::ctx("AD", e))
 }
 
+/// The cloud check every destructive action passes, over the same client (tokens, rate
+/// ceiling) as the poller.
+fn oracle(graph: GraphClient) -> Arc<dyn crate::directory::CloudOracle> {
+    Arc::new(super::cloud::GraphOracle(graph))
+}
+
 fn graph_client(cfg: &Config) -> Result<GraphClient, CliError> {
     GraphClient::new(&cfg.graph, &cfg.sync).map_err(|e| CliError::ctx("Graph", e))
 }
@@ -55,8 +61,9 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
     let store = open_store(&cfg)?;
     let health = Health::default();
     let wake = Arc::new(Notify::new());
+    let graph = graph_client(&cfg)?;
     let poller = Poller::new(
-        graph_client(&cfg)?,
+        graph.clone(),
         store.clone(),
         policy(&cfg),
         wake,
@@ -73,7 +80,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         .dead_letters;
     let worker = Worker::new(
         store.clone(),
-        Applier::new(dir, store.clone(), false),
+        Applier::new(dir, store.clone(), oracle(graph), false),
         cfg.sync.clone(),
         health,
     );
@@ -145,8 +152,9 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
     tracing::info!(%addr, "serving the status page (/), /metrics, /healthz, /readyz");
     let server = tokio::spawn(server);
 
+    let graph = graph_client(&cfg)?;
     let poller = Poller::new(
-        graph_client(&cfg)?,
+        graph.clone(),
         store.clone(),
         policy(&cfg),
         wake.clone(),
@@ -226,7 +234,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
             ));
             let worker = Worker::new(
                 store.clone(),
-                Applier::new(dir, store, false),
+                Applier::new(dir, store, oracle(graph), false),
                 cfg.sync.clone(),
                 health,
             );
@@ -267,10 +275,14 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     return;
                 }
                 match store.enqueue_reconcile_all() {
-                    Ok(n) => {
+                    Ok(Some(n)) => {
                         tracing::info!(groups = n, "periodic reconciliation queued");
                         wake.notify_one();
                     }
+                    Ok(None) => tracing::info!(
+                        "periodic reconciliation skipped: a full enumeration is pending or in \
+                         progress (its end reconciles every group)"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "cannot queue periodic reconciliation"),
                 }
             }
@@ -305,8 +317,9 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
     crate::progress::disable();
     let scratch = Store::open_temporary().map_err(|e| CliError::ctx("scratch store", e))?;
     let health = Health::default();
+    let graph = graph_client(&cfg)?;
     let poller = Poller::new(
-        graph_client(&cfg)?,
+        graph.clone(),
         scratch.clone(),
         policy(&cfg),
         Arc::new(Notify::new()),
@@ -317,7 +330,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| CliError::ctx("Graph round", e))?;
     let dir = open_directory(&cfg, &health).await?;
-    let applier = Applier::new(dir, scratch.clone(), true);
+    let applier = Applier::new(dir, scratch.clone(), oracle(graph), true);
     let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), health);
     let (_tx, stop) = watch::channel(false);
     worker

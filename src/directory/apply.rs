@@ -13,7 +13,9 @@ use ldap3::Mod;
 use super::ldap::rc;
 use super::plan::{self, ActualGroup, Operation};
 use super::{Directory, DirectoryError, escape, mapping};
+use super::retire::CloudOracle;
 use crate::config::SoftDeleteAction;
+use crate::graph::GraphError;
 use crate::graph::model::{MemberKind, MemberRef};
 use crate::metrics;
 use crate::queue::{ALL_GROUPS, Change, ChangeKind, DeleteReason, QueueError, Store, now_ms};
@@ -27,6 +29,9 @@ pub enum ApplyError {
     /// The state store failed.
     #[error(transparent)]
     Store(#[from] QueueError),
+    /// Graph could not say whether a group is gone (the destructive action waits).
+    #[error("asking Graph whether the group is gone: {0}")]
+    Graph(#[from] GraphError),
 }
 
 impl ApplyError {
@@ -35,6 +40,7 @@ impl ApplyError {
         match self {
             ApplyError::Directory(e) => e.is_transient(),
             ApplyError::Store(e) => e.is_transient(),
+            ApplyError::Graph(e) => e.is_transient(),
         }
     }
     /// Bounded label.
@@ -42,6 +48,7 @@ impl ApplyError {
         match self {
             ApplyError::Directory(e) => e.class(),
             ApplyError::Store(_) => "store",
+            ApplyError::Graph(_) => "graph",
         }
     }
 }
@@ -93,9 +100,11 @@ impl Work {
 pub struct Applier {
     pub(super) dir: Directory,
     pub(super) store: Store,
-    soft_delete: SoftDeleteAction,
+    pub(super) cloud: Arc<dyn CloudOracle>,
+    pub(super) soft_delete: SoftDeleteAction,
+    pub(super) soft_delete_ou: Option<String>,
     pub(super) batch: usize,
-    delete_threshold: usize,
+    pub(super) delete_threshold: usize,
     pub(super) dry_run: bool,
     planned: Arc<Mutex<Vec<Operation>>>,
 }
@@ -105,15 +114,23 @@ pub(super) fn set(values: impl IntoIterator<Item = String>) -> HashSet<String> {
 }
 
 impl Applier {
-    /// An applier; `dry_run` records operations instead of executing them.
-    pub fn new(dir: Directory, store: Store, dry_run: bool) -> Applier {
+    /// An applier; `cloud` re-checks every destructive action; `dry_run` records operations
+    /// instead of executing them.
+    pub fn new(
+        dir: Directory,
+        store: Store,
+        cloud: Arc<dyn CloudOracle>,
+        dry_run: bool,
+    ) -> Applier {
         let cfg = dir.conn.config();
         Applier {
             soft_delete: cfg.soft_delete,
+            soft_delete_ou: cfg.soft_delete_ou.clone(),
             batch: cfg.member_batch_size,
             delete_threshold: cfg.delete_threshold,
             dir,
             store,
+            cloud,
             dry_run,
             planned: Arc::default(),
         }
@@ -141,112 +158,9 @@ impl Applier {
     pub async fn apply(&self, group_id: &str, work: &Work) -> Result<(), ApplyError> {
         match work {
             Work::Sweep => self.sweep().await,
-            Work::Delete(reason) => self.delete(group_id, *reason).await,
+            Work::Delete(reason) => self.retire(group_id, *reason).await,
             Work::Converge { full, members } => self.converge(group_id, *full, members).await,
         }
-    }
-
-    async fn delete(&self, group_id: &str, reason: DeleteReason) -> Result<(), ApplyError> {
-        let Some(actual) = self.dir.find_owned(group_id).await? else {
-            return Ok(());
-        };
-        let soft = !matches!(reason, DeleteReason::HardDeleted | DeleteReason::Orphaned);
-        match self.soft_delete {
-            _ if !soft => {}
-            SoftDeleteAction::Delete => {}
-            SoftDeleteAction::Freeze => {
-                self.record(&Operation::Freeze {
-                    dn: actual.dn,
-                    reason: reason.as_str(),
-                });
-                return Ok(());
-            }
-            SoftDeleteAction::ConvertToDistribution => {
-                let to = mapping::UNIVERSAL_DISTRIBUTION.to_string();
-                let from = actual.group_type.map(|t| t.to_string());
-                if from.as_deref() != Some(to.as_str()) {
-                    let op = Operation::Update {
-                        dn: actual.dn.clone(),
-                        attr: "groupType".into(),
-                        from,
-                        to: Some(to),
-                    };
-                    self.update_attributes(&[op]).await?;
-                }
-                return Ok(());
-            }
-            SoftDeleteAction::Move => {
-                let ou = self
-                    .dir
-                    .conn
-                    .config()
-                    .soft_delete_ou
-                    .clone()
-                    .unwrap_or_default();
-                if !escape::same_dn(&parent_of(&actual.dn), &ou) {
-                    self.rename(&actual, &actual.cn, &ou).await?;
-                }
-                return Ok(());
-            }
-        }
-        self.record(&Operation::Delete {
-            dn: actual.dn.clone(),
-            reason: reason.as_str(),
-        });
-        if !self.dry_run {
-            match self.dir.conn.delete(&actual.dn).await {
-                Err(e) if e.result_code() == Some(rc::NO_SUCH_OBJECT) => {}
-                other => other?,
-            }
-            metrics::get().managed_groups.dec();
-        }
-        Ok(())
-    }
-
-    async fn sweep(&self) -> Result<(), ApplyError> {
-        let owned = self.dir.list_owned().await?;
-        metrics::get().managed_groups.set(owned.len() as i64);
-        let mut orphans = Vec::new();
-        for (id, actual) in owned {
-            if self.store.group(&id)?.is_none() {
-                orphans.push((id, actual));
-            }
-        }
-        if orphans.is_empty() {
-            return Ok(());
-        }
-        if orphans.len() > self.delete_threshold {
-            for (_, a) in &orphans {
-                self.record(&Operation::Skip {
-                    dn: a.dn.clone(),
-                    reason: "orphan delete held by delete_threshold".into(),
-                });
-            }
-            if !self.dry_run {
-                let held: Vec<_> = orphans
-                    .iter()
-                    .map(|(id, _)| (id.clone(), DeleteReason::Orphaned))
-                    .collect();
-                self.store.hold_deletes(&held)?;
-                metrics::get()
-                    .held_deletes
-                    .set(self.store.held_deletes()?.len() as i64);
-                tracing::warn!(
-                    count = held.len(),
-                    threshold = self.delete_threshold,
-                    "orphan deletes held; run approve-deletes"
-                );
-            }
-            return Ok(());
-        }
-        for (id, _) in orphans {
-            metrics::get()
-                .reconcile_corrections
-                .with_label_values(&["orphan"])
-                .inc();
-            self.delete(&id, DeleteReason::Orphaned).await?;
-        }
-        Ok(())
     }
 
     async fn converge(
@@ -266,6 +180,9 @@ impl Applier {
             Some(a) => (a, false),
             None => (self.create(&desired).await?, true),
         };
+        if !self.dry_run {
+            self.materialize(group_id, &actual)?;
+        }
         let corrections = |kind: &str, n: usize| {
             if full && !created && n > 0 {
                 metrics::get()
@@ -280,6 +197,9 @@ impl Applier {
             self.update_attributes(&updates).await?;
         }
         let dn = actual.dn.as_str();
+        // During a full enumeration the mirror's member lists may still be partial: add what is
+        // known, remove nothing until the enumeration is complete.
+        let may_remove = !self.store.full_round_in_progress()?;
         if full || created {
             let want = self.desired_member_sids(group_id).await?;
             // A group created just now has no members: no need to read them back.
@@ -290,9 +210,11 @@ impl Applier {
             };
             let (add, remove) = plan::member_diff(&want, &have);
             corrections("member_add", add.len());
-            corrections("member_remove", remove.len());
             self.add_members(dn, add).await?;
-            self.remove_members(dn, remove).await?;
+            if may_remove {
+                corrections("member_remove", remove.len());
+                self.remove_members(dn, remove).await?;
+            }
         } else {
             let (mut add, mut remove) = (Vec::new(), Vec::new());
             for m in touched {
@@ -311,11 +233,28 @@ impl Applier {
             && (plan::needs_rename(&desired, &actual)
                 || !escape::same_dn(&parent_of(&actual.dn), &desired.ou))
         {
-            self.rename(&actual, &desired.cn, &desired.ou).await?;
+            match self.rename(&actual, &desired.cn, &desired.ou).await {
+                // The members and attributes above stay applied; the name waits for the clash
+                // to be resolved (reported, counted, retried by the next reconcile).
+                Err(ApplyError::Directory(DirectoryError::Conflict { detail, .. })) => {
+                    tracing::warn!(%detail, "rename refused; other changes applied");
+                }
+                other => other?,
+            }
         }
-        if created && !self.dry_run {
-            self.requeue_parents(group_id)?;
+        Ok(())
+    }
+
+    /// Once a group's AD object is known to exist (created by this apply, an earlier attempt or
+    /// another process), every parent listing it is queued to converge, in the same transaction
+    /// that records the object, so nesting survives retries and crashes.
+    fn materialize(&self, group_id: &str, actual: &ActualGroup) -> Result<(), ApplyError> {
+        let sid = actual.sid.clone().unwrap_or_else(|| actual.dn.clone());
+        if self.store.materialized_sid(group_id)?.as_deref() == Some(sid.as_str()) {
+            return Ok(());
         }
+        let parents = self.parent_changes(group_id)?;
+        self.store.materialize(group_id, &sid, &parents)?;
         Ok(())
     }
 
@@ -363,6 +302,11 @@ impl Applier {
                 .await
             {
                 Err(e) if e.result_code() == Some(rc::ALREADY_EXISTS) => {
+                    // An earlier add that timed out may have succeeded: ours if it has our anchor.
+                    let id = mapping::id_from_anchor(&d.anchor).unwrap_or_default();
+                    if let Some(a) = self.dir.find_owned(id).await? {
+                        return Ok(a);
+                    }
                     metrics::get().conflicts.with_label_values(&["name"]).inc();
                     return Err(DirectoryError::Conflict {
                         kind: "name",
@@ -388,7 +332,7 @@ impl Applier {
         })
     }
 
-    async fn update_attributes(&self, updates: &[Operation]) -> Result<(), ApplyError> {
+    pub(super) async fn update_attributes(&self, updates: &[Operation]) -> Result<(), ApplyError> {
         let Some(Operation::Update { dn, .. }) = updates.first() else {
             return Ok(());
         };
@@ -406,7 +350,7 @@ impl Applier {
     }
 
     /// Renames and/or moves a group (one modrdn), refusing to take a name that is in use.
-    async fn rename(&self, actual: &ActualGroup, cn: &str, ou: &str) -> Result<(), ApplyError> {
+    pub(super) async fn rename(&self, actual: &ActualGroup, cn: &str, ou: &str) -> Result<(), ApplyError> {
         let target = format!("CN={},{ou}", escape::rdn_value(cn));
         if !escape::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
             metrics::get().conflicts.with_label_values(&["name"]).inc();
@@ -431,8 +375,8 @@ impl Applier {
         Ok(())
     }
 
-    /// After creating a nested group, its parents can now reference it.
-    fn requeue_parents(&self, group_id: &str) -> Result<(), ApplyError> {
+    /// Upserts of every parent that lists this group as a member.
+    fn parent_changes(&self, group_id: &str) -> Result<Vec<Change>, ApplyError> {
         let member = MemberRef {
             kind: MemberKind::Group,
             id: group_id.to_string(),
@@ -449,14 +393,11 @@ impl Applier {
                 });
             }
         }
-        if !changes.is_empty() {
-            self.store.enqueue(&changes)?;
-        }
-        Ok(())
+        Ok(changes)
     }
 }
 
-fn parent_of(dn: &str) -> String {
+pub(super) fn parent_of(dn: &str) -> String {
     // The parent is everything after the first unescaped comma.
     let mut escaped = false;
     for (i, c) in dn.char_indices() {

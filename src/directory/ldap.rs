@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ldap3::controls::RawControl;
+use ldap3::controls::{PagedResults, RawControl};
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
 use tokio::sync::Mutex;
 
@@ -40,6 +40,46 @@ pub mod rc {
     pub const OTHER: u32 = 80;
     /// Time or admin limits, server side.
     pub const TIME_LIMIT: u32 = 3;
+    /// `protocolError` (also used for a malformed response control).
+    pub const PROTOCOL_ERROR: u32 = 2;
+}
+
+/// OID of the Simple Paged Results control (RFC 2696).
+const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
+
+/// A paged search gives up after this many pages (a server looping on its cookie).
+const MAX_PAGES: usize = 100_000;
+
+/// One BER TLV: (tag, value, rest), definite lengths only.
+fn ber_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = buf.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The cookie of a paged-results response value `SEQUENCE { INTEGER size, OCTET STRING
+/// cookie }`, or `None` if it is malformed (never a panic on what a server sends).
+pub fn paged_cookie(value: &[u8]) -> Option<Vec<u8>> {
+    let (0x30, seq, _) = ber_tlv(value)? else {
+        return None;
+    };
+    let (0x02, _, rest) = ber_tlv(seq)? else {
+        return None;
+    };
+    let (0x04, cookie, _) = ber_tlv(rest)? else {
+        return None;
+    };
+    Some(cookie.to_vec())
 }
 
 /// Why an LDAP operation failed.
@@ -356,6 +396,70 @@ impl Connection {
         .await
     }
 
+    /// Searches with the Simple Paged Results control (RFC 2696), `page_size` entries per page,
+    /// so that a Windows DC's `MaxPageSize` (1,000) never truncates the answer
+    /// (`sizeLimitExceeded`). Returns every entry and the number of pages read.
+    pub async fn search_paged(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        page_size: usize,
+    ) -> Result<(Vec<SearchEntry>, usize), DirectoryError> {
+        let timeout = self.cfg.operation_timeout;
+        let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
+        let mut all = Vec::new();
+        let mut cookie: Vec<u8> = Vec::new();
+        for pages in 1..=MAX_PAGES {
+            let control: RawControl = PagedResults {
+                size: page_size.clamp(1, i32::MAX as usize) as i32,
+                cookie: std::mem::take(&mut cookie),
+            }
+            .into();
+            let attrs = attrs.clone();
+            let (entries, next) = self
+                .run("search", base, |mut l| async move {
+                    let r = l
+                        .with_timeout(timeout)
+                        .with_controls(vec![control])
+                        .search(base, scope, filter, attrs)
+                        .await?;
+                    let next = r
+                        .1
+                        .ctrls
+                        .iter()
+                        .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                        .map(|c| c.1.val.as_deref().and_then(paged_cookie));
+                    let entries: Vec<SearchEntry> =
+                        r.0.into_iter().map(SearchEntry::construct).collect();
+                    Ok(((entries, next), r.1))
+                })
+                .await?;
+            all.extend(entries);
+            match next {
+                // No control: the server does not page (it sent everything).
+                None => return Ok((all, pages)),
+                Some(None) => {
+                    return Err(DirectoryError::Operation {
+                        op: "search",
+                        dn: base.to_string(),
+                        rc: rc::PROTOCOL_ERROR,
+                        message: "malformed paged-results control in the response".into(),
+                    });
+                }
+                Some(Some(c)) if c.is_empty() => return Ok((all, pages)),
+                Some(Some(c)) => cookie = c,
+            }
+        }
+        Err(DirectoryError::Operation {
+            op: "search",
+            dn: base.to_string(),
+            rc: rc::PROTOCOL_ERROR,
+            message: format!("paged search did not end after {MAX_PAGES} pages"),
+        })
+    }
+
     /// Adds an entry.
     pub async fn add(
         &self,
@@ -416,5 +520,38 @@ impl Connection {
     pub async fn bind_check(&self) -> Result<(), DirectoryError> {
         self.reset().await;
         self.handle().await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::paged_cookie;
+
+    #[test]
+    fn cookies_parse_and_garbage_is_refused() {
+        // SEQUENCE { INTEGER 0, OCTET STRING "ab" }
+        assert_eq!(
+            paged_cookie(&[0x30, 0x07, 0x02, 0x01, 0x00, 0x04, 0x02, b'a', b'b']),
+            Some(b"ab".to_vec())
+        );
+        // The last page: an empty cookie.
+        assert_eq!(
+            paged_cookie(&[0x30, 0x05, 0x02, 0x01, 0x00, 0x04, 0x00]),
+            Some(vec![])
+        );
+        // Long-form length.
+        let mut v = vec![0x30, 0x81, 0x86, 0x02, 0x01, 0x00, 0x04, 0x81, 0x80];
+        v.extend([7u8; 128]);
+        assert_eq!(paged_cookie(&v), Some(vec![7u8; 128]));
+        for bad in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x05, 0x02, 0x01],
+            &[0x31, 0x05, 0x02, 0x01, 0x00, 0x04, 0x00],
+            &[0x30, 0x05, 0x02, 0x01, 0x00, 0x05, 0x00],
+            &[0x30, 0x85, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert_eq!(paged_cookie(bad), None, "{bad:?}");
+        }
     }
 }

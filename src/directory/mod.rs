@@ -1,10 +1,12 @@
 //! Active Directory: the LDAP connection, the cloud-group → AD mapping, planning operations
 //! and applying them.
 //!
-//! Guarantees: the service only ever modifies or deletes an object found *by its anchor*
-//! (`Group_<objectId>` in `msDS-ExternalDirectoryObjectId` or `adminDescription`) under the
-//! target OU. Names are never used to find what to change; a name clash with an object we do not
-//! own is a conflict, reported and left alone.
+//! Guarantees: the service only ever modifies or deletes an object that carries its anchor
+//! `adminDescription = Group_<objectId>` under an owned OU (the contract's ownership rule). An
+//! object matching only `msDS-ExternalDirectoryObjectId` is a reported conflict, never modified.
+//! Names are never used to find what to change; a name clash with an object we do not own is a
+//! conflict, reported and left alone. Every search that can return many entries is paged (RFC
+//! 2696), so a Windows DC's `MaxPageSize` never truncates what the service sees.
 
 pub mod apply;
 pub mod escape;
@@ -12,6 +14,7 @@ pub mod ldap;
 pub mod mapping;
 mod members;
 pub mod plan;
+pub mod retire;
 pub mod sid;
 
 use std::collections::BTreeSet;
@@ -21,6 +24,7 @@ use ldap3::controls::RawControl;
 
 pub use apply::{Applier, ApplyError, Work};
 pub use ldap::{Connection, DirectoryError};
+pub use retire::CloudOracle;
 use plan::ActualGroup;
 
 /// Attributes read for a managed group.
@@ -60,6 +64,8 @@ pub struct Directory {
     pub owned_ous: Vec<String>,
     /// Naming and placement rules.
     pub rules: mapping::MappingRules,
+    /// Entries per page of a paged search (`ad.search_page_size`).
+    pub page_size: usize,
 }
 
 fn all_contains(all: &[ldap3::SearchEntry], dn: &str) -> bool {
@@ -114,6 +120,7 @@ impl Directory {
         let target_ou = conn.config().target_ou.clone();
         let owned_ous = conn.config().owned_ous();
         let rules = conn.config().mapping_rules();
+        let page_size = conn.config().search_page_size;
         tracing::info!(domain = %domain_base, has_external_id, "connected to AD");
         Ok(Directory {
             conn,
@@ -122,6 +129,7 @@ impl Directory {
             target_ou,
             owned_ous,
             rules,
+            page_size,
         })
     }
 
@@ -190,16 +198,29 @@ impl Directory {
         }
     }
 
-    /// Searches every owned OU (a missing optional OU is skipped: it may not exist yet).
-    async fn search_owned(&self, filter: &str) -> Result<Vec<ldap3::SearchEntry>, DirectoryError> {
+    /// Searches every owned OU, paged (a missing optional OU is skipped: it may not exist yet).
+    /// `purpose` names the search in the log line that reports its pages.
+    async fn search_owned(
+        &self,
+        filter: &str,
+        purpose: &'static str,
+    ) -> Result<Vec<ldap3::SearchEntry>, DirectoryError> {
         let mut all: Vec<ldap3::SearchEntry> = Vec::new();
         for ou in &self.owned_ous {
             match self
                 .conn
-                .search(ou, Scope::Subtree, filter, GROUP_ATTRS, vec![])
+                .search_paged(ou, Scope::Subtree, filter, GROUP_ATTRS, self.page_size)
                 .await
             {
-                Ok(found) => {
+                Ok((found, pages)) => {
+                    tracing::debug!(
+                        purpose,
+                        base = %ou,
+                        pages,
+                        entries = found.len(),
+                        page_size = self.page_size,
+                        "paged search"
+                    );
                     for e in found {
                         if !all_contains(&all, &e.dn) {
                             all.push(e);
@@ -220,11 +241,31 @@ impl Directory {
         Ok(all)
     }
 
-    /// The group we own for cloud group `id`: found by anchor, under the owned OUs only.
-    /// More than one object carrying the anchor is a conflict.
+    /// The group we own for cloud group `id`: the one object carrying the anchor in
+    /// `adminDescription`, under the owned OUs only. More than one is a conflict; so is an
+    /// object that carries the anchor only in `msDS-ExternalDirectoryObjectId` (someone else's,
+    /// or tampered with: never modified).
     pub async fn find_owned(&self, group_id: &str) -> Result<Option<ActualGroup>, DirectoryError> {
         let anchor = mapping::anchor(group_id);
-        let found = self.search_owned(&self.anchor_filter(&anchor)).await?;
+        let found = self
+            .search_owned(&self.anchor_filter(&anchor), "find_owned")
+            .await?;
+        let (found, foreign): (Vec<_>, Vec<_>) = found.into_iter().partition(|e| {
+            first(e, "adminDescription").is_some_and(|a| a.eq_ignore_ascii_case(&anchor))
+        });
+        if let Some(f) = foreign.first() {
+            crate::metrics::get()
+                .conflicts
+                .with_label_values(&["anchor_mismatch"])
+                .inc();
+            return Err(DirectoryError::Conflict {
+                kind: "anchor_mismatch",
+                detail: format!(
+                    "{} carries msDS-ExternalDirectoryObjectId={anchor} without adminDescription={anchor}; not ours, left untouched",
+                    f.dn
+                ),
+            });
+        }
         match found.len() {
             0 => Ok(None),
             1 => Ok(Some(Self::to_actual(&found[0]))),
@@ -242,26 +283,22 @@ impl Directory {
         }
     }
 
-    /// Every group we own, in every owned OU.
+    /// Every group we own (anchored by `adminDescription`), in every owned OU, read with paged
+    /// searches.
     pub async fn list_owned(&self) -> Result<Vec<(String, ActualGroup)>, DirectoryError> {
-        let filter = if self.has_external_id {
-            "(&(objectClass=group)(|(msDS-ExternalDirectoryObjectId=Group_*)(adminDescription=Group_*)))"
-        } else {
-            "(&(objectClass=group)(adminDescription=Group_*))"
-        };
-        let found = self.search_owned(filter).await?;
-        Ok(found
+        let found = self
+            .search_owned("(&(objectClass=group)(adminDescription=Group_*))", "list_owned")
+            .await?;
+        let owned: Vec<(String, ActualGroup)> = found
             .iter()
             .map(Self::to_actual)
             .filter_map(|a| {
-                let anchor = a
-                    .external_id
-                    .clone()
-                    .or_else(|| a.admin_description.clone())?;
-                let id = mapping::id_from_anchor(&anchor)?.to_string();
+                let id = mapping::id_from_anchor(a.admin_description.as_deref()?)?.to_string();
                 Some((id, a))
             })
-            .collect())
+            .collect();
+        tracing::info!(groups = owned.len(), "owned groups listed");
+        Ok(owned)
     }
 
     /// The SID of the account a non-SID identity names (one search), if it exists.

@@ -2,18 +2,29 @@
 //! groups) and the deletes held by the delete threshold.
 
 use super::records::*;
-use super::store::{QueueError, Store, dec, enc, seq_key};
+use sled::Transactional;
+
+use super::store::{QueueError, Store, dec, enc, seq_key, tx_enqueue};
 
 impl Store {
     /// Re-queues every dead letter (after its cause is fixed); returns how many.
     pub fn replay_dead(&self) -> Result<usize, QueueError> {
         let letters = self.list_dead(usize::MAX)?;
-        let changes: Vec<Change> = letters.iter().map(|(_, d)| d.change.clone()).collect();
-        self.enqueue(&changes)?;
-        for (seq, _) in &letters {
-            self.t()?.dead.remove(seq_key(*seq))?;
-        }
-        self.t()?.db.flush()?;
+        let seqs = letters
+            .iter()
+            .map(|_| self.next_seq())
+            .collect::<Result<Vec<_>, _>>()?;
+        let t = self.t()?;
+        // One transaction: each letter is either still dead or queued again, never both.
+        (&t.pending, &t.dead).transaction(|(pending, dead)| {
+            for (seq, (old, letter)) in seqs.iter().zip(&letters) {
+                tx_enqueue(pending, *seq, &letter.change)?;
+                dead.remove(&seq_key(*old))?;
+            }
+            Ok(())
+        })?;
+        self.note_enqueued(letters.len());
+        t.db.flush()?;
         Ok(letters.len())
     }
 
@@ -91,10 +102,54 @@ impl Store {
 
     /// Holds deletes for approval (the worker's sweep uses this too).
     pub fn hold_deletes(&self, deletes: &[(String, DeleteReason)]) -> Result<(), QueueError> {
+        let mut batch = sled::Batch::default();
         for (id, reason) in deletes {
-            self.t()?.held_deletes.insert(id.as_bytes(), enc(reason))?;
+            batch.insert(id.as_bytes(), enc(reason));
         }
-        self.t()?.db.flush()?;
+        let t = self.t()?;
+        t.held_deletes.apply_batch(batch)?;
+        t.db.flush()?;
+        Ok(())
+    }
+
+    /// Whether a destructive action for this group is held for approval.
+    pub fn is_held(&self, id: &str) -> Result<bool, QueueError> {
+        Ok(self.t()?.held_deletes.contains_key(id.as_bytes())?)
+    }
+
+    /// The SID of a group's AD object as last confirmed by an apply, if any. A group whose AD
+    /// object is not (yet) recorded here has parents that may not reference it yet.
+    pub fn materialized_sid(&self, id: &str) -> Result<Option<String>, QueueError> {
+        let t = self.t()?;
+        Ok(t
+            .materialized
+            .get(id.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records that the group's AD object exists with `sid` and queues an upsert of every
+    /// parent listing it, in one transaction, so that parents converge whichever attempt or
+    /// process created the object (a crash before this runs repeats it on the next apply).
+    pub fn materialize(&self, id: &str, sid: &str, parents: &[Change]) -> Result<(), QueueError> {
+        let seqs = parents
+            .iter()
+            .map(|_| self.next_seq())
+            .collect::<Result<Vec<_>, _>>()?;
+        let t = self.t()?;
+        (&t.pending, &t.materialized).transaction(|(pending, materialized)| {
+            for (seq, c) in seqs.iter().zip(parents) {
+                tx_enqueue(pending, *seq, c)?;
+            }
+            materialized.insert(id.as_bytes(), sid.as_bytes())?;
+            Ok(())
+        })?;
+        self.note_enqueued(parents.len());
+        Ok(())
+    }
+
+    /// Forgets a group's AD object (it was deleted).
+    pub fn dematerialize(&self, id: &str) -> Result<(), QueueError> {
+        self.t()?.materialized.remove(id.as_bytes())?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! next cursor, all in one transaction. Only the poller writes the mirror, so reading before the
 //! transaction and writing inside it is consistent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sled::Transactional;
 
@@ -12,16 +12,22 @@ use super::records::*;
 use super::store::{QueueError, Store, cursor_key, dec, enc, tx_enqueue};
 use crate::graph::model::{GroupDelta, MemberKind, MemberRef, NextStep, Removed, UserDelta};
 
-/// `meta` key of the groups restored during the round in progress.
+/// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
+/// to the mirror: AD may hold a frozen or stale copy of them).
 const ROUND_RESTORED: &[u8] = b"round/restored";
+
+/// `meta` key holding the epoch of the last full enumeration that reached its deltaLink.
+pub(super) const FULL_DONE: &[u8] = b"full/completed";
 
 /// How a round treats deletes.
 #[derive(Debug, Clone, Copy)]
 pub struct DeletePolicy {
-    /// A round deleting more groups than this holds its deletes for approval.
+    /// A round that would delete, convert or move more groups than this holds those actions
+    /// for approval.
     pub threshold: usize,
-    /// Whether soft deletes (and leaving scope) delete the AD group.
-    pub soft_deletes_delete: bool,
+    /// Whether the soft-delete policy changes the AD group (delete, convert or move; anything
+    /// but freeze), so that soft deletes and groups leaving scope count against the threshold.
+    pub soft_destructive: bool,
 }
 
 /// What a committed page did, for logs and metrics.
@@ -279,6 +285,8 @@ impl Store {
         let mut members = Writes::default();
         let mut member_of = Writes::default();
         let mut staged: Vec<(String, DeleteReason)> = Vec::new();
+        // Listed live and wanted on this page: any delete staged or held for them is cancelled.
+        let mut cancelled: BTreeSet<String> = BTreeSet::new();
         let mut restored: Vec<String> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
         let now = now_ms();
@@ -293,6 +301,7 @@ impl Store {
                 Some(Removed::Deleted) => {
                     self.drop_members(&item.id, &mut members, &mut member_of, None)?;
                     records.insert(item.id.clone(), None);
+                    cancelled.remove(&item.id);
                     staged.push((item.id.clone(), DeleteReason::HardDeleted));
                 }
                 Some(Removed::Changed) => {
@@ -300,6 +309,7 @@ impl Store {
                         if r.status == GroupStatus::Live {
                             r.status = GroupStatus::SoftDeleted;
                             if was_wanted {
+                                cancelled.remove(&item.id);
                                 staged.push((item.id.clone(), DeleteReason::SoftDeleted));
                             }
                         }
@@ -310,6 +320,12 @@ impl Store {
                     let back_in_scope = old
                         .as_ref()
                         .is_some_and(|o| o.status == GroupStatus::Live && !o.wanted());
+                    if old.is_none() && epoch.is_none() {
+                        // New to the mirror in an incremental round: AD may still hold a copy
+                        // from before (a group a resync dropped while it was soft-deleted, or
+                        // state lost): converge it fully once the round is complete.
+                        restored.push(item.id.clone());
+                    }
                     let mut r = old.unwrap_or(GroupRecord {
                         props: GroupProps::default(),
                         status: GroupStatus::Live,
@@ -363,7 +379,10 @@ impl Store {
                             kind,
                             seen_ms: now,
                         });
+                        staged.retain(|(id, _)| id != &item.id);
+                        cancelled.insert(item.id.clone());
                     } else if was_wanted {
+                        cancelled.remove(&item.id);
                         staged.push((item.id.clone(), DeleteReason::LeftScope));
                     }
                     records.insert(item.id.clone(), Some(r));
@@ -378,7 +397,14 @@ impl Store {
         if let Some(v) = self.t()?.meta.get(ROUND_RESTORED)? {
             restored.extend(dec::<Vec<String>>(ROUND_RESTORED, &v)?);
         }
+        restored.sort();
+        restored.dedup();
         let restored_to_keep = (cursor.mid_round && !restored.is_empty()).then(|| enc(&restored));
+        for id in &cancelled {
+            // A listing cancels what earlier pages or rounds staged or held for this group.
+            round_deletes.del(id.as_bytes().to_vec());
+            held.del(id.as_bytes().to_vec());
+        }
         if cursor.mid_round {
             for (id, reason) in &staged {
                 round_deletes.put(id.as_bytes().to_vec(), enc(reason));
@@ -411,12 +437,17 @@ impl Store {
             let mut all: BTreeMap<String, DeleteReason> = BTreeMap::new();
             for r in self.t()?.round_deletes.iter() {
                 let (k, v) = r?;
-                all.insert(String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?);
+                let id = String::from_utf8_lossy(&k).into_owned();
+                if !cancelled.contains(&id) {
+                    all.insert(id, dec(&k, &v)?);
+                }
                 round_deletes.del(k.to_vec());
             }
             all.extend(staged.iter().cloned());
+            // One threshold for all destruction: hard deletes, and soft deletes or scope exits
+            // when the soft-delete policy deletes, converts or moves.
             let deleting =
-                |r: &DeleteReason| *r == DeleteReason::HardDeleted || policy.soft_deletes_delete;
+                |r: &DeleteReason| *r == DeleteReason::HardDeleted || policy.soft_destructive;
             let hold = all.values().filter(|r| deleting(r)).count() > policy.threshold;
             for (id, reason) in all {
                 if hold && deleting(&reason) {
@@ -432,6 +463,7 @@ impl Store {
             }
         }
         out.round_done = !cursor.mid_round;
+        let full_done = epoch.filter(|_| out.round_done);
 
         let mut groups = Writes::default();
         for (id, r) in &records {
@@ -476,6 +508,9 @@ impl Store {
                         Some(v) => meta.insert(ROUND_RESTORED, v.clone())?,
                         None => meta.remove(ROUND_RESTORED)?,
                     };
+                    if let Some(e) = full_done {
+                        meta.insert(FULL_DONE, enc(&e))?;
+                    }
                     Ok(())
                 },
             )?;

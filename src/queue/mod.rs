@@ -23,11 +23,13 @@
 //! `meta` (cursors, counters) · `pending` (seq → [`Change`]) · `dead` (seq → [`DeadLetter`]) ·
 //! `journal` (seq → [`JournalEntry`]) · `groups` (id → [`GroupRecord`]) · `members`
 //! (group id, 0, kind tag, member id → epoch) · `member_of` (member id, 0, group id) · `users`
-//! (id → [`UserRecord`]) · `round_deletes` / `held_deletes` (group id → [`DeleteReason`]).
+//! (id → [`UserRecord`]) · `round_deletes` / `held_deletes` (group id → [`DeleteReason`]) ·
+//! `materialized` (group id → the SID of its AD object, once an apply confirmed it).
 
 mod journal;
 pub mod mirror;
 mod records;
+pub mod safety;
 mod store;
 
 pub use records::*;

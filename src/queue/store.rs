@@ -125,6 +125,7 @@ pub(super) struct Trees {
     pub(super) users: sled::Tree,
     pub(super) round_deletes: sled::Tree,
     pub(super) held_deletes: sled::Tree,
+    pub(super) materialized: sled::Tree,
 }
 
 pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -304,9 +305,30 @@ impl Store {
         Ok(seqs)
     }
 
+    /// Whether the mirror is a complete picture of the cloud: a full enumeration has reached its
+    /// deltaLink since the store was created, and no full enumeration is in progress now. Only
+    /// then may owned AD groups missing from the mirror be judged as orphans.
+    pub fn complete_picture(&self) -> Result<bool, QueueError> {
+        let done = self.t()?.meta.contains_key(super::mirror::FULL_DONE)?;
+        Ok(done && !self.full_round_in_progress()?)
+    }
+
+    /// Whether the groups stream is in (or about to start) a full enumeration, during which
+    /// the mirror's member lists may be partial: no member may be removed from AD then.
+    pub fn full_round_in_progress(&self) -> Result<bool, QueueError> {
+        Ok(self
+            .cursor(Resource::Groups)?
+            .is_none_or(|c| c.full_epoch.is_some()))
+    }
+
     /// Queues a full reconcile of every wanted group plus a sweep for orphans (the periodic,
-    /// level-triggered drift correction); returns how many groups.
-    pub fn enqueue_reconcile_all(&self) -> Result<usize, QueueError> {
+    /// level-triggered drift correction); returns how many groups, or `None` when the mirror
+    /// is not a complete picture yet (a full enumeration is pending or in progress: its end
+    /// queues the same work).
+    pub fn enqueue_reconcile_all(&self) -> Result<Option<usize>, QueueError> {
+        if !self.complete_picture()? {
+            return Ok(None);
+        }
         let now = now_ms();
         let mut changes: Vec<Change> = self
             .all_groups()?
@@ -325,7 +347,7 @@ impl Store {
             seen_ms: now,
         });
         self.enqueue(&changes)?;
-        Ok(n)
+        Ok(Some(n))
     }
 
     pub(super) fn note_enqueued(&self, n: usize) {
@@ -335,6 +357,31 @@ impl Store {
     /// The oldest pending changes, in order.
     pub fn pending_batch(&self, limit: usize) -> Result<Vec<(u64, Change)>, QueueError> {
         scan(&self.t()?.pending, limit)
+    }
+
+    /// The oldest pending changes of groups not in `skip` (parked groups wait; the others
+    /// proceed), in order.
+    pub fn pending_batch_excluding(
+        &self,
+        limit: usize,
+        skip: &std::collections::HashSet<String>,
+    ) -> Result<Vec<(u64, Change)>, QueueError> {
+        if skip.is_empty() {
+            return self.pending_batch(limit);
+        }
+        let mut out = Vec::new();
+        for r in self.t()?.pending.iter() {
+            let (k, v) = r?;
+            let change: Change = dec(&k, &v)?;
+            if skip.contains(&change.group_id) {
+                continue;
+            }
+            out.push((seq_of(&k), change));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Pending changes (for `queue list`).
@@ -460,11 +507,21 @@ impl Store {
                 seen_ms: now,
             })
             .collect();
-        self.enqueue(&changes)?;
-        for (id, _) in &chosen {
-            self.t()?.held_deletes.remove(id.as_bytes())?;
-        }
-        self.t()?.db.flush()?;
+        let seqs = changes
+            .iter()
+            .map(|_| self.next_seq())
+            .collect::<Result<Vec<_>, _>>()?;
+        let t = self.t()?;
+        // One transaction: a crash leaves each delete either held or queued, never both or none.
+        (&t.pending, &t.held_deletes).transaction(|(pending, held)| {
+            for ((seq, c), (id, _)) in seqs.iter().zip(&changes).zip(&chosen) {
+                tx_enqueue(pending, *seq, c)?;
+                held.remove(id.as_bytes())?;
+            }
+            Ok(())
+        })?;
+        self.note_enqueued(changes.len());
+        t.db.flush()?;
         Ok(chosen.into_iter().map(|(id, _)| id).collect())
     }
 }
@@ -523,6 +580,7 @@ impl Trees {
             users: tree("users")?,
             round_deletes: tree("round_deletes")?,
             held_deletes: tree("held_deletes")?,
+            materialized: tree("materialized")?,
             db,
         };
         match trees.meta.get(FORMAT_KEY)? {

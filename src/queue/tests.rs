@@ -8,7 +8,7 @@ use crate::graph::model::{
 
 const POLICY: DeletePolicy = DeletePolicy {
     threshold: 2,
-    soft_deletes_delete: false,
+    soft_destructive: false,
 };
 
 fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {

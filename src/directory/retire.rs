@@ -1,0 +1,257 @@
+//! Retiring AD groups whose cloud group is gone: deletes, the soft-delete policy (freeze,
+//! convert to distribution, move) and the orphan sweep.
+//!
+//! # Guarantees
+//! - Every destructive action is re-validated when it executes: the mirror must no longer want
+//!   the group **and** Graph, asked right then, must say it is not live
+//!   ([`crate::queue::safety::decide`]). A queued or held delete is only a hint.
+//! - Sweeps run only on a complete picture ([`Store::complete_picture`]): never during a full
+//!   enumeration, never before the first one has completed. Held groups are left out of them.
+//! - A sweep that would take more destructive actions than `delete_threshold` holds them all for
+//!   `approve-deletes`.
+//! - Nothing without our anchor under an owned OU is ever touched (see [`Directory::find_owned`]).
+//!
+//! Imports: `directory` (connection, mapping, plan), `queue` (mirror, safety), `graph` (errors).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::apply::{Applier, ApplyError};
+use super::ldap::rc;
+use super::plan::{ActualGroup, Operation};
+use super::{escape, mapping};
+use crate::config::SoftDeleteAction;
+use crate::graph::GraphError;
+use crate::metrics;
+use crate::queue::DeleteReason;
+use crate::queue::safety::{self, CloudState, Decision};
+
+/// A boxed future, so [`CloudOracle`] can be used as a trait object.
+pub type OracleFuture<'a> = Pin<Box<dyn Future<Output = Result<CloudState, GraphError>> + Send + 'a>>;
+
+/// Asks the cloud where a group stands, right before a destructive action. Implemented over
+/// Graph (`/groups/{id}`, then `/directory/deletedItems/{id}`) by the composition root; an
+/// in-process fake in tests.
+pub trait CloudOracle: Send + Sync {
+    /// Graph's answer now. An error means "don't know": the action waits and is retried.
+    fn group_state<'a>(&'a self, group_id: &'a str) -> OracleFuture<'a>;
+}
+
+impl Applier {
+    /// A queued delete (hard delete, soft delete, leaving scope, released hold): re-validated
+    /// against the mirror and the cloud, then executed as the decision says.
+    pub(super) async fn retire(
+        &self,
+        group_id: &str,
+        reason: DeleteReason,
+    ) -> Result<(), ApplyError> {
+        if safety::mirror_wants(self.store.group(group_id)?.as_ref()) {
+            tracing::info!(
+                reason = reason.as_str(),
+                "delete cancelled: the group is live and in scope"
+            );
+            count_kept("wanted");
+            return Ok(());
+        }
+        let Some(actual) = self.dir.find_owned(group_id).await? else {
+            return Ok(());
+        };
+        let cloud = self.cloud.group_state(group_id).await?;
+        // Read the mirror again after the lookup: the poller may have committed a restore.
+        let decision = safety::decide(self.store.group(group_id)?.as_ref(), cloud);
+        self.execute(group_id, &actual, decision, reason, cloud)
+            .await
+    }
+
+    /// Carries out a decision on an owned group.
+    async fn execute(
+        &self,
+        group_id: &str,
+        actual: &ActualGroup,
+        decision: Decision,
+        reason: DeleteReason,
+        cloud: CloudState,
+    ) -> Result<(), ApplyError> {
+        match decision {
+            Decision::Keep(why) => {
+                tracing::info!(
+                    dn = %actual.dn,
+                    reason = reason.as_str(),
+                    cloud = cloud.as_str(),
+                    kept = why.as_str(),
+                    "destructive action cancelled; AD group left as it is"
+                );
+                count_kept(why.as_str());
+                self.record(&Operation::Skip {
+                    dn: actual.dn.clone(),
+                    reason: format!("kept: {} (cloud: {})", why.as_str(), cloud.as_str()),
+                });
+                Ok(())
+            }
+            Decision::Delete => self.delete_object(group_id, actual, reason).await,
+            Decision::SoftPolicy => match self.soft_delete {
+                SoftDeleteAction::Freeze => {
+                    self.record(&Operation::Freeze {
+                        dn: actual.dn.clone(),
+                        reason: reason.as_str(),
+                    });
+                    Ok(())
+                }
+                SoftDeleteAction::Delete => self.delete_object(group_id, actual, reason).await,
+                SoftDeleteAction::ConvertToDistribution => self.convert(actual).await,
+                SoftDeleteAction::Move => {
+                    let ou = self.soft_delete_ou.clone().unwrap_or_default();
+                    if !escape::same_dn(&super::apply::parent_of(&actual.dn), &ou) {
+                        self.rename(actual, &actual.cn, &ou).await?;
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    async fn convert(&self, actual: &ActualGroup) -> Result<(), ApplyError> {
+        let to = mapping::UNIVERSAL_DISTRIBUTION.to_string();
+        let from = actual.group_type.map(|t| t.to_string());
+        if from.as_deref() == Some(to.as_str()) {
+            return Ok(());
+        }
+        let op = Operation::Update {
+            dn: actual.dn.clone(),
+            attr: "groupType".into(),
+            from,
+            to: Some(to),
+        };
+        self.update_attributes(&[op]).await
+    }
+
+    async fn delete_object(
+        &self,
+        group_id: &str,
+        actual: &ActualGroup,
+        reason: DeleteReason,
+    ) -> Result<(), ApplyError> {
+        self.record(&Operation::Delete {
+            dn: actual.dn.clone(),
+            reason: reason.as_str(),
+        });
+        if self.dry_run {
+            return Ok(());
+        }
+        match self.dir.conn.delete(&actual.dn).await {
+            Err(e) if e.result_code() == Some(rc::NO_SUCH_OBJECT) => {}
+            other => other?,
+        }
+        self.store.dematerialize(group_id)?;
+        metrics::get().managed_groups.dec();
+        Ok(())
+    }
+
+    /// After a full enumeration (or periodically): owned AD groups the mirror does not know are
+    /// classified by the cloud and handled as the decision says, under the threshold.
+    pub(super) async fn sweep(&self) -> Result<(), ApplyError> {
+        if !self.store.complete_picture()? {
+            tracing::info!(
+                "sweep skipped: no complete full enumeration yet, or one is in progress"
+            );
+            return Ok(());
+        }
+        let owned = self.dir.list_owned().await?;
+        metrics::get().managed_groups.set(owned.len() as i64);
+        let mut known = BTreeSet::new();
+        let mut held = BTreeSet::new();
+        for (id, _) in &owned {
+            if self.store.group(id)?.is_some() {
+                known.insert(id.clone());
+            }
+            if self.store.is_held(id)? {
+                held.insert(id.clone());
+            }
+        }
+        let candidates = safety::sweep_candidates(
+            owned.iter().map(|(id, _)| id.as_str()),
+            |id| known.contains(id),
+            |id| held.contains(id),
+        );
+        let mut decided = Vec::new();
+        for id in candidates {
+            let cloud = self.cloud.group_state(&id).await?;
+            if !self.store.complete_picture()? {
+                tracing::info!("sweep abandoned: a full enumeration started");
+                return Ok(());
+            }
+            let decision = safety::decide(self.store.group(&id)?.as_ref(), cloud);
+            let actual = owned
+                .iter()
+                .find(|(o, _)| o == &id)
+                .map(|(_, a)| a.clone())
+                .expect("candidates come from the owned list");
+            decided.push((id, actual, decision, cloud));
+        }
+        let destructive: Vec<_> = decided
+            .iter()
+            .filter(|(_, _, d, _)| safety::is_destructive(*d, self.soft_delete))
+            .collect();
+        if destructive.len() > self.delete_threshold {
+            self.hold_sweep(&destructive)?;
+            return Ok(());
+        }
+        for (id, actual, decision, cloud) in &decided {
+            if safety::is_destructive(*decision, self.soft_delete) {
+                metrics::get()
+                    .reconcile_corrections
+                    .with_label_values(&["orphan"])
+                    .inc();
+            }
+            let reason = match decision {
+                Decision::SoftPolicy => DeleteReason::SoftDeleted,
+                _ => DeleteReason::Orphaned,
+            };
+            self.execute(id, actual, *decision, reason, *cloud).await?;
+        }
+        Ok(())
+    }
+
+    fn hold_sweep(
+        &self,
+        destructive: &[&(String, ActualGroup, Decision, CloudState)],
+    ) -> Result<(), ApplyError> {
+        for (_, a, _, _) in destructive {
+            self.record(&Operation::Skip {
+                dn: a.dn.clone(),
+                reason: "held by delete_threshold".into(),
+            });
+        }
+        if self.dry_run {
+            return Ok(());
+        }
+        let held: Vec<_> = destructive
+            .iter()
+            .map(|(id, _, d, _)| {
+                let reason = match d {
+                    Decision::SoftPolicy => DeleteReason::SoftDeleted,
+                    _ => DeleteReason::Orphaned,
+                };
+                (id.clone(), reason)
+            })
+            .collect();
+        self.store.hold_deletes(&held)?;
+        metrics::get()
+            .held_deletes
+            .set(self.store.held_deletes()?.len() as i64);
+        tracing::warn!(
+            count = held.len(),
+            threshold = self.delete_threshold,
+            "sweep actions held; run approve-deletes"
+        );
+        Ok(())
+    }
+}
+
+fn count_kept(why: &'static str) {
+    metrics::get()
+        .deletes_cancelled
+        .with_label_values(&[why])
+        .inc();
+}

@@ -1,0 +1,199 @@
+//! Delete safety: whether a destructive action (delete, convert to distribution, move) may run
+//! *now*, decided from the mirror and from the cloud at the moment of execution.
+//!
+//! # Guarantees
+//! - Queued deletes, held deletes and round-staged deletes are hints, never authority. An action
+//!   runs only when the mirror no longer wants the group **and** Graph, asked right before, says
+//!   it is not live. When the two disagree, AD is left as it is.
+//! - A group the mirror wants is never touched, whatever the cloud lookup says (replication lag
+//!   can make a live group answer 404 for a moment).
+//! - Orphans are judged only from a complete picture: see [`Store::complete_picture`].
+//!
+//! Pure functions, no I/O: the worker asks Graph and passes the answer in. Imports: records and
+//! config only.
+
+use super::records::{GroupRecord, GroupStatus};
+use crate::config::SoftDeleteAction;
+
+/// Where a group stands in the cloud right now, as Graph answers it
+/// (`GET /groups/{id}`, then `GET /directory/deletedItems/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudState {
+    /// The group exists (200 from `/groups/{id}`).
+    Live,
+    /// Soft-deleted and restorable (200 from `deletedItems/{id}`).
+    SoftDeleted,
+    /// Gone for good: 404 from both.
+    Purged,
+}
+
+impl CloudState {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudState::Live => "live",
+            CloudState::SoftDeleted => "soft_deleted",
+            CloudState::Purged => "purged",
+        }
+    }
+}
+
+/// What to do with an owned AD group whose cloud group may be gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Leave the AD group exactly as it is.
+    Keep(KeepReason),
+    /// Apply the soft-delete policy (`ad.soft_delete`): freeze, convert, move or delete.
+    SoftPolicy,
+    /// Delete it: the cloud purged the group.
+    Delete,
+}
+
+/// Why a destructive action was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepReason {
+    /// The mirror wants the group in AD (live and in scope).
+    Wanted,
+    /// Graph says the group is live (restored, or the mirror is behind).
+    LiveInCloud,
+    /// The mirror says live-but-out-of-scope while Graph says purged: wait for the delta
+    /// stream to agree.
+    Disagreement,
+}
+
+impl KeepReason {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeepReason::Wanted => "wanted",
+            KeepReason::LiveInCloud => "live_in_cloud",
+            KeepReason::Disagreement => "disagreement",
+        }
+    }
+}
+
+/// Whether the mirror alone already forbids any destructive action (no need to ask Graph).
+pub fn mirror_wants(record: Option<&GroupRecord>) -> bool {
+    record.is_some_and(GroupRecord::wanted)
+}
+
+/// The decision for a group, from the mirror's record (`None`: unknown to the mirror, e.g.
+/// hard-deleted or not listed by a full enumeration) and Graph's answer now.
+///
+/// | mirror \ cloud | live | soft-deleted | purged |
+/// |---|---|---|---|
+/// | wanted | keep | keep | keep |
+/// | live, out of scope | policy | policy | keep |
+/// | soft-deleted | keep | policy | delete |
+/// | unknown | keep | policy | delete |
+pub fn decide(record: Option<&GroupRecord>, cloud: CloudState) -> Decision {
+    if mirror_wants(record) {
+        return Decision::Keep(KeepReason::Wanted);
+    }
+    let live_out_of_scope = record.is_some_and(|r| r.status == GroupStatus::Live);
+    match cloud {
+        CloudState::Live if live_out_of_scope => Decision::SoftPolicy,
+        CloudState::Live => Decision::Keep(KeepReason::LiveInCloud),
+        CloudState::SoftDeleted => Decision::SoftPolicy,
+        CloudState::Purged if live_out_of_scope => Decision::Keep(KeepReason::Disagreement),
+        CloudState::Purged => Decision::Delete,
+    }
+}
+
+/// Whether a decision changes the AD object (and so counts against `delete_threshold`).
+pub fn is_destructive(decision: Decision, policy: SoftDeleteAction) -> bool {
+    match decision {
+        Decision::Keep(_) => false,
+        Decision::SoftPolicy => policy != SoftDeleteAction::Freeze,
+        Decision::Delete => true,
+    }
+}
+
+/// Owned AD groups a sweep must classify: those the mirror does not know, minus those already
+/// held for approval (a held group is excluded from sweeps until released).
+pub fn sweep_candidates<'a>(
+    owned: impl IntoIterator<Item = &'a str>,
+    known: impl Fn(&str) -> bool,
+    held: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    owned
+        .into_iter()
+        .filter(|id| !known(id) && !held(id))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::GroupProps;
+
+    fn rec(status: GroupStatus, in_scope: bool) -> GroupRecord {
+        GroupRecord {
+            props: GroupProps {
+                security_enabled: Some(true),
+                ..Default::default()
+            },
+            status,
+            full_epoch: 0,
+            in_scope,
+        }
+    }
+
+    #[test]
+    fn a_wanted_group_is_kept_whatever_the_cloud_says() {
+        let r = rec(GroupStatus::Live, true);
+        for c in [
+            CloudState::Live,
+            CloudState::SoftDeleted,
+            CloudState::Purged,
+        ] {
+            assert_eq!(decide(Some(&r), c), Decision::Keep(KeepReason::Wanted));
+        }
+    }
+
+    #[test]
+    fn the_table() {
+        let out = rec(GroupStatus::Live, false);
+        let soft = rec(GroupStatus::SoftDeleted, true);
+        use CloudState::*;
+        assert_eq!(decide(Some(&out), Live), Decision::SoftPolicy);
+        assert_eq!(decide(Some(&out), SoftDeleted), Decision::SoftPolicy);
+        assert_eq!(
+            decide(Some(&out), Purged),
+            Decision::Keep(KeepReason::Disagreement)
+        );
+        assert_eq!(
+            decide(Some(&soft), Live),
+            Decision::Keep(KeepReason::LiveInCloud)
+        );
+        assert_eq!(decide(Some(&soft), SoftDeleted), Decision::SoftPolicy);
+        assert_eq!(decide(Some(&soft), Purged), Decision::Delete);
+        assert_eq!(decide(None, Live), Decision::Keep(KeepReason::LiveInCloud));
+        assert_eq!(decide(None, SoftDeleted), Decision::SoftPolicy);
+        assert_eq!(decide(None, Purged), Decision::Delete);
+    }
+
+    #[test]
+    fn freeze_is_not_destructive() {
+        assert!(!is_destructive(
+            Decision::SoftPolicy,
+            SoftDeleteAction::Freeze
+        ));
+        for p in [
+            SoftDeleteAction::Delete,
+            SoftDeleteAction::ConvertToDistribution,
+            SoftDeleteAction::Move,
+        ] {
+            assert!(is_destructive(Decision::SoftPolicy, p));
+            assert!(is_destructive(Decision::Delete, p));
+            assert!(!is_destructive(Decision::Keep(KeepReason::Wanted), p));
+        }
+    }
+
+    #[test]
+    fn sweep_skips_known_and_held() {
+        let got = sweep_candidates(["a", "b", "c", "d"], |id| id == "a", |id| id == "c");
+        assert_eq!(got, vec!["b".to_string(), "d".to_string()]);
+    }
+}
