@@ -15,6 +15,10 @@ pub struct Metrics {
     pub graph_requests: IntCounterVec,
     /// 429/503/504 answers by endpoint.
     pub graph_throttled: IntCounterVec,
+    /// Point lookups of a group's cloud state (`graph::lookup`), by result: how often the
+    /// service had to ask whether a group is live, soft-deleted or purged, and how often Graph
+    /// could not say.
+    pub graph_lookups: IntCounterVec,
     /// Seconds spent waiting on `Retry-After`.
     pub graph_retry_after_seconds: prometheus::Counter,
     /// Delta rounds by resource, kind and result.
@@ -150,6 +154,12 @@ impl Metrics {
                 "Graph 429/503/504 answers.",
                 &["endpoint"],
             ),
+            graph_lookups: counter_vec(
+                &r,
+                "graph_lookups_total",
+                "Group state lookups (live, soft-deleted, purged) and failed lookups.",
+                &["result"],
+            ),
             graph_retry_after_seconds: retry_after,
             rounds: counter_vec(
                 &r,
@@ -253,11 +263,20 @@ impl Metrics {
         }
         // Every labelled family gets its known label values up front: a family without a series
         // is left out of the exposition altogether, and `rate()` over it is "no data", not 0.
-        for endpoint in ["token", "users_delta", "groups_delta"] {
+        for endpoint in [
+            "token",
+            "users_delta",
+            "groups_delta",
+            "group_get",
+            "deleted_item_get",
+        ] {
             m.graph_throttled.with_label_values(&[endpoint]);
             for class in ["2xx", "4xx", "5xx", "error"] {
                 m.graph_requests.with_label_values(&[endpoint, class]);
             }
+        }
+        for result in ["live", "soft_deleted", "purged", "error"] {
+            m.graph_lookups.with_label_values(&[result]);
         }
         for resource in ["users", "groups"] {
             m.round_duration.with_label_values(&[resource]);

@@ -1,10 +1,17 @@
 //! End-to-end test of the Graph simulator over HTTP: token, paged initial round with a sliced
-//! large group, an admin change, the incremental round, faults and the 410 resync path.
+//! large group, an admin change, the incremental round, faults and the 410 resync path;
+//! deletedItems (`graph_sim/deleted_items.rs`) and `GraphClient::group_state` against the
+//! simulator (`graph_sim/lookup.rs`).
 
 use std::collections::BTreeSet;
 
 use entra_writeback::sim::{SimConfig, Simulator, serve};
 use serde_json::{Value, json};
+
+#[path = "graph_sim/deleted_items.rs"]
+mod deleted_items;
+#[path = "graph_sim/lookup.rs"]
+mod lookup;
 
 const TENANT: &str = "contoso.onmicrosoft.com";
 

@@ -80,7 +80,7 @@ def err(msg):
 
 # Metrics the service exports (histograms expand to _bucket/_sum/_count).
 COUNTERS_GAUGES = """
-build_info graph_requests_total graph_throttled_total graph_retry_after_seconds_total
+build_info graph_requests_total graph_throttled_total graph_retry_after_seconds_total graph_lookups_total
 delta_rounds_total last_successful_round_timestamp_seconds changes_enqueued_total
 changes_applied_total queue_depth queue_oldest_age_seconds dead_letters dead_letters_total
 held_deletes ad_operations_total ad_up retries_total members_skipped_total conflicts_total

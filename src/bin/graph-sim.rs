@@ -27,7 +27,7 @@ struct Args {
     /// Address to listen on (port 0 = any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Items per delta page.
+    /// Items per delta page (also the default page size of deletedItems lists).
     #[arg(long, default_value_t = 100)]
     page_size: usize,
     /// Members per group item before a group is split into several items.

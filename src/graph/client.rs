@@ -59,6 +59,18 @@ pub enum GraphError {
     /// The `[graph]` configuration cannot be used (normally caught when the file is loaded).
     #[error("{0}")]
     Config(String),
+    /// HTTP 404 (`Request_ResourceNotFound`): the object is not there. An answer, not a
+    /// failure: never retried, and lookups tell it apart from every other error.
+    #[error("Graph answered HTTP 404: {code}: {message}")]
+    NotFound {
+        /// `error.code`.
+        code: String,
+        /// `error.message`.
+        message: String,
+    },
+    /// An object id that cannot be a Graph object id; no request was made with it.
+    #[error("not a Graph object id: {0:?}")]
+    InvalidId(String),
     /// Any other HTTP error.
     #[error("Graph answered HTTP {status}: {code}: {message}")]
     Http {
@@ -95,6 +107,8 @@ impl GraphError {
             GraphError::Auth { .. } => "auth",
             GraphError::ResyncRequired { .. } => "resync",
             GraphError::Http { .. } => "http",
+            GraphError::NotFound { .. } => "not_found",
+            GraphError::InvalidId(_) => "invalid_id",
             GraphError::Config(_) => "config",
         }
     }
@@ -235,6 +249,10 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Grap
             status,
             retry_after,
         },
+        404 => GraphError::NotFound {
+            code,
+            message: field("message").chars().take(300).collect(),
+        },
         _ => GraphError::Http {
             status,
             code,
@@ -277,6 +295,11 @@ impl GraphClient {
             scope: Arc::new(scope),
             prefer_minimal: cfg.prefer_return_minimal,
         })
+    }
+
+    /// The Graph endpoint (`graph_url`, no trailing slash), for modules building request URLs.
+    pub(crate) fn graph_url(&self) -> &str {
+        &self.graph_url
     }
 
     /// The configured scope.

@@ -144,10 +144,13 @@ pub struct GroupPatch {
     pub mail_nickname: Patch<String>,
     /// `onPremisesSyncEnabled`
     pub on_premises_sync_enabled: Patch<bool>,
+    /// `onPremisesSecurityIdentifier`: the AD SID of a group that came from AD (synced, or
+    /// source of authority converted), by which its original AD object is found.
+    pub on_premises_security_identifier: Patch<String>,
 }
 
 /// The `$select` list of group rounds.
-pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,members";
+pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,onPremisesSecurityIdentifier,members";
 
 /// The `$select` list of user rounds.
 pub const USER_SELECT: &str = "displayName,userPrincipalName,onPremisesSecurityIdentifier,onPremisesSamAccountName,onPremisesDomainName,onPremisesDistinguishedName,onPremisesSyncEnabled";
@@ -302,6 +305,7 @@ fn parse_group(o: &Map<String, Value>) -> Result<GroupDelta, String> {
         mail_enabled: patch(o, "mailEnabled", Value::as_bool)?,
         mail_nickname: patch(o, "mailNickname", string)?,
         on_premises_sync_enabled: patch(o, "onPremisesSyncEnabled", Value::as_bool)?,
+        on_premises_security_identifier: patch(o, "onPremisesSecurityIdentifier", string)?,
     };
     let members = match o.get("members@delta") {
         None | Some(Value::Null) => Vec::new(),
@@ -361,6 +365,25 @@ mod tests {
         assert_eq!(p.items[0].patch.description, Patch::Null);
         assert_eq!(p.items[1].patch.description, Patch::Absent);
         assert!(p.items[1].members.is_empty());
+    }
+
+    #[test]
+    fn group_sid_is_tri_state() {
+        let body = br#"{"@odata.deltaLink":"https://g/groups/delta?$deltatoken=1","value":[
+            {"id":"g1","onPremisesSyncEnabled":true,"onPremisesSecurityIdentifier":"S-1-5-21-1-2-3-1106"},
+            {"id":"g2","onPremisesSecurityIdentifier":null},{"id":"g3"}]}"#;
+        let p = parse_group_page(body).unwrap();
+        let sid = |i: usize| p.items[i].patch.on_premises_security_identifier.clone();
+        assert_eq!(sid(0), Patch::Value("S-1-5-21-1-2-3-1106".into()));
+        assert_eq!(sid(1), Patch::Null);
+        assert_eq!(sid(2), Patch::Absent);
+        let bad = br#"{"@odata.deltaLink":"https://g/d","value":[{"id":"g","onPremisesSecurityIdentifier":5}]}"#;
+        assert!(parse_group_page(bad).is_err());
+        assert!(
+            GROUP_SELECT
+                .split(',')
+                .any(|f| f == "onPremisesSecurityIdentifier")
+        );
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct GroupProps {
     pub mail_nickname: Option<String>,
     /// `onPremisesSyncEnabled`
     pub on_premises_sync_enabled: Option<bool>,
+    /// `onPremisesSecurityIdentifier`: set on groups that came from AD (their original's SID).
+    #[serde(default)]
+    pub on_premises_security_identifier: Option<String>,
 }
 
 impl GroupProps {
@@ -77,6 +80,8 @@ impl GroupProps {
         p.mail_nickname.apply_to(&mut self.mail_nickname);
         p.on_premises_sync_enabled
             .apply_to(&mut self.on_premises_sync_enabled);
+        p.on_premises_security_identifier
+            .apply_to(&mut self.on_premises_security_identifier);
     }
 
     /// A Microsoft 365 group.

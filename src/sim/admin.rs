@@ -3,10 +3,10 @@
 //!
 //! | endpoint | body | effect |
 //! |---|---|---|
-//! | `PUT /admin/groups/{id}` | property object, optional `"members": [..]` | merge (create if missing); `null` clears; `members` replaces the list |
+//! | `PUT /admin/groups/{id}` | property object, optional `"members": [..]` | merge (create if missing); `null` clears; `members` replaces the list; any property passes through (e.g. `onPremisesSyncEnabled` + `onPremisesSecurityIdentifier` for a group synced from AD) |
 //! | `POST /admin/groups/{id}/members` | `{"add": [member..], "remove": [member..]}` | add, then remove, direct members |
-//! | `DELETE /admin/groups/{id}[?hard=true]` | | soft delete; `hard=true` deletes permanently (also purges a soft-deleted group) |
-//! | `POST /admin/groups/{id}/restore` | | restore a soft-deleted group |
+//! | `DELETE /admin/groups/{id}[?hard=true]` | | soft delete (the group moves to `/v1.0/directory/deletedItems`, stamped `deletedDateTime` = now); `hard=true` deletes permanently (also purges a soft-deleted group: gone from deletedItems too) |
+//! | `POST /admin/groups/{id}/restore` | | restore a soft-deleted group (live again, out of deletedItems) |
 //! | `PUT /admin/users/{id}`, `DELETE /admin/users/{id}[?hard=true]`, `POST /admin/users/{id}/restore` | | same for users |
 //! | `POST /admin/bulk` | `[op, ..]` (see [`AdminOp`]) | applies all operations atomically, in order |
 //! | `GET /admin/state` | | tenant-file shape + `version`, `deleted_groups`, `deleted_users` |

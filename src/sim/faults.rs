@@ -3,7 +3,7 @@
 //!
 //! Body (every field optional; fields not given leave that fault as it is):
 //! ```json
-//! {"throttle": {"count": 3, "status": 429, "retry_after": "1.5"},
+//! {"throttle": {"count": 3, "status": 429, "retry_after": "1.5", "path": "/v1.0/directory/"},
 //!  "expire_delta_tokens": {"status": 410, "code": "syncStateNotFound"},
 //!  "malformed_pages": 3,
 //!  "duplicate_changes": true,
@@ -11,7 +11,9 @@
 //!  "token_errors": 2}
 //! ```
 //! - `throttle`: the next `count` `/v1.0/*` requests fail with `status` (429, 503 or 504, default
-//!   429) and, when `retry_after` (string or number) is given, a `Retry-After` header.
+//!   429) and, when `retry_after` (string or number) is given, a `Retry-After` header. With
+//!   `path`, only requests whose path starts with it are throttled (and counted), e.g.
+//!   `/v1.0/directory/deletedItems/` or `/v1.0/groups/delta`; others pass.
 //! - `expire_delta_tokens`: every deltaLink issued before this call is rejected from now on:
 //!   410 (default) with `Location` = the initial URL with an empty `$deltatoken=`, or 400; both
 //!   with error `code` (default `syncStateNotFound`).
@@ -41,6 +43,8 @@ pub struct Throttle {
     pub status: u16,
     /// `Retry-After` header value, if any.
     pub retry_after: Option<String>,
+    /// Only paths starting with this are throttled; `None` = every `/v1.0/*` path.
+    pub path: Option<String>,
 }
 
 /// Rejection of deltaLinks issued before an epoch.
@@ -83,6 +87,8 @@ struct ThrottleSpec {
     status: u16,
     #[serde(default)]
     retry_after: Option<Value>,
+    #[serde(default)]
+    path: Option<String>,
 }
 
 fn default_throttle_status() -> u16 {
@@ -155,6 +161,7 @@ impl Faults {
                 remaining: t.count,
                 status: t.status,
                 retry_after,
+                path: t.path,
             });
         }
         if let Some(e) = spec.expire_delta_tokens {
@@ -188,9 +195,16 @@ impl Faults {
         };
     }
 
-    /// Consumes one throttled request, if armed: (status, Retry-After).
-    pub fn take_throttle(&mut self) -> Option<(u16, Option<String>)> {
+    /// Consumes one throttled request for `path`, if armed (and the path matches): (status,
+    /// Retry-After).
+    pub fn take_throttle(&mut self, path: &str) -> Option<(u16, Option<String>)> {
         let t = self.throttle.as_mut()?;
+        if t.path
+            .as_ref()
+            .is_some_and(|p| !path.starts_with(p.as_str()))
+        {
+            return None;
+        }
         t.remaining = t.remaining.checked_sub(1)?;
         let out = (t.status, t.retry_after.clone());
         if t.remaining == 0 {
@@ -231,7 +245,8 @@ impl Faults {
     pub fn to_json(&self) -> Value {
         json!({
             "throttle": self.throttle.as_ref().map(|t| json!({
-                "remaining": t.remaining, "status": t.status, "retry_after": t.retry_after})),
+                "remaining": t.remaining, "status": t.status, "retry_after": t.retry_after,
+                "path": t.path})),
             "expire_delta_tokens": self.expiry.as_ref().map(|e| json!({
                 "status": e.status, "code": e.code, "min_epoch": e.min_epoch})),
             "epoch": self.epoch,
@@ -256,9 +271,19 @@ mod tests {
         let mut f = Faults::default();
         f.arm(spec(json!({"throttle": {"count": 2, "retry_after": 1.5}})))
             .unwrap();
-        assert_eq!(f.take_throttle(), Some((429, Some("1.5".into()))));
-        assert_eq!(f.take_throttle(), Some((429, Some("1.5".into()))));
-        assert_eq!(f.take_throttle(), None);
+        assert_eq!(f.take_throttle("/v1.0/x"), Some((429, Some("1.5".into()))));
+        assert_eq!(f.take_throttle("/v1.0/x"), Some((429, Some("1.5".into()))));
+        assert_eq!(f.take_throttle("/v1.0/x"), None);
+        f.arm(spec(
+            json!({"throttle": {"count": 1, "status": 503, "path": "/v1.0/directory/"}}),
+        ))
+        .unwrap();
+        assert_eq!(f.take_throttle("/v1.0/groups/g1"), None, "other paths pass");
+        assert_eq!(
+            f.take_throttle("/v1.0/directory/deletedItems/g1"),
+            Some((503, None))
+        );
+        assert_eq!(f.take_throttle("/v1.0/directory/deletedItems/g1"), None);
         assert!(
             f.arm(spec(json!({"throttle": {"count": 1, "status": 500}})))
                 .is_err()

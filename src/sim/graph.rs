@@ -1,4 +1,6 @@
-//! Graph `/v1.0` resources: `groups/delta`, `users/delta`, single objects and `getByIds`.
+//! Graph `/v1.0` resources: `groups/delta`, `users/delta`, single objects (live only: a
+//! soft-deleted or purged object answers 404 `Request_ResourceNotFound`) and `getByIds`.
+//! The deleted-items container is in `deleted`.
 //! Authentication and throttling happen before these handlers (see `http`).
 
 use std::collections::HashMap;
@@ -16,14 +18,14 @@ use super::faults::Malformed;
 use super::http::{AppState, graph_error, json_response};
 use super::tenant::{Kind, Life};
 
-fn query_params(q: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn query_params(q: Option<&str>) -> HashMap<String, String> {
     url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
         .into_owned()
         .collect()
 }
 
 /// Percent-encodes a query value, keeping the characters Graph leaves readable.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b',' | b'-' | b'.' | b'_' | b'~' | b'@' => {
@@ -276,14 +278,19 @@ fn get_object(app: &AppState, kind: Kind, id: &str, q: Option<&str>) -> Response
             });
             json_response(200, &v)
         }
-        None => graph_error(
-            404,
-            "Request_ResourceNotFound",
-            &format!(
-                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
-            ),
-        ),
+        None => not_found(id),
     }
+}
+
+/// Graph's 404 for an object id that is not there (in the collection asked about).
+pub(crate) fn not_found(id: &str) -> Response {
+    graph_error(
+        404,
+        "Request_ResourceNotFound",
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
 }
 
 pub(crate) async fn get_group(

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::{self, TokenRefusal};
-use super::{Simulator, admin, graph};
+use super::{Simulator, admin, deleted, graph};
 
 /// Router state: the simulator plus the absolute base URL all links are built from.
 #[derive(Clone)]
@@ -104,6 +104,10 @@ pub fn router(sim: Simulator, base: String) -> Router {
         .route("/v1.0/groups/{id}", get(graph::get_group))
         .route("/v1.0/users/{id}", get(graph::get_user))
         .route("/v1.0/directoryObjects/getByIds", post(graph::get_by_ids))
+        .route(
+            "/v1.0/directory/deletedItems/{id}",
+            get(deleted::get_deleted_item),
+        )
         .route("/v1.0/{*rest}", any(v1_not_found))
         .route_layer(from_fn_with_state(state.clone(), v1_guard));
     Router::new()
@@ -165,7 +169,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn v1_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let refusal = {
         let mut inner = app.sim.lock();
-        if let Some((status, retry_after)) = inner.faults.take_throttle() {
+        if let Some((status, retry_after)) = inner.faults.take_throttle(req.uri().path()) {
             let (code, msg) = match status {
                 429 => (
                     "TooManyRequests",

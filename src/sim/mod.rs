@@ -30,18 +30,32 @@
 //! - **Hard deletes cascade:** hard-deleting a user or group removes it from every group it was a
 //!   direct member of (so those groups report the member `@removed`); soft deletes keep
 //!   memberships, as the reference documents.
+//! - **Single objects:** `GET /v1.0/groups/{id}`, `GET /v1.0/users/{id}` (`$select` honoured)
+//!   answer 200 for a live object and 404 `Request_ResourceNotFound` for a soft-deleted, purged
+//!   or unknown one; `POST /v1.0/directoryObjects/getByIds` lists live objects only.
+//! - **Deleted items:** `GET /v1.0/directory/deletedItems/{id}` answers 200 with the object
+//!   (`@odata.type`, `deletedDateTime`, its properties) while it is soft-deleted and 404
+//!   `Request_ResourceNotFound` when it is live, purged or unknown;
+//!   `GET /v1.0/directory/deletedItems/microsoft.graph.group` (or `.user`) lists them, paged
+//!   with `@odata.nextLink` by `$top` (default [`SimConfig::page_size`]). See [`deleted`].
+//!   Soft-deleted objects stay there until restored or purged (no 30-day expiry).
+//! - **Properties pass through:** any property set through the tenant file or the admin API is
+//!   returned when selected, e.g. `onPremisesSecurityIdentifier` on a group synced from AD.
 //! - **Tokens are instance-bound:** a deltaLink from another simulator process is rejected with
 //!   400 `syncStateNotFound`; a malformed one with 400 `badRequest`.
 //! - **Faults** (`/admin/faults`) inject throttling (429/503/504, with or without a possibly
 //!   fractional `Retry-After`), expired delta tokens (410 + `Location`, or 400, with any error
-//!   code), malformed pages, duplicated and reordered items and token-endpoint failures; `/admin/requests` records every non-admin
-//!   request so tests can assert on retries, backoff and `Prefer` headers.
+//!   code), malformed pages, duplicated and reordered items and token-endpoint failures
+//!   (throttling may be limited to a path prefix); `/admin/requests` records every non-admin
+//!   request so tests can assert on retries, backoff and `Prefer` headers. Every `/v1.0/*`
+//!   route, deletedItems included, passes the throttling fault, then the bearer-token check.
 //!
 //! The admin API (no authentication) is documented in [`admin`].
 
 pub mod admin;
 pub mod auth;
 pub mod cursor;
+pub mod deleted;
 pub mod delta;
 pub mod faults;
 pub mod graph;
@@ -58,7 +72,8 @@ pub use tenant::{Kind, MemberKey, Tenant};
 /// Tunables for a simulator instance; the defaults mirror what Graph does.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Items (objects or group slices) per delta page.
+    /// Items (objects or group slices) per delta page; also the default page size of the
+    /// deletedItems lists (when the request has no `$top`).
     pub page_size: usize,
     /// Members carried by one group item before the group is split into several items.
     pub member_slice: usize,

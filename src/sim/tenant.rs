@@ -8,10 +8,13 @@
 //!              {"client_id": "…", "certificate_thumbprint_sha256": "<base64url>"},
 //!              {"client_id": "…", "certificate_pem": "-----BEGIN CERTIFICATE-----…"}],
 //!  "users":  [{"id": "…", "displayName": "Ann", "onPremisesSecurityIdentifier": "S-1-5-…"}],
-//!  "groups": [{"id": "…", "displayName": "Eng", "members": [{"@odata.type": "#microsoft.graph.user", "id": "…"}]}]}
+//!  "groups": [{"id": "…", "displayName": "Eng", "members": [{"@odata.type": "#microsoft.graph.user", "id": "…"}]},
+//!             {"id": "…", "displayName": "Synced", "onPremisesSyncEnabled": true,
+//!              "onPremisesSecurityIdentifier": "S-1-5-21-…"}]}
 //! ```
-//! Everything but `id` (and `members` for groups) is an opaque property; a property absent from
-//! the file has never been set. The whole file is loaded as tenant version 1.
+//! Everything but `id` (and `members` for groups) is an opaque property passed through as is
+//! (so groups synced from AD carry `onPremisesSecurityIdentifier` like users do); a property
+//! absent from the file has never been set. The whole file is loaded as tenant version 1.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -130,6 +133,9 @@ pub struct DirObject {
     pub members: BTreeMap<MemberKey, Vec<(u64, bool)>>,
     /// Lifecycle transitions (version, state), oldest first; empty = never existed.
     pub life: Vec<(u64, Life)>,
+    /// Wall-clock time of the current soft delete (`deletedDateTime` in deletedItems); `None`
+    /// unless the object is soft-deleted now.
+    pub deleted_at: Option<std::time::SystemTime>,
 }
 
 impl DirObject {
@@ -405,12 +411,14 @@ impl Tenant {
         match (obj.life_now(), hard) {
             (Life::Active, false) => {
                 obj.life.push((v, Life::SoftDeleted));
+                obj.deleted_at = Some(std::time::SystemTime::now());
                 return Ok(());
             }
             (Life::Active | Life::SoftDeleted, true) => {}
             _ => return Err(not_found()),
         }
         obj.life.push((v, Life::Gone));
+        obj.deleted_at = None;
         obj.props.clear();
         let current: Vec<MemberKey> = obj.current_members().cloned().collect();
         for k in &current {
@@ -431,6 +439,7 @@ impl Tenant {
         match self.objects_mut(kind).get_mut(id) {
             Some(o) if o.life_now() == Life::SoftDeleted => {
                 o.life.push((v, Life::Active));
+                o.deleted_at = None;
                 Ok(())
             }
             _ => Err(SimError::NotFound(format!(

@@ -1,0 +1,152 @@
+//! Point lookups of one group's cloud state: live, soft-deleted (restorable) or purged.
+//!
+//! A full delta enumeration never lists soft-deleted groups (reference §11), so an owned group
+//! missing from a full round, or a held delete being released, needs a direct answer before AD
+//! is touched: a soft-deleted group's AD object is kept, only a purged one's may go.
+//!
+//! Requests go through [`GraphClient::get`]: the same token handling, retry/backoff policy and
+//! process-wide rate limiter as delta rounds. A 404 is an answer (never retried); every other
+//! failure is an error, never "purged": callers treat an error as "don't know, leave AD alone".
+
+use super::client::{GraphClient, GraphError};
+use crate::metrics;
+
+/// Where a group stands in the cloud right now, as Graph answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudGroupState {
+    /// `GET /groups/{id}` finds it.
+    Live,
+    /// Not live, but in `directory/deletedItems`: restorable, so its AD object must stay.
+    SoftDeleted,
+    /// Neither live nor in deletedItems: permanently deleted (or never existed).
+    Purged,
+}
+
+impl CloudGroupState {
+    /// Label for `entra_writeback_graph_lookups_total{result}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudGroupState::Live => "live",
+            CloudGroupState::SoftDeleted => "soft_deleted",
+            CloudGroupState::Purged => "purged",
+        }
+    }
+}
+
+/// Longest id accepted (a Graph object id is a 36-character GUID).
+const MAX_ID_LEN: usize = 256;
+
+/// Checks that `id` can be put into a URL path as is: non-empty, at most 256 characters, only
+/// ASCII letters, digits and `-` (a Graph object id is a GUID). Anything else is refused rather
+/// than encoded, so no id can ever reshape the request (`/`, `?`, `..`, `%`).
+pub fn validate_object_id(id: &str) -> Result<&str, GraphError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(id)
+    } else {
+        Err(GraphError::InvalidId(id.chars().take(64).collect()))
+    }
+}
+
+/// Whether a lookup step found the object: `Ok(true)` on 2xx, `Ok(false)` on 404, else the error.
+fn found(result: Result<Vec<u8>, GraphError>) -> Result<bool, GraphError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(GraphError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl GraphClient {
+    /// `GET /v1.0/groups/{id}?$select=id` → 200 Live; 404 → `GET
+    /// /v1.0/directory/deletedItems/{id}?$select=id` → 200 SoftDeleted; 404 → the group is
+    /// looked up once more (a restore between the two requests must not read as a purge): 200
+    /// Live, 404 Purged. Any other answer or failure (after the usual retries) is an error.
+    pub async fn group_state(&self, id: &str) -> Result<CloudGroupState, GraphError> {
+        let result = self.group_state_uncounted(id).await;
+        let label = result.as_ref().map_or("error", |s| s.as_str());
+        metrics::get()
+            .graph_lookups
+            .with_label_values(&[label])
+            .inc();
+        match &result {
+            Ok(state) => tracing::debug!(group = id, state = state.as_str(), "group looked up"),
+            Err(e) => tracing::warn!(group = id, error = %e, "group lookup failed"),
+        }
+        result
+    }
+
+    async fn group_state_uncounted(&self, id: &str) -> Result<CloudGroupState, GraphError> {
+        let id = validate_object_id(id)?;
+        let base = self.graph_url();
+        let group_url = format!("{base}/v1.0/groups/{id}?$select=id");
+        if found(self.get("group_get", &group_url, false).await)? {
+            return Ok(CloudGroupState::Live);
+        }
+        let deleted_url = format!("{base}/v1.0/directory/deletedItems/{id}?$select=id");
+        if found(self.get("deleted_item_get", &deleted_url, false).await)? {
+            return Ok(CloudGroupState::SoftDeleted);
+        }
+        if found(self.get("group_get", &group_url, false).await)? {
+            return Ok(CloudGroupState::Live);
+        }
+        Ok(CloudGroupState::Purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::client::classify;
+
+    #[test]
+    fn object_ids_are_validated_not_encoded() {
+        for ok in ["0f3c1e9a-5b7d-4c2e-9a1b-2c3d4e5f6a7b", "g1", "ABC-def-123"] {
+            assert_eq!(validate_object_id(ok).unwrap(), ok);
+        }
+        let long = "a".repeat(MAX_ID_LEN + 1);
+        for bad in [
+            "",
+            "g1/members",
+            "../users",
+            "g1?$select=x",
+            "g%2F1",
+            "g 1",
+            "g1#",
+            "é",
+            "g_1",
+            "g1\n",
+            &long,
+        ] {
+            let e = validate_object_id(bad).unwrap_err();
+            assert!(matches!(e, GraphError::InvalidId(_)), "{bad:?}");
+            assert!(!e.is_transient());
+            assert_eq!(e.class(), "invalid_id");
+        }
+    }
+
+    #[test]
+    fn not_found_is_an_answer_and_other_errors_stay_errors() {
+        let body = br#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'g1' does not exist"}}"#;
+        let e = classify(404, None, body);
+        assert!(
+            matches!(&e, GraphError::NotFound { code, .. } if code == "Request_ResourceNotFound"),
+            "{e:?}"
+        );
+        assert!(!e.is_transient(), "a 404 is never retried");
+        assert_eq!(e.class(), "not_found");
+        assert!(!found(Err(e)).unwrap());
+        assert!(found(Ok(Vec::new())).unwrap());
+        assert!(matches!(
+            classify(404, None, b""),
+            GraphError::NotFound { .. }
+        ));
+        for status in [400, 403, 409, 429, 500, 503] {
+            let e = found(Err(classify(status, None, b"{}"))).unwrap_err();
+            assert!(!matches!(e, GraphError::NotFound { .. }), "{status}");
+        }
+        assert_eq!(CloudGroupState::SoftDeleted.as_str(), "soft_deleted");
+    }
+}
