@@ -304,7 +304,12 @@ impl Metrics {
         ] {
             m.members_skipped.with_label_values(&[reason]);
         }
-        for kind in ["name", "sam_account_name", "anchor_mismatch", "duplicate_anchor"] {
+        for kind in [
+            "name",
+            "sam_account_name",
+            "anchor_mismatch",
+            "duplicate_anchor",
+        ] {
             m.conflicts.with_label_values(&[kind]);
         }
         for reason in ["wanted", "live_in_cloud", "disagreement"] {

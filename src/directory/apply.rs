@@ -12,8 +12,8 @@ use ldap3::Mod;
 
 use super::ldap::rc;
 use super::plan::{self, ActualGroup, Operation};
-use super::{Directory, DirectoryError, escape, mapping};
 use super::retire::CloudOracle;
+use super::{Directory, DirectoryError, escape, mapping};
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
 use crate::graph::model::{MemberKind, MemberRef};
@@ -350,7 +350,12 @@ impl Applier {
     }
 
     /// Renames and/or moves a group (one modrdn), refusing to take a name that is in use.
-    pub(super) async fn rename(&self, actual: &ActualGroup, cn: &str, ou: &str) -> Result<(), ApplyError> {
+    pub(super) async fn rename(
+        &self,
+        actual: &ActualGroup,
+        cn: &str,
+        ou: &str,
+    ) -> Result<(), ApplyError> {
         let target = format!("CN={},{ou}", escape::rdn_value(cn));
         if !escape::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
             metrics::get().conflicts.with_label_values(&["name"]).inc();

@@ -425,12 +425,11 @@ impl Connection {
                         .with_controls(vec![control])
                         .search(base, scope, filter, attrs)
                         .await?;
-                    let next = r
-                        .1
-                        .ctrls
-                        .iter()
-                        .find(|c| c.1.ctype == PAGED_RESULTS_OID)
-                        .map(|c| c.1.val.as_deref().and_then(paged_cookie));
+                    let next =
+                        r.1.ctrls
+                            .iter()
+                            .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                            .map(|c| c.1.val.as_deref().and_then(paged_cookie));
                     let entries: Vec<SearchEntry> =
                         r.0.into_iter().map(SearchEntry::construct).collect();
                     Ok(((entries, next), r.1))

@@ -55,7 +55,12 @@ impl Applier {
                 }
             },
             MemberKind::Group => {
-                if !self.store.group(&m.id)?.is_some_and(|g| g.wanted()) {
+                let record = self.store.group(&m.id)?;
+                if let Some(sid) = record.as_ref().and_then(synced_group_sid) {
+                    // A group synced from AD: its original object, by the SID Graph reports.
+                    return Ok(Some(sid));
+                }
+                if !record.is_some_and(|g| g.wanted()) {
                     skipped("not_in_scope");
                     return Ok(None);
                 }
@@ -155,4 +160,18 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// The AD SID of a group synced *from* AD (`onPremisesSyncEnabled: true` with a well-formed
+/// `onPremisesSecurityIdentifier`); such a group is never written back but can be a member.
+fn synced_group_sid(record: &crate::queue::GroupRecord) -> Option<String> {
+    let props = &record.props;
+    if props.on_premises_sync_enabled != Some(true) {
+        return None;
+    }
+    props
+        .on_premises_security_identifier
+        .as_deref()
+        .filter(|s| sid::is_valid(s))
+        .map(str::to_string)
 }

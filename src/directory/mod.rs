@@ -24,8 +24,8 @@ use ldap3::controls::RawControl;
 
 pub use apply::{Applier, ApplyError, Work};
 pub use ldap::{Connection, DirectoryError};
-pub use retire::CloudOracle;
 use plan::ActualGroup;
+pub use retire::CloudOracle;
 
 /// Attributes read for a managed group.
 const GROUP_ATTRS: &[&str] = &[
@@ -287,7 +287,10 @@ impl Directory {
     /// searches.
     pub async fn list_owned(&self) -> Result<Vec<(String, ActualGroup)>, DirectoryError> {
         let found = self
-            .search_owned("(&(objectClass=group)(adminDescription=Group_*))", "list_owned")
+            .search_owned(
+                "(&(objectClass=group)(adminDescription=Group_*))",
+                "list_owned",
+            )
             .await?;
         let owned: Vec<(String, ActualGroup)> = found
             .iter()

@@ -121,8 +121,7 @@ impl Store {
     /// object is not (yet) recorded here has parents that may not reference it yet.
     pub fn materialized_sid(&self, id: &str) -> Result<Option<String>, QueueError> {
         let t = self.t()?;
-        Ok(t
-            .materialized
+        Ok(t.materialized
             .get(id.as_bytes())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }

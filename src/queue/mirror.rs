@@ -320,6 +320,7 @@ impl Store {
                     let back_in_scope = old
                         .as_ref()
                         .is_some_and(|o| o.status == GroupStatus::Live && !o.wanted());
+                    let old_ad_identity = old.as_ref().map(|o| o.props.ad_identity());
                     if old.is_none() && epoch.is_none() {
                         // New to the mirror in an incremental round: AD may still hold a copy
                         // from before (a group a resync dropped while it was soft-deleted, or
@@ -342,6 +343,11 @@ impl Store {
                     }
                     r.props.apply(&item.patch);
                     r.in_scope = admits(&item.id, &r.props);
+                    if old_ad_identity.is_some_and(|o| o != r.props.ad_identity()) {
+                        // A group synced from AD got (or lost) its SID: the parents that list
+                        // it can now reference its original object.
+                        self.requeue_parents_of(&item.id, &mut changes, now)?;
+                    }
                     if let Some(e) = epoch {
                         r.full_epoch = e;
                     }
@@ -519,6 +525,31 @@ impl Store {
             *out.enqueued.entry(c.kind.label()).or_default() += 1;
         }
         Ok(out)
+    }
+
+    /// Queues an upsert of every wanted group that lists `member_group` as a member.
+    fn requeue_parents_of(
+        &self,
+        member_group: &str,
+        changes: &mut Vec<Change>,
+        now: u64,
+    ) -> Result<(), QueueError> {
+        let member = MemberRef {
+            kind: MemberKind::Group,
+            id: member_group.to_string(),
+        };
+        for parent in self.groups_containing(member_group)? {
+            if parent != member_group && self.group(&parent)?.is_some_and(|r| r.wanted()) {
+                changes.push(Change {
+                    group_id: parent,
+                    kind: ChangeKind::Upsert {
+                        members: vec![member.clone()],
+                    },
+                    seen_ms: now,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Removes a group's member entries (all, or those not stamped with `keep_epoch`).

@@ -84,6 +84,15 @@ impl GroupProps {
             .apply_to(&mut self.on_premises_security_identifier);
     }
 
+    /// What lets a group synced from AD be referenced as a member: whether it is synced, and
+    /// its on-premises SID.
+    pub fn ad_identity(&self) -> (Option<bool>, Option<String>) {
+        (
+            self.on_premises_sync_enabled,
+            self.on_premises_security_identifier.clone(),
+        )
+    }
+
     /// A Microsoft 365 group.
     pub fn is_unified(&self) -> bool {
         self.group_types

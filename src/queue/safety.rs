@@ -14,29 +14,7 @@
 
 use super::records::{GroupRecord, GroupStatus};
 use crate::config::SoftDeleteAction;
-
-/// Where a group stands in the cloud right now, as Graph answers it
-/// (`GET /groups/{id}`, then `GET /directory/deletedItems/{id}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloudState {
-    /// The group exists (200 from `/groups/{id}`).
-    Live,
-    /// Soft-deleted and restorable (200 from `deletedItems/{id}`).
-    SoftDeleted,
-    /// Gone for good: 404 from both.
-    Purged,
-}
-
-impl CloudState {
-    /// Label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloudState::Live => "live",
-            CloudState::SoftDeleted => "soft_deleted",
-            CloudState::Purged => "purged",
-        }
-    }
-}
+pub use crate::graph::CloudGroupState;
 
 /// What to do with an owned AD group whose cloud group may be gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,17 +64,17 @@ pub fn mirror_wants(record: Option<&GroupRecord>) -> bool {
 /// | live, out of scope | policy | policy | keep |
 /// | soft-deleted | keep | policy | delete |
 /// | unknown | keep | policy | delete |
-pub fn decide(record: Option<&GroupRecord>, cloud: CloudState) -> Decision {
+pub fn decide(record: Option<&GroupRecord>, cloud: CloudGroupState) -> Decision {
     if mirror_wants(record) {
         return Decision::Keep(KeepReason::Wanted);
     }
     let live_out_of_scope = record.is_some_and(|r| r.status == GroupStatus::Live);
     match cloud {
-        CloudState::Live if live_out_of_scope => Decision::SoftPolicy,
-        CloudState::Live => Decision::Keep(KeepReason::LiveInCloud),
-        CloudState::SoftDeleted => Decision::SoftPolicy,
-        CloudState::Purged if live_out_of_scope => Decision::Keep(KeepReason::Disagreement),
-        CloudState::Purged => Decision::Delete,
+        CloudGroupState::Live if live_out_of_scope => Decision::SoftPolicy,
+        CloudGroupState::Live => Decision::Keep(KeepReason::LiveInCloud),
+        CloudGroupState::SoftDeleted => Decision::SoftPolicy,
+        CloudGroupState::Purged if live_out_of_scope => Decision::Keep(KeepReason::Disagreement),
+        CloudGroupState::Purged => Decision::Delete,
     }
 }
 
@@ -144,9 +122,9 @@ mod tests {
     fn a_wanted_group_is_kept_whatever_the_cloud_says() {
         let r = rec(GroupStatus::Live, true);
         for c in [
-            CloudState::Live,
-            CloudState::SoftDeleted,
-            CloudState::Purged,
+            CloudGroupState::Live,
+            CloudGroupState::SoftDeleted,
+            CloudGroupState::Purged,
         ] {
             assert_eq!(decide(Some(&r), c), Decision::Keep(KeepReason::Wanted));
         }
@@ -156,7 +134,7 @@ mod tests {
     fn the_table() {
         let out = rec(GroupStatus::Live, false);
         let soft = rec(GroupStatus::SoftDeleted, true);
-        use CloudState::*;
+        use CloudGroupState::*;
         assert_eq!(decide(Some(&out), Live), Decision::SoftPolicy);
         assert_eq!(decide(Some(&out), SoftDeleted), Decision::SoftPolicy);
         assert_eq!(
