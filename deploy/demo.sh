@@ -24,7 +24,8 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 
 say "starting Samba AD DC on 127.0.0.2"
 eval "$(bash "$root/deploy/samba-ad.sh" start --ip 127.0.0.2)"
-ldap() { "$@" -x -H "$EW_AD_URL" -D "$EW_AD_BIND_DN" -w "$EW_AD_BIND_PASSWORD"; }
+# Every bind goes over StartTLS, verified against the lab's CA (-ZZ: fail rather than go plain).
+ldap() { LDAPTLS_CACERT="$EW_AD_CA_FILE" "$@" -x -ZZ -H "$EW_AD_URL" -D "$EW_AD_BIND_DN" -w "$EW_AD_BIND_PASSWORD"; }
 
 users_ou="OU=Demo Users,$EW_AD_BASE_DN"
 target_ou="OU=Cloud Groups,$EW_AD_BASE_DN"
@@ -95,6 +96,8 @@ poll_interval = "2s"
 
 [ad]
 url = "$EW_AD_URL"
+starttls = true
+ca_file = "$EW_AD_CA_FILE"
 bind_dn = "$EW_AD_BIND_DN"
 target_ou = "$target_ou"
 
@@ -140,7 +143,7 @@ Try it: change the cloud tenant and watch AD follow within seconds.
        -d '{"displayName":"File Share Writers"}'
   curl -X POST $sim/admin/groups/6a0e5b1c-0000-4000-8000-00000000e001/members -H 'content-type: application/json' \\
        -d '{"add":[{"@odata.type":"#microsoft.graph.user","id":"d0000000-0000-4000-8000-000000000004"}]}'
-  ldapsearch -x -H $EW_AD_URL -D '$EW_AD_BIND_DN' -w '$EW_AD_BIND_PASSWORD' -b '$target_ou' cn member
+  LDAPTLS_CACERT=$EW_AD_CA_FILE ldapsearch -x -ZZ -H $EW_AD_URL -D '$EW_AD_BIND_DN' -w '$EW_AD_BIND_PASSWORD' -b '$target_ou' cn member
   Status page: http://127.0.0.1:$http_port/   Metrics: http://127.0.0.1:$http_port/metrics   Ready: http://127.0.0.1:$http_port/readyz
 Ctrl-C stops the demo (Samba keeps running; stop it with deploy/samba-ad.sh stop).
 TXT

@@ -5,6 +5,7 @@
 #   samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch] [--keep-data]
 #                      (--keep-data: restart a stopped instance on its existing data)
 #   samba-ad.sh stop   [--ip IP] [--dir DIR]
+#   samba-ad.sh stop   --all      (every instance under ${TMPDIR:-/tmp}, whatever its IP)
 #   samba-ad.sh env    [--ip IP] [--dir DIR]
 #   samba-ad.sh status [--ip IP] [--dir DIR]
 #
@@ -68,6 +69,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch]
        samba-ad.sh stop   [--ip IP] [--dir DIR]
+       samba-ad.sh stop   --all
        samba-ad.sh env    [--ip IP] [--dir DIR]
        samba-ad.sh status [--ip IP] [--dir DIR]
 EOF
@@ -83,6 +85,7 @@ IP=
 DIR=
 SCHEMA_PATCH=true
 KEEP_DATA=false
+ALL=false
 
 parse_args() {
     [[ $# -ge 1 ]] || usage
@@ -123,11 +126,19 @@ parse_args() {
             KEEP_DATA=true
             shift
             ;;
+        --all)
+            [[ $COMMAND == stop ]] || die "--all only applies to stop"
+            ALL=true
+            shift
+            ;;
         -h | --help) usage ;;
         *) die "unknown option '$1'" ;;
         esac
     done
 
+    if [[ $ALL == true && ( -n $IP || -n $DIR ) ]]; then
+        die "stop --all takes neither --ip nor --dir"
+    fi
     if [[ -n $IP ]]; then
         [[ $IP =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
             die "--ip must be an IPv4 loopback address (127.x.y.z), got '$IP'"
@@ -399,14 +410,15 @@ ldap_add_idempotent() {
 }
 
 seed_directory() {
-    ldap_add_idempotent "$TARGET_OU" "ldap://$IP" <<EOF
+    # Every bind that carries a password goes over TLS (ldaps, verified with our CA).
+    ldap_add_idempotent "$TARGET_OU" "ldaps://$IP" <<EOF
 dn: $TARGET_OU
 objectClass: organizationalUnit
 ou: Cloud Groups
 description: Groups written back from Microsoft Entra ID
 EOF
 
-    # AD only accepts unicodePwd over an encrypted connection, hence ldaps.
+    # AD only accepts unicodePwd over an encrypted connection anyway.
     local pwd_b64
     pwd_b64=$(printf '"%s"' "$SVC_PASSWORD" | iconv -f UTF-8 -t UTF-16LE | base64 -w0)
     ldap_add_idempotent "$SVC_DN" "ldaps://$IP" <<EOF
@@ -419,8 +431,8 @@ unicodePwd:: $pwd_b64
 userAccountControl: 66048
 EOF
 
-    timeout 10 ldapsearch -x -LLL -H "ldap://$IP" -D "$SVC_DN" -w "$SVC_PASSWORD" \
-        -s base -b "$BASE_DN" dn >/dev/null 2>&1 ||
+    LDAPTLS_CACERT="$DIR/tls/ca.pem" timeout 10 ldapsearch -x -LLL -H "ldaps://$IP" \
+        -D "$SVC_DN" -w "$SVC_PASSWORD" -s base -b "$BASE_DN" dn >/dev/null 2>&1 ||
         die "the service account $SVC_DN cannot bind"
 }
 
@@ -545,6 +557,29 @@ cmd_stop() {
     rm -f "$DIR/samba.pid"
 }
 
+# stop --all: every instance directory under ${TMPDIR:-/tmp} (each carries the marker and
+# names its IP), then any samba process still writing to one of those instances' samba.log
+# (e.g. one whose pid file is gone). Samba rewrites its command line ("samba: root process"),
+# so its stdout, which `start` points at <dir>/samba.log, is what identifies it.
+cmd_stop_all() {
+    local root=${TMPDIR:-/tmp} d pid out failed=0
+    root=${root%/}
+    for d in "$root"/entra-writeback-samba-*; do
+        [[ -d $d && -f $d/$INSTANCE_MARKER ]] || continue
+        DIR=$d
+        IP=$(marker_get ip)
+        log "stopping the instance in $d (${IP:-unknown ip})"
+        (cmd_stop) || failed=1
+    done
+    for pid in $(pgrep -x samba 2>/dev/null || true); do
+        out=$(readlink "/proc/$pid/fd/1" 2>/dev/null || true)
+        [[ $out == "$root"/entra-writeback-samba-*/samba.log ]] || continue
+        log "samba (pid $pid) has no pid file; stopping it"
+        (stop_pid "$pid") || failed=1
+    done
+    return "$failed"
+}
+
 cmd_env() {
     local pid
     resolve_ip
@@ -568,7 +603,7 @@ main() {
     parse_args "$@"
     case $COMMAND in
     start) cmd_start ;;
-    stop) cmd_stop ;;
+    stop) if [[ $ALL == true ]]; then cmd_stop_all; else cmd_stop; fi ;;
     env) cmd_env ;;
     status) cmd_status ;;
     esac

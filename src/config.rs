@@ -218,9 +218,19 @@ pub struct AdConfig {
     /// CA bundle (PEM) that signs the DC's certificate; system roots otherwise.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Upgrade `ldap://` with StartTLS.
+    /// Upgrade `ldap://` with StartTLS (`ldaps://` is TLS from the start and must not set it).
     #[serde(default)]
     pub starttls: bool,
+    /// Accept a plain `ldap://` URL without StartTLS, i.e. send the bind password and every
+    /// change in clear. Off by default: such a config is a startup error unless this is true.
+    /// Only for a lab DC on a trusted network.
+    #[serde(default)]
+    pub allow_insecure_ldap: bool,
+    /// Page size of the Simple Paged Results control (RFC 2696) on LDAP searches that can return
+    /// many entries (1..=1000, default 500). Windows returns at most `MaxPageSize` (1,000 by
+    /// default) entries per unpaged search or page, so larger pages are cut short there.
+    #[serde(default = "default_search_page_size")]
+    pub search_page_size: usize,
     /// The OU written-back groups are created in; the service owns only anchored objects here.
     pub target_ou: String,
     /// A round that would delete more groups than this holds the deletes for approval.
@@ -413,6 +423,9 @@ fn default_delete_threshold() -> usize {
 fn default_member_batch() -> usize {
     1000
 }
+fn default_search_page_size() -> usize {
+    500
+}
 fn default_journal_age() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
 }
@@ -442,6 +455,30 @@ fn default_min_backoff() -> Duration {
 }
 fn default_max_backoff() -> Duration {
     Duration::from_secs(60)
+}
+
+/// Whether an http(s) URL's host is a loopback address: 127.0.0.0/8, `::1` (also as
+/// `::ffff:127.x.y.z`) or the name `localhost`.
+fn is_loopback_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => false,
+    }
+}
+
+/// Whether a parsed DN is made only of `DC=` components (a naming context, e.g. the domain
+/// root `DC=corp,DC=example,DC=com`); `domainComponent`'s OID form counts too.
+fn is_naming_context(rdns: &[(String, String)]) -> bool {
+    !rdns.is_empty()
+        && rdns.iter().all(|(attr, _)| {
+            attr.eq_ignore_ascii_case("dc")
+                || attr.eq_ignore_ascii_case("domainComponent")
+                || attr == "0.9.2342.19200300.100.1.25"
+        })
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -499,7 +536,20 @@ impl Config {
             ("graph.graph_url", &self.graph.graph_url),
         ] {
             match url::Url::parse(value) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) if u.scheme() == "https" => {}
+                Ok(u) if u.scheme() == "http" => {
+                    if !is_loopback_host(&u) {
+                        return Err((
+                            key,
+                            format!(
+                                "`{value}` is plain http:// to a host that is not loopback: tokens \
+                                 and client credentials would cross the network in clear; use \
+                                 https:// (http:// is accepted only for 127.0.0.0/8, ::1 and \
+                                 localhost, e.g. graph-sim)"
+                            ),
+                        ));
+                    }
+                }
                 _ => return Err((key, format!("`{value}` is not an http(s) URL"))),
             }
         }
@@ -508,7 +558,16 @@ impl Config {
                 if self.ad.starttls && u.scheme() == "ldaps" {
                     return Err((
                         "ad.starttls",
-                        "StartTLS applies to ldap:// URLs only".into(),
+                        "StartTLS applies to ldap:// URLs only (ldaps:// is TLS already)".into(),
+                    ));
+                }
+                if u.scheme() == "ldap" && !self.ad.starttls && !self.ad.allow_insecure_ldap {
+                    return Err((
+                        "ad.url",
+                        "an ldap:// URL without StartTLS sends the bind password and every \
+                         change in clear: use ldaps://, or set ad.starttls = true, or (lab only) \
+                         ad.allow_insecure_ldap = true"
+                            .into(),
                     ));
                 }
             }
@@ -525,14 +584,30 @@ impl Config {
                 format!("missing: set it or env {ENV_AD_PASSWORD}"),
             ));
         }
-        for (key, ou) in [
-            ("ad.target_ou_m365", &self.ad.target_ou_m365),
-            ("ad.soft_delete_ou", &self.ad.soft_delete_ou),
-        ] {
-            if let Some(ou) = ou
-                && crate::directory::escape::parse_dn(ou).is_none()
-            {
-                return Err((key, format!("`{ou}` is not a distinguished name")));
+        let mut ous = vec![("ad.target_ou", Some(&self.ad.target_ou))];
+        ous.push(("ad.target_ou_m365", self.ad.target_ou_m365.as_ref()));
+        ous.push(("ad.soft_delete_ou", self.ad.soft_delete_ou.as_ref()));
+        ous.extend(
+            self.ad
+                .previous_ous
+                .iter()
+                .map(|ou| ("ad.previous_ous", Some(ou))),
+        );
+        for (key, ou) in ous {
+            let Some(ou) = ou else { continue };
+            match crate::directory::escape::parse_dn(ou) {
+                None => return Err((key, format!("`{ou}` is not a distinguished name"))),
+                Some(rdns) if is_naming_context(&rdns) => {
+                    return Err((
+                        key,
+                        format!(
+                            "`{ou}` is the naming context (the domain root) itself: the service \
+                             owns what it writes below this DN, so name a dedicated OU, e.g. \
+                             `OU=Cloud Groups,{ou}`"
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         if self.ad.soft_delete == SoftDeleteAction::Move && self.ad.soft_delete_ou.is_none() {
@@ -547,14 +622,14 @@ impl Config {
                 "must contain {id} or {idSuffix} so names stay unique".into(),
             ));
         }
-        if crate::directory::escape::parse_dn(&self.ad.target_ou).is_none() {
-            return Err((
-                "ad.target_ou",
-                format!("`{}` is not a distinguished name", self.ad.target_ou),
-            ));
-        }
         if self.ad.member_batch_size == 0 || self.ad.member_batch_size > 5000 {
             return Err(("ad.member_batch_size", "must be between 1 and 5000".into()));
+        }
+        if !(1..=1000).contains(&self.ad.search_page_size) {
+            return Err((
+                "ad.search_page_size",
+                "must be between 1 and 1000 (Windows' default MaxPageSize is 1000)".into(),
+            ));
         }
         let rps = self.graph.max_requests_per_second;
         if !(rps.is_finite() && (0.1..=10_000.0).contains(&rps)) {
@@ -613,6 +688,7 @@ client_secret = "file-secret"
 poll_interval = "5s"
 [ad]
 url = "ldap://127.0.0.2"
+starttls = true
 bind_dn = "CN=svc,DC=example,DC=test"
 bind_password = "pw"
 target_ou = "OU=Cloud Groups,DC=example,DC=test"
@@ -706,6 +782,161 @@ path = "/tmp/x"
             .replace("\"PS256\"", "\"HS256\"");
         let err = parse(&bad).unwrap_err().to_string();
         assert!(err.contains("graph.client_assertion_algorithm"), "{err}");
+    }
+
+    /// The error text of `text`, which must be refused.
+    fn refused(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// `GOOD` with its `[ad]` URL line replaced by `lines`.
+    fn with_ad_url(lines: &str) -> String {
+        GOOD.replace("url = \"ldap://127.0.0.2\"\nstarttls = true", lines)
+    }
+
+    #[test]
+    fn plain_ldap_without_starttls_is_refused_naming_the_keys() {
+        let err = refused(&with_ad_url("url = \"ldap://dc1.corp.example.com\""));
+        for key in ["ad.url", "ad.starttls", "ad.allow_insecure_ldap"] {
+            assert!(err.contains(key), "{key} not named: {err}");
+        }
+        let err = refused(&with_ad_url(
+            "url = \"ldap://dc1.corp.example.com\"\nstarttls = false\nallow_insecure_ldap = false",
+        ));
+        assert!(err.contains("key `ad.url`"), "{err}");
+    }
+
+    #[test]
+    fn tls_ldap_urls_and_explicit_insecure_opt_in_are_accepted() {
+        let c = parse(GOOD).unwrap();
+        assert!(c.ad.starttls && !c.ad.allow_insecure_ldap);
+        let c = parse(&with_ad_url("url = \"ldaps://dc1.corp.example.com\"")).unwrap();
+        assert!(!c.ad.starttls);
+        parse(&with_ad_url(
+            "url = \"ldaps://dc1.corp.example.com:636\"\nca_file = \"/etc/ca.pem\"",
+        ))
+        .unwrap();
+        let c = parse(&with_ad_url(
+            "url = \"ldap://127.0.0.2\"\nallow_insecure_ldap = true",
+        ))
+        .unwrap();
+        assert!(c.ad.allow_insecure_ldap && !c.ad.starttls);
+    }
+
+    #[test]
+    fn starttls_on_ldaps_is_refused() {
+        let err = refused(&with_ad_url(
+            "url = \"ldaps://dc1.corp.example.com\"\nstarttls = true",
+        ));
+        assert!(err.contains("key `ad.starttls`"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_graph_urls_are_accepted_only_on_loopback() {
+        for key in ["graph_url", "authority_url"] {
+            for url in [
+                "http://graph.example.com",
+                "http://10.0.0.1:8080",
+                "http://[2001:db8::1]/",
+                "http://localhost.example.com",
+                "http://128.0.0.1",
+            ] {
+                let text = GOOD.replace(
+                    "poll_interval = \"5s\"",
+                    &format!("poll_interval = \"5s\"\n{key} = \"{url}\""),
+                );
+                let err = refused(&text);
+                assert!(err.contains(&format!("key `graph.{key}`")), "{url}: {err}");
+                assert!(err.contains("https://"), "{err}");
+            }
+            for url in [
+                "http://127.0.0.1:8080",
+                "http://127.3.4.5",
+                "http://[::1]:9000/",
+                "http://localhost:1234",
+                "http://LOCALHOST",
+                "https://graph.microsoft.us",
+                "https://10.0.0.1",
+            ] {
+                let text = GOOD.replace(
+                    "poll_interval = \"5s\"",
+                    &format!("poll_interval = \"5s\"\n{key} = \"{url}\""),
+                );
+                parse(&text).unwrap_or_else(|e| panic!("{url} refused: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn owned_ous_must_not_be_the_naming_context() {
+        for root in [
+            "DC=example,DC=test",
+            "dc=example, dc=test",
+            " DC = corp , DC = example , DC = com ",
+            "0.9.2342.19200300.100.1.25=example,DC=test",
+        ] {
+            let text = GOOD.replace("OU=Cloud Groups,DC=example,DC=test", root);
+            let err = refused(&text);
+            assert!(
+                err.contains("key `ad.target_ou`") && err.contains("naming context"),
+                "{root}: {err}"
+            );
+        }
+        for (key, line) in [
+            (
+                "ad.target_ou_m365",
+                "target_ou_m365 = \"DC=example,DC=test\"",
+            ),
+            (
+                "ad.soft_delete_ou",
+                "soft_delete = \"move\"\nsoft_delete_ou = \"dc=Example,dc=Test\"",
+            ),
+            (
+                "ad.previous_ous",
+                "previous_ous = [\"OU=Old,DC=example,DC=test\", \"DC=example,DC=test\"]",
+            ),
+        ] {
+            let text = GOOD.replace(
+                "bind_password = \"pw\"",
+                &format!("bind_password = \"pw\"\n{line}"),
+            );
+            let err = refused(&text);
+            assert!(err.contains(&format!("key `{key}`")), "{key}: {err}");
+        }
+        let text = GOOD.replace(
+            "bind_password = \"pw\"",
+            "bind_password = \"pw\"\nprevious_ous = [\"not a dn\"]",
+        );
+        assert!(refused(&text).contains("key `ad.previous_ous`"));
+        // An OU (or container) below the root is fine, even one whose value spells "DC".
+        for ou in ["OU=DC,DC=example,DC=test", "CN=Groups,DC=example,DC=test"] {
+            parse(&GOOD.replace("OU=Cloud Groups,DC=example,DC=test", ou)).unwrap();
+        }
+        let text = GOOD.replace(
+            "bind_password = \"pw\"",
+            "bind_password = \"pw\"\nprevious_ous = [\"OU=Old,DC=example,DC=test\"]\ntarget_ou_m365 = \"OU=M365,DC=example,DC=test\"",
+        );
+        parse(&text).unwrap();
+    }
+
+    #[test]
+    fn search_page_size_defaults_to_500_and_is_bounded() {
+        assert_eq!(parse(GOOD).unwrap().ad.search_page_size, 500);
+        let set = |n: &str| {
+            GOOD.replace(
+                "bind_password = \"pw\"",
+                &format!("bind_password = \"pw\"\nsearch_page_size = {n}"),
+            )
+        };
+        assert_eq!(parse(&set("1")).unwrap().ad.search_page_size, 1);
+        assert_eq!(parse(&set("1000")).unwrap().ad.search_page_size, 1000);
+        for bad in ["0", "1001", "-1", "\"500\""] {
+            let err = refused(&set(bad));
+            assert!(err.contains("ad.search_page_size"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::samba::{self, attr_first};
-use common::service::{Options, Service, tail};
+use common::service::{INSECURE_LDAP, Options, Service, tail};
 use common::sim::{GraphSim, oid};
 use serde_json::json;
 
@@ -147,6 +147,100 @@ async fn check_validates_token_bind_and_target_ou() {
     let err = stderr(&out);
     assert!(err.contains("invalid_client"), "{err}");
     assert!(!err.contains("not-the-secret-42"));
+}
+
+/// Asserts that `out` is a refused configuration: exit 1, nothing validated, every `keys` named.
+fn assert_config_refused(out: &std::process::Output, keys: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        !stdout(out).contains("config: ok"),
+        "got past config validation: {}",
+        stdout(out)
+    );
+    for key in keys {
+        assert!(err.contains(key), "{key} not named: {err}");
+    }
+    assert!(
+        !err.contains(&samba::shared().bind_password),
+        "the bind password was printed: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_ldap_without_starttls_is_refused_before_any_bind() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("cleartext").await;
+    let sim = GraphSim::start(vec![], vec![], &[]);
+    let svc = Service::with(
+        dc,
+        &ou,
+        Options {
+            ad_tls: String::new(), // ldap:// with neither starttls nor allow_insecure_ldap
+            ..Options::new(dc, &sim)
+        },
+    );
+    let keys = ["ad.url", "ad.starttls", "ad.allow_insecure_ldap"];
+    assert_config_refused(&svc.run(&["check"]), &keys);
+    assert_config_refused(&svc.run(&["run", "--once"]), &keys);
+    assert!(
+        sim.requests().await.is_empty(),
+        "a refused config still talked to Graph"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_insecure_ldap_accepts_a_plain_bind() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("insecure").await;
+    let sim = GraphSim::start(vec![], vec![], &[]);
+    // Deliberately plain ldap://: this test is about the opt-in itself (loopback lab DC only).
+    let svc = Service::with(
+        dc,
+        &ou,
+        Options {
+            ad_tls: INSECURE_LDAP.into(),
+            ..Options::new(dc, &sim)
+        },
+    );
+    let out = svc.run(&["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("config: ok") && text.contains("ad: bound as"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_graph_endpoints_off_loopback_are_refused() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("cleargraph").await;
+    let sim = GraphSim::start(vec![], vec![], &[]);
+    for key in ["graph_url", "authority_url"] {
+        let svc = Service::new(&sim, dc, &ou);
+        let text = std::fs::read_to_string(&svc.config).unwrap();
+        let line = format!("{key} = \"{}\"", sim.base);
+        assert!(text.contains(&line), "{text}");
+        let text = text.replace(&line, &format!("{key} = \"http://graph.example.com\""));
+        std::fs::write(&svc.config, text).unwrap();
+        assert_config_refused(&svc.run(&["check"]), &[&format!("graph.{key}")]);
+    }
+    assert!(
+        sim.requests().await.is_empty(),
+        "a refused config still talked to Graph"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_ou_equal_to_the_naming_context_is_refused() {
+    let dc = samba::shared();
+    let sim = GraphSim::start(vec![], vec![], &[]);
+    for root in ["DC=corp,DC=example,DC=com", dc.base_dn.as_str()] {
+        let svc = Service::new(&sim, dc, root);
+        assert_config_refused(&svc.run(&["check"]), &["ad.target_ou", "naming context"]);
+        assert_config_refused(&svc.run(&["run", "--once"]), &["ad.target_ou"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

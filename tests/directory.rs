@@ -319,31 +319,21 @@ async fn delete_threshold_holds_a_mass_delete_until_approved() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ldaps_and_starttls_verify_the_dc_certificate() {
     let dc = samba::shared();
-    let ca = dc.ca_file.display().to_string();
-    for (n, url, extra) in [
-        (1, dc.ldaps_url.clone(), format!("ca_file = \"{ca}\"")),
-        (
-            2,
-            dc.url.clone(),
-            format!("ca_file = \"{ca}\"\nstarttls = true"),
-        ),
-    ] {
+    for n in [1, 2] {
         let sim = GraphSim::start(
             vec![],
             vec![common::security_group(&oid(0x900, n), "Tls", vec![])],
             &[],
         );
         let ou = dc.fresh_ou("tls").await;
-        let svc = Service::with(
-            dc,
-            &ou,
-            Options {
-                ad_url: url.clone(),
-                graph_url: sim.base.clone(),
-                ad_extra: extra,
-                tail: String::new(),
-            },
-        );
+        // 1: ldaps:// + ca_file; 2: ldap:// + StartTLS + ca_file.
+        let o = if n == 1 {
+            Options::ldaps(dc, &sim)
+        } else {
+            Options::new(dc, &sim)
+        };
+        let url = o.ad_url.clone();
+        let svc = Service::with(dc, &ou, o);
         svc.once_ok();
         assert_eq!(dc.groups_in(&ou).await.len(), 1, "{url}");
     }
@@ -358,10 +348,9 @@ async fn ldaps_and_starttls_verify_the_dc_certificate() {
         dc,
         &ou,
         Options {
-            ad_url: dc.ldaps_url.clone(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
+            ad_tls: String::new(), // no ca_file: system roots only
             tail: "[sync]\nmax_attempts = 2\nmin_backoff = \"50ms\"\n".into(),
+            ..Options::ldaps(dc, &sim)
         },
     );
     let out = svc.run(&["run", "--once"]);

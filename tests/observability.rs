@@ -888,10 +888,9 @@ async fn readyz_follows_graph_and_ad_and_stays_ready_while_the_queue_is_idle() {
         &lab.ou,
         Options {
             ad_url: format!("ldap://127.0.0.1:{}", free_port()),
-            graph_url: lab.sim.base.clone(),
-            ad_extra: String::new(),
             tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 2\n"
                 .into(),
+            ..Options::new(lab.dc, &lab.sim)
         },
     );
     // Graph unreachable.
@@ -899,11 +898,10 @@ async fn readyz_follows_graph_and_ad_and_stays_ready_while_the_queue_is_idle() {
         lab.dc,
         &lab.ou,
         Options {
-            ad_url: lab.dc.url.clone(),
             graph_url: format!("http://127.0.0.1:{}", free_port()),
-            ad_extra: String::new(),
             tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 2\n"
                 .into(),
+            ..Options::new(lab.dc, &lab.sim)
         },
     );
     let _a = dead_ad.spawn();

@@ -81,10 +81,9 @@ async fn unreachable_ad_retries_then_fails_clearly() {
         &ou,
         Options {
             ad_url: "ldap://127.0.0.9:389".into(),
-            graph_url: sim.base.clone(),
-            ad_extra: String::new(),
             tail: "[sync]\nmin_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nmax_attempts = 3\n"
                 .into(),
+            ..Options::new(dc, &sim)
         },
     );
     let out = svc.run(&["run", "--once"]);
@@ -115,11 +114,9 @@ async fn unreachable_graph_retries_then_fails_clearly() {
         dc,
         &ou,
         Options {
-            ad_url: dc.url.clone(),
-            graph_url: format!("http://127.0.0.1:{}", free_port()),
-            ad_extra: String::new(),
             tail: "[sync]\nmin_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nmax_attempts = 3\n"
                 .into(),
+            ..Options::graph_at(dc, &format!("http://127.0.0.1:{}", free_port()))
         },
     );
     let out = svc.run(&["run", "--once"]);

@@ -27,10 +27,18 @@ pub fn free_port() -> u16 {
 }
 
 /// Config knobs the tests vary.
+///
+/// Build it with [`Options::new`] (StartTLS) or [`Options::ldaps`] and override fields with
+/// `..Options::new(dc, sim)`, so new fields reach every test. The TLS keys of `[ad]`
+/// (`starttls`, `ca_file`, `allow_insecure_ldap`) live in [`Options::ad_tls`], never in
+/// [`Options::ad_extra`] (TOML refuses a key given twice).
 #[derive(Clone)]
 pub struct Options {
     /// `[ad] url`.
     pub ad_url: String,
+    /// The TLS lines of `[ad]`: [`starttls_lines`] for `ldap://`, [`ldaps_lines`] for
+    /// `ldaps://`; a test that deliberately binds in clear uses [`INSECURE_LDAP`] and says why.
+    pub ad_tls: String,
     /// `[graph] graph_url` and `authority_url`.
     pub graph_url: String,
     /// Extra lines appended to `[ad]`.
@@ -39,14 +47,44 @@ pub struct Options {
     pub tail: String,
 }
 
+/// `[ad]` lines for `ldap://` + StartTLS, verified against the lab's CA.
+pub fn starttls_lines(dc: &SambaDc) -> String {
+    format!("starttls = true\nca_file = \"{}\"", dc.ca_file.display())
+}
+
+/// `[ad]` lines for `ldaps://`, verified against the lab's CA.
+pub fn ldaps_lines(dc: &SambaDc) -> String {
+    format!("ca_file = \"{}\"", dc.ca_file.display())
+}
+
+/// `[ad]` line accepting a plain `ldap://` bind (the password crosses the wire in clear): only
+/// for tests about that opt-in itself.
+pub const INSECURE_LDAP: &str = "allow_insecure_ldap = true";
+
 impl Options {
-    /// This DC and simulator, nothing extra; override fields with `..Options::new(..)`.
+    /// This DC over `ldap://` + StartTLS (the lab's CA), this simulator, nothing extra.
     pub fn new(dc: &SambaDc, sim: &GraphSim) -> Options {
+        Options::graph_at(dc, &sim.base)
+    }
+
+    /// Like [`Options::new`] with Graph (and the login endpoint) at `graph_url` instead of a
+    /// simulator, e.g. a closed port.
+    pub fn graph_at(dc: &SambaDc, graph_url: &str) -> Options {
         Options {
             ad_url: dc.url.clone(),
-            graph_url: sim.base.clone(),
+            ad_tls: starttls_lines(dc),
+            graph_url: graph_url.to_owned(),
             ad_extra: String::new(),
             tail: String::new(),
+        }
+    }
+
+    /// This DC over `ldaps://` (the lab's CA), this simulator, nothing extra.
+    pub fn ldaps(dc: &SambaDc, sim: &GraphSim) -> Options {
+        Options {
+            ad_url: dc.ldaps_url.clone(),
+            ad_tls: ldaps_lines(dc),
+            ..Options::new(dc, sim)
         }
     }
 }
@@ -80,6 +118,7 @@ poll_interval = "1s"
 
 [ad]
 url = "{ad}"
+{tls}
 bind_dn = "{bind}"
 target_ou = "{ou}"
 {extra}
@@ -96,6 +135,7 @@ format = "json"
 {tail}"#,
             g = o.graph_url,
             ad = o.ad_url,
+            tls = o.ad_tls,
             bind = dc.bind_dn,
             extra = o.ad_extra,
             state = dir.path().join("state").display(),
