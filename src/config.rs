@@ -258,13 +258,6 @@ pub struct AdConfig {
     /// CN template: `{displayName}`, `{idSuffix}`, `{id}`; must contain `{id}` or `{idSuffix}`.
     #[serde(default = "default_cn_template")]
     pub cn_template: String,
-    /// Entries per page of a paged LDAP search (Windows caps pages at MaxPageSize 1,000).
-    #[serde(default = "default_search_page_size")]
-    pub search_page_size: usize,
-}
-
-fn default_search_page_size() -> usize {
-    500
 }
 
 impl AdConfig {

@@ -365,7 +365,7 @@ mod tests {
     fn cfg(authority: &str, graph: &str) -> GraphConfig {
         let text = format!(
             "[graph]\ntenant_id = \"contoso.onmicrosoft.us\"\nclient_id = \"app\"\nclient_secret = \"s\"\nauthority_url = \"{authority}\"\ngraph_url = \"{graph}\"\n\
-             [ad]\nurl = \"ldap://x\"\nbind_dn = \"CN=a\"\nbind_password = \"p\"\ntarget_ou = \"OU=x,DC=y\"\n[state]\npath = \"/tmp/x\"\n"
+             [ad]\nurl = \"ldaps://x\"\nbind_dn = \"CN=a\"\nbind_password = \"p\"\ntarget_ou = \"OU=x,DC=y\"\n[state]\npath = \"/tmp/x\"\n"
         );
         crate::config::Config::parse(&text, Path::new("t"), |_| None)
             .unwrap()
