@@ -327,16 +327,17 @@ impl World {
         }
         let owned: Vec<String> = self.ad.keys().cloned().collect();
         let store = self.store().clone();
-        let candidates = safety::sweep_candidates(
-            owned.iter().map(String::as_str),
-            |g| store.group(g).unwrap().is_some(),
-            |g| store.is_held(g).unwrap(),
-        );
-        let decided: Vec<(String, Decision)> = candidates
+        let decided: Vec<(String, Decision)> = owned
             .into_iter()
-            .map(|g| {
-                let d = safety::decide(store.group(&g).unwrap().as_ref(), self.cloud_state(&g));
-                (g, d)
+            .filter(|g| {
+                safety::sweep_candidate(store.group(g).unwrap().as_ref(), store.is_held(g).unwrap())
+            })
+            .filter_map(|g| {
+                let d = safety::sweep_decision(
+                    store.group(&g).unwrap().as_ref(),
+                    self.cloud_state(&g),
+                )?;
+                Some((g, d))
             })
             .collect();
         let destructive: Vec<&(String, Decision)> = decided
@@ -399,7 +400,18 @@ impl World {
             std::fs::remove_dir_all(&path).unwrap();
             self.dirty.clear();
         }
-        self.store = Some(Store::open(&path).unwrap());
+        // sled's flusher thread lets go of the lock a moment after the last handle drops.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(&path) {
+                Ok(s) => break self.store = Some(s),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
     }
 
     fn run(&mut self, s: &Step) {

@@ -72,6 +72,16 @@ fn all_contains(all: &[ldap3::SearchEntry], dn: &str) -> bool {
     all.iter().any(|e| escape::same_dn(&e.dn, dn))
 }
 
+/// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
+/// equal `adminDescription`. An object whose anchors disagree is never modified or deleted.
+fn anchors_agree(a: &ActualGroup) -> bool {
+    a.external_id.as_deref().is_none_or(|ext| {
+        a.admin_description
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(ext))
+    })
+}
+
 /// The `objectSid` of an entry as `S-1-…`.
 fn entry_sid(e: &ldap3::SearchEntry) -> Option<String> {
     e.bin_attrs
@@ -252,6 +262,7 @@ impl Directory {
             .await?;
         let (found, foreign): (Vec<_>, Vec<_>) = found.into_iter().partition(|e| {
             first(e, "adminDescription").is_some_and(|a| a.eq_ignore_ascii_case(&anchor))
+                && anchors_agree(&Self::to_actual(e))
         });
         if let Some(f) = foreign.first() {
             crate::metrics::get()
@@ -261,7 +272,7 @@ impl Directory {
             return Err(DirectoryError::Conflict {
                 kind: "anchor_mismatch",
                 detail: format!(
-                    "{} carries msDS-ExternalDirectoryObjectId={anchor} without adminDescription={anchor}; not ours, left untouched",
+                    "{} carries msDS-ExternalDirectoryObjectId and adminDescription values that do not both say {anchor}; not ours, left untouched",
                     f.dn
                 ),
             });
@@ -297,6 +308,11 @@ impl Directory {
             .map(Self::to_actual)
             .filter_map(|a| {
                 let id = mapping::id_from_anchor(a.admin_description.as_deref()?)?.to_string();
+                if !anchors_agree(&a) {
+                    // Two anchors naming different groups: not ours to judge, never swept.
+                    tracing::warn!(dn = %a.dn, "anchors disagree; object left untouched");
+                    return None;
+                }
                 Some((id, a))
             })
             .collect();

@@ -13,7 +13,6 @@
 //!
 //! Imports: `directory` (connection, mapping, plan), `queue` (mirror, safety), `graph` (errors).
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -160,35 +159,21 @@ impl Applier {
         }
         let owned = self.dir.list_owned().await?;
         metrics::get().managed_groups.set(owned.len() as i64);
-        let mut known = BTreeSet::new();
-        let mut held = BTreeSet::new();
-        for (id, _) in &owned {
-            if self.store.group(id)?.is_some() {
-                known.insert(id.clone());
-            }
-            if self.store.is_held(id)? {
-                held.insert(id.clone());
-            }
-        }
-        let candidates = safety::sweep_candidates(
-            owned.iter().map(|(id, _)| id.as_str()),
-            |id| known.contains(id),
-            |id| held.contains(id),
-        );
         let mut decided = Vec::new();
-        for id in candidates {
+        for (id, actual) in owned {
+            let record = self.store.group(&id)?;
+            if !safety::sweep_candidate(record.as_ref(), self.store.is_held(&id)?) {
+                continue;
+            }
             let cloud = self.cloud.group_state(&id).await?;
             if !self.store.complete_picture()? {
                 tracing::info!("sweep abandoned: a full enumeration started");
                 return Ok(());
             }
-            let decision = safety::decide(self.store.group(&id)?.as_ref(), cloud);
-            let actual = owned
-                .iter()
-                .find(|(o, _)| o == &id)
-                .map(|(_, a)| a.clone())
-                .expect("candidates come from the owned list");
-            decided.push((id, actual, decision, cloud));
+            // Read the mirror again after the lookup: the poller may have committed meanwhile.
+            if let Some(decision) = safety::sweep_decision(self.store.group(&id)?.as_ref(), cloud) {
+                decided.push((id, actual, decision, cloud));
+            }
         }
         let destructive: Vec<_> = decided
             .iter()

@@ -87,18 +87,19 @@ pub fn is_destructive(decision: Decision, policy: SoftDeleteAction) -> bool {
     }
 }
 
-/// Owned AD groups a sweep must classify: those the mirror does not know, minus those already
-/// held for approval (a held group is excluded from sweeps until released).
-pub fn sweep_candidates<'a>(
-    owned: impl IntoIterator<Item = &'a str>,
-    known: impl Fn(&str) -> bool,
-    held: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    owned
-        .into_iter()
-        .filter(|id| !known(id) && !held(id))
-        .map(str::to_string)
-        .collect()
+/// Whether a sweep must classify this owned AD group: the mirror does not know it (not listed
+/// by the last full enumeration), or knows it only as soft-deleted (it may have been purged
+/// during a gap in the delta stream). Held groups are left out until released.
+pub fn sweep_candidate(record: Option<&GroupRecord>, held: bool) -> bool {
+    !held && record.is_none_or(|r| r.status == GroupStatus::SoftDeleted)
+}
+
+/// What a sweep does with a candidate, given Graph's answer: `None` when there is nothing to do
+/// (a soft-deleted group whose policy was applied when the soft delete was seen).
+pub fn sweep_decision(record: Option<&GroupRecord>, cloud: CloudGroupState) -> Option<Decision> {
+    let decision = decide(record, cloud);
+    let already_handled = record.is_some_and(|r| r.status == GroupStatus::SoftDeleted);
+    (!already_handled || decision == Decision::Delete).then_some(decision)
 }
 
 #[cfg(test)]
@@ -170,8 +171,30 @@ mod tests {
     }
 
     #[test]
-    fn sweep_skips_known_and_held() {
-        let got = sweep_candidates(["a", "b", "c", "d"], |id| id == "a", |id| id == "c");
-        assert_eq!(got, vec!["b".to_string(), "d".to_string()]);
+    fn sweeps_classify_unknown_and_soft_deleted_groups_only() {
+        let live = rec(GroupStatus::Live, true);
+        let out = rec(GroupStatus::Live, false);
+        let soft = rec(GroupStatus::SoftDeleted, true);
+        assert!(sweep_candidate(None, false));
+        assert!(sweep_candidate(Some(&soft), false));
+        assert!(!sweep_candidate(None, true), "held");
+        assert!(!sweep_candidate(Some(&live), false));
+        assert!(
+            !sweep_candidate(Some(&out), false),
+            "handled when it left scope"
+        );
+        use CloudGroupState::*;
+        assert_eq!(sweep_decision(Some(&soft), SoftDeleted), None);
+        assert_eq!(sweep_decision(Some(&soft), Live), None);
+        assert_eq!(sweep_decision(Some(&soft), Purged), Some(Decision::Delete));
+        assert_eq!(
+            sweep_decision(None, SoftDeleted),
+            Some(Decision::SoftPolicy)
+        );
+        assert_eq!(sweep_decision(None, Purged), Some(Decision::Delete));
+        assert_eq!(
+            sweep_decision(None, Live),
+            Some(Decision::Keep(KeepReason::LiveInCloud))
+        );
     }
 }

@@ -326,3 +326,119 @@ fn a_foreign_directory_is_refused_untouched() {
         "keep"
     );
 }
+
+fn commit_with(store: &Store, items: &[GroupDelta], link: NextStep, policy: DeletePolicy) {
+    let before = store.cursor(Resource::Groups).unwrap();
+    store
+        .commit_group_page(items, &link, before.as_ref(), policy, &|_, p| p.in_scope())
+        .unwrap();
+}
+
+#[test]
+fn a_restore_cancels_the_held_delete_in_the_same_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let deleting = DeletePolicy {
+        threshold: 1,
+        soft_destructive: true,
+    };
+    commit_with(
+        &store,
+        &[group("a", "A", &[]), group("b", "B", &[])],
+        delta(1),
+        deleting,
+    );
+    commit_with(
+        &store,
+        &[
+            removed("a", Removed::Changed),
+            removed("b", Removed::Changed),
+        ],
+        delta(2),
+        deleting,
+    );
+    assert_eq!(
+        store.held_deletes().unwrap().len(),
+        2,
+        "two soft deletes > 1: held"
+    );
+    // `a` is restored: listed again, live and wanted.
+    commit_with(&store, &[group("a", "A", &[])], delta(3), deleting);
+    let held: Vec<String> = store
+        .held_deletes()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(held, ["b"], "the restore released a's hold; b stays held");
+    assert!(!store.is_held("a").unwrap());
+}
+
+#[test]
+fn soft_deletes_count_against_the_threshold_only_under_a_destructive_policy() {
+    for (soft_destructive, held) in [(false, 0), (true, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let policy = DeletePolicy {
+            threshold: 2,
+            soft_destructive,
+        };
+        let ids = ["a", "b", "c"];
+        let live: Vec<_> = ids.iter().map(|i| group(i, i, &[])).collect();
+        commit_with(&store, &live, delta(1), policy);
+        let gone: Vec<_> = ids.iter().map(|i| removed(i, Removed::Changed)).collect();
+        commit_with(&store, &gone, delta(2), policy);
+        assert_eq!(
+            store.held_deletes().unwrap().len(),
+            held,
+            "{soft_destructive}"
+        );
+    }
+}
+
+#[test]
+fn orphans_are_judged_only_after_a_complete_full_enumeration() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        !store.complete_picture().unwrap(),
+        "a new store knows nothing yet"
+    );
+    assert_eq!(store.enqueue_reconcile_all().unwrap(), None);
+    commit(&store, &[group("a", "A", &[])], next(1));
+    assert!(!store.complete_picture().unwrap(), "mid full round");
+    assert_eq!(store.enqueue_reconcile_all().unwrap(), None);
+    commit(&store, &[group("b", "B", &[])], delta(1));
+    assert!(store.complete_picture().unwrap());
+    assert_eq!(store.enqueue_reconcile_all().unwrap(), Some(2));
+    // A resync (410, `resync`) starts another full enumeration: no sweeps until it completes.
+    store.reset_cursor(Resource::Groups).unwrap();
+    assert!(!store.complete_picture().unwrap());
+    assert!(store.full_round_in_progress().unwrap());
+    commit(&store, &[group("a", "A", &[])], next(2));
+    assert!(!store.complete_picture().unwrap());
+    commit(&store, &[], delta(2));
+    assert!(store.complete_picture().unwrap());
+    assert!(!store.full_round_in_progress().unwrap());
+}
+
+#[test]
+fn approving_and_replaying_move_changes_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .hold_deletes(&[
+            ("a".into(), DeleteReason::HardDeleted),
+            ("b".into(), DeleteReason::Orphaned),
+        ])
+        .unwrap();
+    let depth = store.stats().unwrap().depth;
+    assert_eq!(store.approve_deletes(Some(&["a".into()])).unwrap(), ["a"]);
+    assert_eq!(store.stats().unwrap().depth, depth + 1);
+    assert_eq!(store.held_deletes().unwrap().len(), 1, "b stays held");
+    let (seq, _) = store.pending_batch(10).unwrap().pop().unwrap();
+    store.dead_letter(&[seq], "boom", "test").unwrap();
+    assert_eq!(store.replay_dead().unwrap(), 1);
+    let s = store.stats().unwrap();
+    assert_eq!((s.dead_letters, s.depth), (0, depth + 1));
+}
