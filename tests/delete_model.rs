@@ -17,10 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use entra_writeback::config::SoftDeleteAction;
 use entra_writeback::directory::Work;
-use entra_writeback::graph::CloudGroupState;
 use entra_writeback::graph::model::{GroupDelta, GroupPatch, NextStep, Patch, Removed};
 use entra_writeback::queue::mirror::DeletePolicy;
-use entra_writeback::queue::safety::{self, Decision};
+use entra_writeback::queue::safety::{self, CloudNow, Decision};
 use entra_writeback::queue::{DeleteReason, Resource, Store};
 use proptest::prelude::*;
 
@@ -142,11 +141,11 @@ impl World {
         self.store.as_ref().unwrap()
     }
 
-    fn cloud_state(&self, gid: &str) -> CloudGroupState {
+    fn cloud_state(&self, gid: &str) -> CloudNow {
         match self.cloud[index(gid)] {
-            Cloud::Live { .. } => CloudGroupState::Live,
-            Cloud::Soft => CloudGroupState::SoftDeleted,
-            Cloud::Purged | Cloud::Absent => CloudGroupState::Purged,
+            Cloud::Live { in_scope } => CloudNow::Live { in_scope },
+            Cloud::Soft => CloudNow::SoftDeleted,
+            Cloud::Purged | Cloud::Absent => CloudNow::Purged,
         }
     }
 

@@ -790,6 +790,9 @@ async fn owned_group_listings_are_paged_and_see_every_group() {
         &ou,
         Options {
             ad_url: tap.url.clone(),
+            // The relay counts paged-results controls on the wire, so it must read the
+            // requests in clear: the one place a test opts into a plain bind.
+            ad_tls: common::service::INSECURE_LDAP.into(),
             ad_extra: format!("search_page_size = {PAGE}"),
             tail: FAST_SYNC.into(),
             ..Options::new(dc, &sim)

@@ -3,14 +3,26 @@
 
 use crate::directory::CloudOracle;
 use crate::directory::retire::OracleFuture;
-use crate::graph::GraphClient;
+use crate::graph::{CloudGroupState, GraphClient};
+use crate::queue::safety::CloudNow;
 
 /// [`CloudOracle`] over Graph: `GET /groups/{id}`, then `GET /directory/deletedItems/{id}`,
-/// with the client's retry policy and rate ceiling ([`GraphClient::group_state`]).
+/// with the client's retry policy and rate ceiling ([`GraphClient::group_state`]); for a live
+/// group, its properties too, so the scope is judged on what it is now.
 pub struct GraphOracle(pub GraphClient);
 
 impl CloudOracle for GraphOracle {
     fn group_state<'a>(&'a self, group_id: &'a str) -> OracleFuture<'a> {
-        Box::pin(self.0.group_state(group_id))
+        Box::pin(async move {
+            Ok(match self.0.group_state(group_id).await? {
+                CloudGroupState::Live => {
+                    let props = self.0.group_props(group_id).await?;
+                    let in_scope = props.in_scope() && self.0.scope().admits(group_id, &props);
+                    CloudNow::Live { in_scope }
+                }
+                CloudGroupState::SoftDeleted => CloudNow::SoftDeleted,
+                CloudGroupState::Purged => CloudNow::Purged,
+            })
+        })
     }
 }

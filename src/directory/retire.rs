@@ -24,11 +24,10 @@ use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
 use crate::metrics;
 use crate::queue::DeleteReason;
-use crate::queue::safety::{self, CloudGroupState, Decision};
+use crate::queue::safety::{self, CloudNow, Decision};
 
 /// A boxed future, so [`CloudOracle`] can be used as a trait object.
-pub type OracleFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<CloudGroupState, GraphError>> + Send + 'a>>;
+pub type OracleFuture<'a> = Pin<Box<dyn Future<Output = Result<CloudNow, GraphError>> + Send + 'a>>;
 
 /// Asks the cloud where a group stands, right before a destructive action. Implemented over
 /// Graph (`/groups/{id}`, then `/directory/deletedItems/{id}`) by the composition root; an
@@ -71,7 +70,7 @@ impl Applier {
         actual: &ActualGroup,
         decision: Decision,
         reason: DeleteReason,
-        cloud: CloudGroupState,
+        cloud: CloudNow,
     ) -> Result<(), ApplyError> {
         match decision {
             Decision::Keep(why) => {
@@ -201,7 +200,7 @@ impl Applier {
 
     fn hold_sweep(
         &self,
-        destructive: &[&(String, ActualGroup, Decision, CloudGroupState)],
+        destructive: &[&(String, ActualGroup, Decision, CloudNow)],
     ) -> Result<(), ApplyError> {
         for (_, a, _, _) in destructive {
             self.record(&Operation::Skip {

@@ -199,6 +199,15 @@ pub fn parse_group_page(body: &[u8]) -> Result<DeltaPage<GroupDelta>, PageError>
     parse_page(body, parse_group)
 }
 
+/// Parses one group object (`GET /groups/{id}`), as a delta item without members.
+pub fn parse_group_object(body: &[u8]) -> Result<GroupDelta, PageError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| shape(&e.to_string()))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| shape("a group must be a JSON object"))?;
+    parse_group(o).map_err(|e| shape(&e))
+}
+
 /// Parses a users delta page.
 pub fn parse_user_page(body: &[u8]) -> Result<DeltaPage<UserDelta>, PageError> {
     parse_page(body, parse_user)

@@ -14,7 +14,33 @@
 
 use super::records::{GroupRecord, GroupStatus};
 use crate::config::SoftDeleteAction;
-pub use crate::graph::CloudGroupState;
+
+/// Graph's answer about a group right now: where it stands and, when it is live, whether the
+/// contract's scope and `[graph.scope]` still admit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudNow {
+    /// It exists; `in_scope` is the scope evaluated on its current properties.
+    Live {
+        /// Admitted by the scope now.
+        in_scope: bool,
+    },
+    /// Soft-deleted and restorable (200 from `deletedItems/{id}`).
+    SoftDeleted,
+    /// Gone for good: 404 from both `groups/{id}` and `deletedItems/{id}`.
+    Purged,
+}
+
+impl CloudNow {
+    /// Label for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudNow::Live { in_scope: true } => "live",
+            CloudNow::Live { in_scope: false } => "live_out_of_scope",
+            CloudNow::SoftDeleted => "soft_deleted",
+            CloudNow::Purged => "purged",
+        }
+    }
+}
 
 /// What to do with an owned AD group whose cloud group may be gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,23 +84,22 @@ pub fn mirror_wants(record: Option<&GroupRecord>) -> bool {
 /// The decision for a group, from the mirror's record (`None`: unknown to the mirror, e.g.
 /// hard-deleted or not listed by a full enumeration) and Graph's answer now.
 ///
-/// | mirror \ cloud | live | soft-deleted | purged |
-/// |---|---|---|---|
-/// | wanted | keep | keep | keep |
-/// | live, out of scope | policy | policy | keep |
-/// | soft-deleted | keep | policy | delete |
-/// | unknown | keep | policy | delete |
-pub fn decide(record: Option<&GroupRecord>, cloud: CloudGroupState) -> Decision {
+/// | mirror \ cloud | live, in scope | live, out of scope | soft-deleted | purged |
+/// |---|---|---|---|---|
+/// | wanted | keep | keep | keep | keep |
+/// | live, out of scope | keep | policy | policy | keep |
+/// | soft-deleted | keep | policy | policy | delete |
+/// | unknown | keep | policy | policy | delete |
+pub fn decide(record: Option<&GroupRecord>, cloud: CloudNow) -> Decision {
     if mirror_wants(record) {
         return Decision::Keep(KeepReason::Wanted);
     }
     let live_out_of_scope = record.is_some_and(|r| r.status == GroupStatus::Live);
     match cloud {
-        CloudGroupState::Live if live_out_of_scope => Decision::SoftPolicy,
-        CloudGroupState::Live => Decision::Keep(KeepReason::LiveInCloud),
-        CloudGroupState::SoftDeleted => Decision::SoftPolicy,
-        CloudGroupState::Purged if live_out_of_scope => Decision::Keep(KeepReason::Disagreement),
-        CloudGroupState::Purged => Decision::Delete,
+        CloudNow::Live { in_scope: true } => Decision::Keep(KeepReason::LiveInCloud),
+        CloudNow::Live { in_scope: false } | CloudNow::SoftDeleted => Decision::SoftPolicy,
+        CloudNow::Purged if live_out_of_scope => Decision::Keep(KeepReason::Disagreement),
+        CloudNow::Purged => Decision::Delete,
     }
 }
 
@@ -96,7 +121,7 @@ pub fn sweep_candidate(record: Option<&GroupRecord>, held: bool) -> bool {
 
 /// What a sweep does with a candidate, given Graph's answer: `None` when there is nothing to do
 /// (a soft-deleted group whose policy was applied when the soft delete was seen).
-pub fn sweep_decision(record: Option<&GroupRecord>, cloud: CloudGroupState) -> Option<Decision> {
+pub fn sweep_decision(record: Option<&GroupRecord>, cloud: CloudNow) -> Option<Decision> {
     let decision = decide(record, cloud);
     let already_handled = record.is_some_and(|r| r.status == GroupStatus::SoftDeleted);
     (!already_handled || decision == Decision::Delete).then_some(decision)
@@ -123,9 +148,10 @@ mod tests {
     fn a_wanted_group_is_kept_whatever_the_cloud_says() {
         let r = rec(GroupStatus::Live, true);
         for c in [
-            CloudGroupState::Live,
-            CloudGroupState::SoftDeleted,
-            CloudGroupState::Purged,
+            CloudNow::Live { in_scope: true },
+            CloudNow::Live { in_scope: false },
+            CloudNow::SoftDeleted,
+            CloudNow::Purged,
         ] {
             assert_eq!(decide(Some(&r), c), Decision::Keep(KeepReason::Wanted));
         }
@@ -135,8 +161,19 @@ mod tests {
     fn the_table() {
         let out = rec(GroupStatus::Live, false);
         let soft = rec(GroupStatus::SoftDeleted, true);
-        use CloudGroupState::*;
-        assert_eq!(decide(Some(&out), Live), Decision::SoftPolicy);
+        use CloudNow::*;
+        #[allow(non_upper_case_globals)]
+        const Live: CloudNow = CloudNow::Live { in_scope: true };
+        #[allow(non_upper_case_globals)]
+        const Gone: CloudNow = CloudNow::Live { in_scope: false };
+        assert_eq!(decide(Some(&out), Gone), Decision::SoftPolicy);
+        assert_eq!(
+            decide(Some(&out), Live),
+            Decision::Keep(KeepReason::LiveInCloud),
+            "came back into scope since"
+        );
+        assert_eq!(decide(Some(&soft), Gone), Decision::SoftPolicy);
+        assert_eq!(decide(None, Gone), Decision::SoftPolicy);
         assert_eq!(decide(Some(&out), SoftDeleted), Decision::SoftPolicy);
         assert_eq!(
             decide(Some(&out), Purged),
@@ -183,7 +220,9 @@ mod tests {
             !sweep_candidate(Some(&out), false),
             "handled when it left scope"
         );
-        use CloudGroupState::*;
+        use CloudNow::*;
+        #[allow(non_upper_case_globals)]
+        const Live: CloudNow = CloudNow::Live { in_scope: true };
         assert_eq!(sweep_decision(Some(&soft), SoftDeleted), None);
         assert_eq!(sweep_decision(Some(&soft), Live), None);
         assert_eq!(sweep_decision(Some(&soft), Purged), Some(Decision::Delete));
