@@ -8,7 +8,8 @@
 //!  "malformed_pages": 3,
 //!  "duplicate_changes": true,
 //!  "reorder_changes": true,
-//!  "token_errors": 2}
+//!  "token_errors": 2,
+//!  "delay": {"ms": 500, "path": "/v1.0/groups/delta"}}
 //! ```
 //! - `throttle`: the next `count` `/v1.0/*` requests fail with `status` (429, 503 or 504, default
 //!   429) and, when `retry_after` (string or number) is given, a `Retry-After` header. With
@@ -26,6 +27,8 @@
 //!   `members@delta`) in reverse order, so large-group slices and unrelated objects arrive in
 //!   another order than usual (Graph promises no ordering).
 //! - `token_errors`: the next N token requests fail with 500.
+//! - `delay`: every `/v1.0/*` request (only those whose path starts with `path`, if given) is
+//!   answered `ms` milliseconds late, until disarmed (`"ms": 0` disarms it): a slow Graph.
 //!
 //! `DELETE /admin/faults` disarms everything (expired deltaLinks become valid again).
 
@@ -77,6 +80,8 @@ pub struct Faults {
     pub reorder_changes: bool,
     /// Token requests still to fail with 500.
     pub token_errors: u32,
+    /// Latency added to matching requests: (milliseconds, path prefix).
+    pub delay: Option<(u64, Option<String>)>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +98,14 @@ struct ThrottleSpec {
 
 fn default_throttle_status() -> u16 {
     429
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelaySpec {
+    ms: u64,
+    #[serde(default)]
+    path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +133,8 @@ pub struct FaultSpec {
     reorder_changes: Option<bool>,
     #[serde(default)]
     token_errors: Option<u32>,
+    #[serde(default)]
+    delay: Option<DelaySpec>,
 }
 
 /// A malformed 200 delta body the client must reject.
@@ -184,6 +199,9 @@ impl Faults {
         if let Some(n) = spec.token_errors {
             self.token_errors = n;
         }
+        if let Some(d) = spec.delay {
+            self.delay = (d.ms > 0).then_some((d.ms, d.path));
+        }
         Ok(())
     }
 
@@ -211,6 +229,18 @@ impl Faults {
             self.throttle = None;
         }
         Some(out)
+    }
+
+    /// The latency to add to a request for `path`, if armed and matching.
+    pub fn delay_for(&self, path: &str) -> Option<std::time::Duration> {
+        let (ms, prefix) = self.delay.as_ref()?;
+        if prefix
+            .as_ref()
+            .is_some_and(|p| !path.starts_with(p.as_str()))
+        {
+            return None;
+        }
+        Some(std::time::Duration::from_millis(*ms))
     }
 
     /// Consumes one malformed page, if armed.
@@ -254,6 +284,7 @@ impl Faults {
             "duplicate_changes": self.duplicate_changes,
             "reorder_changes": self.reorder_changes,
             "token_errors": self.token_errors,
+            "delay": self.delay.as_ref().map(|(ms, path)| json!({"ms": ms, "path": path})),
         })
     }
 }
@@ -311,5 +342,21 @@ mod tests {
         f.clear();
         assert!(f.expired(0).is_none());
         assert_eq!(f.epoch, 1);
+    }
+
+    #[test]
+    fn delay_matches_its_path_until_disarmed() {
+        let mut f = Faults::default();
+        assert_eq!(f.delay_for("/v1.0/groups/delta"), None);
+        f.arm(spec(
+            json!({"delay": {"ms": 250, "path": "/v1.0/groups/delta"}}),
+        ))
+        .unwrap();
+        let d = Some(std::time::Duration::from_millis(250));
+        assert_eq!(f.delay_for("/v1.0/groups/delta"), d);
+        assert_eq!(f.delay_for("/v1.0/groups/delta"), d, "not consumed");
+        assert_eq!(f.delay_for("/v1.0/users/delta"), None);
+        f.arm(spec(json!({"delay": {"ms": 0}}))).unwrap();
+        assert_eq!(f.delay_for("/v1.0/groups/delta"), None);
     }
 }

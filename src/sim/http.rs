@@ -165,8 +165,12 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Throttling fault first, then the bearer token.
+/// Delay fault, then throttling fault, then the bearer token.
 async fn v1_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let delay = app.sim.lock().faults.delay_for(req.uri().path());
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let refusal = {
         let mut inner = app.sim.lock();
         if let Some((status, retry_after)) = inner.faults.take_throttle(req.uri().path()) {
