@@ -35,10 +35,8 @@ fn service(
         dc,
         ou,
         Options {
-            ad_extra: format!(
-                "ca_file = \"{}\"\nstarttls = true\n{ad_extra}",
-                dc.ca_file.display()
-            ),
+            // `Options::new` already connects over StartTLS with the lab CA (`ad_tls`).
+            ad_extra: ad_extra.to_string(),
             tail: format!(
                 "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n\
                  {sync_extra}\n{tail}"
