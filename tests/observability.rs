@@ -1079,8 +1079,7 @@ async fn secrets_never_reach_logs_metrics_the_status_page_or_error_messages() {
 
     // A full round at the most verbose level, every crate included.
     let out = output_within(
-        &mut lab
-            .svc
+        lab.svc
             .command(&["run", "--once"])
             .env("ENTRA_WRITEBACK_LOG", "trace"),
         COMMAND_TIMEOUT,
@@ -1137,8 +1136,7 @@ async fn secrets_never_reach_logs_metrics_the_status_page_or_error_messages() {
     ] {
         let args: Vec<&str> = cmd.split(' ').collect();
         let out = output_within(
-            &mut lab
-                .svc
+            lab.svc
                 .command(&args)
                 .env(var, value)
                 .env("ENTRA_WRITEBACK_LOG", "trace"),
@@ -1198,8 +1196,7 @@ async fn a_long_initial_sync_shows_bars_on_a_terminal_and_progress_lines_otherwi
     // Not a terminal: periodic progress lines, then one summary.
     let lab = Lab::new("obs-progress", 0x670, GROUPS, false, &["--page-size", "1"]).await;
     let out = output_within(
-        &mut lab
-            .svc
+        lab.svc
             .command(&["run", "--once"])
             .env("ENTRA_WRITEBACK_PROGRESS_INTERVAL", "250ms"),
         COMMAND_TIMEOUT,
