@@ -92,6 +92,13 @@ pub async fn ad(dc: &SambaDc, ou: &str) -> AdState {
     out
 }
 
+/// The displayName in AD of group `id` under `ou`, if it is there: one search, no read by DN,
+/// so it is safe to poll while a running service renames groups (a DN read could race a move).
+pub async fn ad_name(dc: &SambaDc, ou: &str, id: &str) -> Option<String> {
+    let e = dc.group_by_anchor(ou, &anchor(id)).await?;
+    Some(attr_first(&e, "displayName").unwrap_or_default().to_string())
+}
+
 /// anchor → member SIDs, for comparing with what the tenant says.
 pub fn members_of(state: &AdState) -> BTreeMap<String, BTreeSet<String>> {
     state
