@@ -57,7 +57,10 @@ async fn cert_run(
         format!("client_id = \"{CERT_CLIENT_ID}\""),
     )];
     edits.extend(replace(&sim));
-    let edits: Vec<(&str, &str)> = edits.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let edits: Vec<(&str, &str)> = edits
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     edit_graph(&svc, "", &edits);
     svc.once_ok();
     assert_eq!(ad(dc, &ou).await[&anchor(&g)].2, sids(&[&s[0]]));
@@ -208,7 +211,10 @@ async fn certificate_credentials_with_a_pkcs1_key() {
         );
         let (sim, _) = cert_run(dc, n, &lines, |_| vec![]).await;
         let f = the_assertion_form(&sim).await;
-        assert_eq!(jwt_part(f["client_assertion"].as_str().unwrap(), 0)["alg"], alg);
+        assert_eq!(
+            jwt_part(f["client_assertion"].as_str().unwrap(), 0)["alg"],
+            alg
+        );
     }
 }
 
@@ -264,7 +270,10 @@ async fn tokens_are_renewed_at_half_their_lifetime_before_they_expire() {
     }
     for w in issues.windows(2) {
         let gap = w[1].1 - w[0].1;
-        println!("token {} fetched {gap:.0} ms after token {}", w[1].0, w[0].0);
+        println!(
+            "token {} fetched {gap:.0} ms after token {}",
+            w[1].0, w[0].0
+        );
         assert!(
             (SHORT_LIFETIME_MS / 2.0 - 500.0..SHORT_LIFETIME_MS).contains(&gap),
             "token {} fetched {gap:.0} ms after token {}",
@@ -321,12 +330,18 @@ async fn recovers_from(
         .collect();
     assert_eq!(refused.len(), 1, "{refusal:?}: one 401: {requests:?}");
     let (k, old) = (refused[0], &requests[refused[0]]);
-    assert_eq!(old["token"], fresh - 1, "{refusal:?}: the old token was refused");
+    assert_eq!(
+        old["token"],
+        fresh - 1,
+        "{refusal:?}: the old token was refused"
+    );
     assert!(
         requests[..k].iter().all(|r| r["token"] == fresh - 1),
         "{refusal:?}: {requests:?}"
     );
-    let retry = requests.get(k + 1).unwrap_or_else(|| panic!("no retry: {requests:?}"));
+    let retry = requests
+        .get(k + 1)
+        .unwrap_or_else(|| panic!("no retry: {requests:?}"));
     assert_eq!(
         (&retry["path"], &retry["query"]),
         (&old["path"], &old["query"]),

@@ -555,10 +555,14 @@ async fn other_member_types_are_skipped_and_counted() {
             &[("reason", reason)],
         )
     };
-    wait_until("the group in AD and the cloud-only user counted", &svc, || async {
-        ad_name(dc, &ou, &g).await.is_some()
-            && skipped(&scrape(&svc).await, "cloud_only").is_some_and(|n| n >= 1.0)
-    })
+    wait_until(
+        "the group in AD and the cloud-only user counted",
+        &svc,
+        || async {
+            ad_name(dc, &ou, &g).await.is_some()
+                && skipped(&scrape(&svc).await, "cloud_only").is_some_and(|n| n >= 1.0)
+        },
+    )
     .await;
     let text = scrape(&svc).await;
     assert_eq!(

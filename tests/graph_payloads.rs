@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use entra_writeback::graph::client::{GraphError, classify};
 use entra_writeback::graph::model::{
-    MemberKind, NextStep, Patch, PageError, Removed, parse_group_page, parse_user_page,
+    MemberKind, NextStep, PageError, Patch, Removed, parse_group_page, parse_user_page,
 };
 use entra_writeback::queue::mirror::DeletePolicy;
 use entra_writeback::queue::{ChangeKind, GroupStatus, Resource, Store};
@@ -280,7 +280,10 @@ fn check(body: &[u8]) -> bool {
     let groups = parse_group_page(body);
     let users = parse_user_page(body);
     let json = serde_json::from_slice::<serde_json::Value>(body).is_ok();
-    for e in [groups.as_ref().err(), users.as_ref().err()].into_iter().flatten() {
+    for e in [groups.as_ref().err(), users.as_ref().err()]
+        .into_iter()
+        .flatten()
+    {
         assert_eq!(
             matches!(e, PageError::NotJson(_)),
             !json,
@@ -288,8 +291,18 @@ fn check(body: &[u8]) -> bool {
             shown()
         );
     }
-    assert_eq!(groups.as_ref().ok(), oracle::group_page(body).as_ref(), "{}", shown());
-    assert_eq!(users.as_ref().ok(), oracle::user_page(body).as_ref(), "{}", shown());
+    assert_eq!(
+        groups.as_ref().ok(),
+        oracle::group_page(body).as_ref(),
+        "{}",
+        shown()
+    );
+    assert_eq!(
+        users.as_ref().ok(),
+        oracle::user_page(body).as_ref(),
+        "{}",
+        shown()
+    );
     groups.is_ok()
 }
 
@@ -309,7 +322,8 @@ fn generated_group(rng: &mut Rng, i: usize) -> serde_json::Value {
     ];
     let members: Vec<serde_json::Value> = (0..rng.below(6))
         .map(|k| {
-            let mut m = json!({"@odata.type": TYPES[rng.below(TYPES.len())], "id": format!("m{k}")});
+            let mut m =
+                json!({"@odata.type": TYPES[rng.below(TYPES.len())], "id": format!("m{k}")});
             match rng.below(4) {
                 0 => m["@removed"] = json!({"reason": "deleted"}),
                 1 => m["@removed"] = serde_json::Value::Null,
@@ -368,7 +382,11 @@ fn randomized_page_parser_never_panics_and_keeps_its_invariants() {
         check(c);
     }
     assert!(
-        corpus.iter().filter(|c| parse_group_page(c).is_ok()).count() >= 8,
+        corpus
+            .iter()
+            .filter(|c| parse_group_page(c).is_ok())
+            .count()
+            >= 8,
         "the corpus is made of valid pages"
     );
     let mut ok = 0usize;

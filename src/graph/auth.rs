@@ -307,7 +307,10 @@ impl TokenSource {
                     hint: "",
                 })?;
             let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3599));
-            return Ok((Secret::new(reply.access_token), started + renew_after(lifetime)));
+            return Ok((
+                Secret::new(reply.access_token),
+                started + renew_after(lifetime),
+            ));
         }
         if status >= 500 || status == 429 {
             return Err(GraphError::Server {

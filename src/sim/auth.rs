@@ -608,7 +608,14 @@ mod tests {
             t.check(Some(&bearer), now),
             (Some(1), Err(TokenRefusal::Revoked))
         );
-        let fresh = format!("Bearer {}", t.issue(now, Duration::from_secs(10), "c", "app"));
-        assert_eq!(t.check(Some(&fresh), now), (Some(2), Ok(())), "new tokens work");
+        let fresh = format!(
+            "Bearer {}",
+            t.issue(now, Duration::from_secs(10), "c", "app")
+        );
+        assert_eq!(
+            t.check(Some(&fresh), now),
+            (Some(2), Ok(())),
+            "new tokens work"
+        );
     }
 }

@@ -237,8 +237,10 @@ fn unauthorized(why: TokenRefusal) -> Response {
         TokenRefusal::Missing => "Bearer realm=\"\"",
         _ => "Bearer realm=\"\", error=\"invalid_token\"",
     };
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
     resp
 }
 

@@ -96,7 +96,11 @@ pub async fn ad(dc: &SambaDc, ou: &str) -> AdState {
 /// so it is safe to poll while a running service renames groups (a DN read could race a move).
 pub async fn ad_name(dc: &SambaDc, ou: &str, id: &str) -> Option<String> {
     let e = dc.group_by_anchor(ou, &anchor(id)).await?;
-    Some(attr_first(&e, "displayName").unwrap_or_default().to_string())
+    Some(
+        attr_first(&e, "displayName")
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 /// anchor → member SIDs, for comparing with what the tenant says.
@@ -145,7 +149,6 @@ pub fn jwt_part(jwt: &str, i: usize) -> Value {
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
 }
-
 
 /// Token requests answered 200: (serial of the token issued, `at_ms`), in issue order.
 pub fn token_issues(log: &[Value]) -> Vec<(u64, f64)> {

@@ -112,10 +112,10 @@ fn group(o: &Object) -> Option<GroupDelta> {
 /// `microsoft.graph.`), anything else is another kind; a non-null `@removed` of any shape ends
 /// the membership.
 fn member(o: &Object) -> Option<MemberDelta> {
-    let name = o
-        .get("@odata.type")
-        .and_then(Value::as_str)
-        .map(|t| t.trim_start_matches('#').trim_start_matches("microsoft.graph."));
+    let name = o.get("@odata.type").and_then(Value::as_str).map(|t| {
+        t.trim_start_matches('#')
+            .trim_start_matches("microsoft.graph.")
+    });
     let kind = match name {
         Some("user") => MemberKind::User,
         Some("group") => MemberKind::Group,
