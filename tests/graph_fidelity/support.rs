@@ -1,6 +1,6 @@
 //! Helpers shared by the Graph fidelity tests (`graph_fidelity.rs`, `graph_auth.rs`,
-//! `graph_retry.rs`): a service configured against graph-sim, what AD holds, and readers of
-//! graph-sim's request log and of the service's metrics.
+//! `graph_members.rs`, `graph_retry.rs`): a service configured against graph-sim, what AD
+//! holds, and readers of graph-sim's request log and of the service's metrics.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
