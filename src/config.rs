@@ -14,6 +14,8 @@ use serde::{Deserialize, Deserializer};
 pub const ENV_GRAPH_SECRET: &str = "ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET";
 /// Environment variable that may hold the AD bind password instead of the file.
 pub const ENV_AD_PASSWORD: &str = "ENTRA_WRITEBACK_AD_BIND_PASSWORD";
+/// Environment variable that may hold `[http] status_token` instead of the file.
+pub const ENV_STATUS_TOKEN: &str = "ENTRA_WRITEBACK_HTTP_STATUS_TOKEN";
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -321,12 +323,18 @@ pub struct HttpConfig {
     /// Listen address of `/metrics`, `/healthz`, `/readyz`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Bearer token for `/` and `/status.json` (they name groups and DNs). Required for them
+    /// on a non-loopback `listen` (without it they are not served); when set, required on
+    /// loopback too. Env `ENTRA_WRITEBACK_HTTP_STATUS_TOKEN` wins over the file.
+    #[serde(default)]
+    pub status_token: Option<Secret>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: default_listen(),
+            status_token: None,
         }
     }
 }
@@ -513,6 +521,9 @@ impl Config {
         if let Some(v) = env(ENV_AD_PASSWORD).filter(|v| !v.is_empty()) {
             cfg.ad.bind_password = Some(Secret::new(v));
         }
+        if let Some(v) = env(ENV_STATUS_TOKEN).filter(|v| !v.is_empty()) {
+            cfg.http.status_token = Some(Secret::new(v));
+        }
         cfg.validate().map_err(|(k, m)| invalid(k.into(), m))?;
         Ok(cfg)
     }
@@ -570,6 +581,19 @@ impl Config {
                     format!("`{}` is not an ldap:// or ldaps:// URL", self.ad.url),
                 ));
             }
+        }
+        if let Some(t) = &self.http.status_token
+            && (t.expose().is_empty()
+                || t.expose()
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err((
+                "http.status_token",
+                "must be non-empty, without spaces or control characters (it is sent as \
+                 `Authorization: Bearer <token>`)"
+                    .into(),
+            ));
         }
         if self.ad.bind_password.is_none() {
             return Err((
@@ -737,6 +761,23 @@ path = "/tmp/x"
             !dbg.contains("envpw") && !dbg.contains("file-secret"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn status_token_comes_from_the_file_or_the_env_and_is_checked() {
+        assert!(parse(GOOD).unwrap().http.status_token.is_none());
+        let text = format!("{GOOD}\n[http]\nstatus_token = \"from-file\"\n");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.http.status_token.as_ref().unwrap().expose(), "from-file");
+        let c = Config::parse(&text, Path::new("t"), |k| {
+            (k == ENV_STATUS_TOKEN).then(|| "from-env".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.http.status_token.as_ref().unwrap().expose(), "from-env");
+        assert!(!format!("{c:?}").contains("from-env"));
+        let bad = format!("{GOOD}\n[http]\nstatus_token = \"two words\"\n");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("http.status_token"), "{err}");
     }
 
     #[test]

@@ -145,11 +145,16 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
         ready_window: window,
         store: store.clone(),
         about: crate::status::About::new(&cfg, window),
+        status_access: crate::http::StatusAccess::from_config(
+            cfg.http.listen,
+            cfg.http.status_token.as_ref(),
+        ),
     };
+    let status_access = http.status_access.describe();
     let (addr, server) = crate::http::bind(cfg.http.listen, http, stop.clone())
         .await
         .map_err(|e| CliError::ctx(&format!("http.listen {}", cfg.http.listen), e))?;
-    tracing::info!(%addr, "serving the status page (/), /metrics, /healthz, /readyz");
+    tracing::info!(%addr, status_page = status_access, "serving the status page (/), /metrics, /healthz, /readyz");
     let server = tokio::spawn(server);
 
     let graph = graph_client(&cfg)?;

@@ -8,16 +8,21 @@
 //! - `/metrics`: Prometheus text. The queue gauges and `entra_writeback_ready` are refreshed at
 //!   each scrape, so they are right even while the worker is not running (AD down at start).
 //! - `/`: a server-rendered HTML status page (no external assets, refreshes itself), and
-//!   `/status.json`: the same snapshot as JSON, for scripts.
+//!   `/status.json`: the same snapshot as JSON, for scripts. Both name groups and DNs, so they
+//!   follow [`StatusAccess`]: open on loopback, bearer token (`[http] status_token`) when one is
+//!   set, not served on another address without one.
 
+mod access;
 mod page;
+
+pub use access::{Refusal, StatusAccess};
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
@@ -38,6 +43,8 @@ pub struct Context {
     pub store: Store,
     /// Instance facts shown on the status page.
     pub about: About,
+    /// Who may read `/` and `/status.json`.
+    pub status_access: StatusAccess,
 }
 
 impl Context {
@@ -94,7 +101,39 @@ async fn readyz(State(cx): State<Context>) -> Response {
     })
 }
 
-async fn status_page(State(cx): State<Context>) -> Response {
+/// The refusal answer for a status request, or `None` when it may be served.
+fn refused(cx: &Context, headers: &HeaderMap) -> Option<Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match cx.status_access.check(auth) {
+        Ok(()) => None,
+        Err(Refusal::Unauthorized) => Some(no_store(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="entra-writeback status""#,
+                )],
+                "401 Unauthorized: send Authorization: Bearer <http.status_token>\n",
+            )
+                .into_response(),
+        )),
+        Err(Refusal::Off) => Some(no_store(
+            (
+                StatusCode::NOT_FOUND,
+                "404 Not Found: the status page is served on a non-loopback listener only with \
+                 http.status_token set\n",
+            )
+                .into_response(),
+        )),
+    }
+}
+
+async fn status_page(State(cx): State<Context>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&cx, &headers) {
+        return r;
+    }
     match cx.snapshot().await {
         Ok(snap) => no_store(
             (
@@ -107,7 +146,10 @@ async fn status_page(State(cx): State<Context>) -> Response {
     }
 }
 
-async fn status_json(State(cx): State<Context>) -> Response {
+async fn status_json(State(cx): State<Context>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&cx, &headers) {
+        return r;
+    }
     match cx.snapshot().await {
         Ok(snap) => no_store(axum::Json(snap).into_response()),
         Err(code) => code.into_response(),
