@@ -7,18 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::compare::Expect;
 use common::samba::{self, SambaDc, attr_first, unique_suffix};
 use common::service::{Options, Service, tail};
 use common::sim::{GraphSim, oid, user};
+use common::wait::{self, LogCounter};
 use ldap3::Scope;
 use serde_json::{Value, json};
 
-thread_local! {
-    static LOG: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
-}
-
-fn show_log_on_timeout(svc: &Service) {
-    LOG.with(|l| *l.borrow_mut() = Some(svc.dir.path().join("run.log")));
+/// Waits (polling every 250 ms) for `f`, showing `svc`'s log on timeout.
+async fn wait_for<F: AsyncFnMut() -> bool>(svc: &Service, what: &str, secs: u64, f: F) {
+    wait::until(what, secs, Duration::from_millis(250), Some(svc), f).await
 }
 
 /// A deterministic pseudo-random sequence (no extra crate needed).
@@ -54,89 +53,125 @@ async fn display_names(dc: &SambaDc, ou: &str) -> Vec<String> {
         .collect()
 }
 
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
-        .await
-        .ok()?;
-    Some((r.status().as_u16(), r.text().await.ok()?))
+/// The stream test's tenant: `USERS` synced users (created in AD) and `GROUPS` groups of ten.
+struct Stream {
+    tag: u32,
+    sid_of: BTreeMap<String, String>,
+    users: Vec<Value>,
+    groups: Vec<Value>,
 }
 
-async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, secs: u64, mut f: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        if Instant::now() >= deadline {
-            // The service's log, if the current test has one, explains most timeouts.
-            if let Some(log) = LOG.with(|l| l.borrow().clone()) {
-                eprintln!(
-                    "--- service log ---\n{}",
-                    tail(&std::fs::read_to_string(log).unwrap_or_default())
-                );
-            }
-            panic!("timed out after {secs}s waiting for {what}");
+const USERS: usize = 200;
+const GROUPS: u32 = 60;
+
+impl Stream {
+    async fn new(dc: &SambaDc) -> Stream {
+        let users_ou = dc.fresh_ou("stream-users").await;
+        let tag = 0xd00;
+        let sids = dc
+            .create_users(&users_ou, &format!("st{}-", unique_suffix()), USERS)
+            .await;
+        let uid = |i: usize| oid(tag, 1000 + i as u32);
+        Stream {
+            tag,
+            sid_of: (0..USERS).map(|i| (uid(i), sids[i].clone())).collect(),
+            users: (0..USERS)
+                .map(|i| common::synced_user(&uid(i), &sids[i]))
+                .collect(),
+            groups: (0..GROUPS)
+                .map(|g| json!({"id": oid(tag, g), "displayName": format!("Stream {g}"), "securityEnabled": true,
+                                "groupTypes": [], "members": (0..10).map(|k| user(&uid((g as usize * 3 + k) % USERS))).collect::<Vec<_>>()}))
+                .collect(),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
-    let dc = samba::shared();
-    let ou = dc.fresh_ou("stream").await;
-    let users_ou = dc.fresh_ou("stream-users").await;
-    let tag = 0xd00;
-    const USERS: usize = 200;
-    const GROUPS: u32 = 60;
-    let sids = dc
-        .create_users(&users_ou, &format!("st{}-", unique_suffix()), USERS)
-        .await;
-    let uid = |i: u64| oid(tag, 1000 + i as u32);
-    let sid_of: BTreeMap<String, String> = (0..USERS)
-        .map(|i| (uid(i as u64), sids[i].clone()))
-        .collect();
-    let users: Vec<Value> = (0..USERS)
-        .map(|i| common::synced_user(&uid(i as u64), &sids[i]))
-        .collect();
-    let groups: Vec<Value> = (0..GROUPS)
-        .map(|g| json!({"id": oid(tag, g), "displayName": format!("Stream {g}"), "securityEnabled": true,
-                        "groupTypes": [], "members": (0..10).map(|k| user(&uid(((g * 3 + k) as u64) % USERS as u64))).collect::<Vec<_>>()}))
-        .collect();
-    let sim = GraphSim::start(users, groups, &["--page-size", "4", "--member-slice", "5"]);
-    let svc = Service::new(&sim, dc, &ou);
+    fn user(&self, i: u64) -> Value {
+        user(&oid(self.tag, 1000 + i as u32))
+    }
 
-    let mut rng = Lcg(0xC0FFEE);
-    let mut changes = 0usize;
-    let mut kills = 0;
-    while changes < 10_000 || kills < 20 {
-        let mut child = svc.spawn();
-        // A burst of tenant changes while the service runs.
-        let ops: Vec<Value> = (0..500)
+    /// 500 tenant changes: 10 % renames (half of them with a new description), 50 % member
+    /// adds, 40 % member removals, on random groups.
+    fn burst(&self, rng: &mut Lcg) -> Vec<Value> {
+        (0..500)
             .map(|_| {
-                let g = oid(tag, rng.next(GROUPS as u64) as u32);
+                let g = oid(self.tag, rng.next(GROUPS as u64) as u32);
                 match rng.next(10) {
-                    0 => json!({"op": "put_group", "id": g, "properties": {"displayName": format!("Stream r{}", rng.next(1_000_000))}}),
-                    1..=5 => json!({"op": "members", "id": g, "add": [user(&uid(rng.next(USERS as u64)))], "remove": []}),
-                    _ => json!({"op": "members", "id": g, "add": [], "remove": [user(&uid(rng.next(USERS as u64)))]}),
+                    0 => {
+                        let mut p = json!({"displayName": format!("Stream r{}", rng.next(1_000_000))});
+                        if rng.next(2) == 0 {
+                            p["description"] = json!(format!("about {}", rng.next(1_000_000)));
+                        }
+                        json!({"op": "put_group", "id": g, "properties": p})
+                    }
+                    1..=5 => json!({"op": "members", "id": g, "add": [self.user(rng.next(USERS as u64))], "remove": []}),
+                    _ => json!({"op": "members", "id": g, "add": [], "remove": [self.user(rng.next(USERS as u64))]}),
                 }
             })
-            .collect();
-        changes += ops.len();
-        sim.bulk(ops).await;
-        tokio::time::sleep(Duration::from_millis(200 + rng.next(1800))).await;
-        child.kill().unwrap(); // SIGKILL, at a random moment
-        child.wait().unwrap();
-        kills += 1;
+            .collect()
     }
-    svc.once_ok();
-    let want = common::desired_state(&sim, &sid_of).await;
-    let have = common::actual_state(dc, &ou).await;
-    assert_eq!(have.len(), GROUPS as usize);
-    assert_eq!(have, want, "AD differs from the tenant after {kills} kills");
 
-    // How many queued changes were applied more than once (their ack died with the process).
-    let log = std::fs::read_to_string(svc.dir.path().join("run.log")).unwrap();
+    /// Posts a burst and waits for the moment to SIGKILL: a groups round in flight (its cursor
+    /// points mid-round) right after an ack (which sled has not flushed yet, so after the
+    /// restart that change is applied again: the crash window between apply and ack). A groups
+    /// round that read changes and ended without that moment (say the worker waited for a
+    /// slow DC) gets another burst. Returns the number of changes posted.
+    async fn kill_mid_round_after_ack(
+        &self,
+        sim: &GraphSim,
+        svc: &Service,
+        rng: &mut Lcg,
+    ) -> usize {
+        let busy_rounds = |s: &Value| {
+            s["rounds"].as_array().map_or(0, |r| {
+                r.iter()
+                    .filter(|r| r["resource"] == "groups" && r["items"].as_u64() > Some(0))
+                    .count()
+            })
+        };
+        let mut acked = LogCounter::new(svc, ACKED);
+        let (mut posted, mut rounds_at_burst, mut seen) = (0, None, acked.poll());
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let s = wait::status(svc).await.unwrap_or_default();
+            let fresh = acked.poll() > seen;
+            seen = acked.count;
+            if fresh && rounds_at_burst.is_some() && wait::round_in_flight(&s, "groups") {
+                return posted;
+            }
+            if rounds_at_burst.is_none_or(|n| busy_rounds(&s) > n) {
+                let ops = self.burst(rng);
+                posted += ops.len();
+                sim.bulk(ops).await;
+                rounds_at_burst = Some(busy_rounds(&s));
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no groups round in flight right after an ack:\n{}",
+                    tail(&wait::run_log(svc))
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Whether the process killed when the request log held `killed_at` records died mid-round:
+/// the first groups delta request logged after that point asks for a `$skiptoken` page. That
+/// request is either the dead process's last one (answered late) or the next process's first;
+/// both ask for the link the dead process stored as its cursor.
+fn killed_mid_round(requests: &[Value], killed_at: usize) -> bool {
+    requests[killed_at..]
+        .iter()
+        .find(|r| r["path"] == "/v1.0/groups/delta")
+        .is_some_and(|r| r["query"].as_str().unwrap().contains("skiptoken"))
+}
+
+/// Sequence numbers of the queued changes acked in `log`, counting how many were acked more
+/// than once (their ack died with the process): (acked, re-applied).
+fn acks(log: &str) -> (usize, usize) {
     let mut seen = BTreeSet::new();
     let (mut applied, mut reapplied) = (0, 0);
-    for line in log.lines().filter(|l| l.contains("\"message\":\"acked\"")) {
+    for line in log.lines().filter(|l| l.contains(ACKED)) {
         let v: Value = serde_json::from_str(line).unwrap();
         for seq in v["seqs"]
             .as_str()
@@ -151,10 +186,86 @@ async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
             }
         }
     }
+    (applied, reapplied)
+}
+
+/// The worker's debug line after a group's changes were acked (it carries their seqs).
+const ACKED: &str = "\"message\":\"acked\"";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("stream").await;
+    let stream = Stream::new(dc).await;
+    let sim = GraphSim::start(
+        stream.users.clone(),
+        stream.groups.clone(),
+        &["--page-size", "4", "--member-slice", "5"],
+    );
+    // Every groups delta page is answered 100 ms late: a round spans seconds, so the kills
+    // below, which wait for a round in flight, land inside one.
+    sim.faults(json!({"delay": {"ms": 100, "path": "/v1.0/groups/delta"}}))
+        .await;
+    let svc = Service::new(&sim, dc, &ou);
+
+    let mut rng = Lcg(0xC0FFEE);
+    let mut changes = 0usize;
+    let mut kill_points = Vec::new();
+    while changes < 10_000 || kill_points.len() < 20 {
+        let mut child = svc.spawn();
+        // The process first finishes the round the previous kill interrupted.
+        wait::until(
+            "a completed poll cycle",
+            120,
+            Duration::from_millis(20),
+            Some(&svc),
+            async || {
+                wait::status(&svc)
+                    .await
+                    .is_some_and(|s| !s["last_successful_round_ms"].is_null())
+            },
+        )
+        .await;
+        // Then bursts of tenant changes, which the next round reads, until the kill lands.
+        changes += stream.kill_mid_round_after_ack(&sim, &svc, &mut rng).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kill_points.push(sim.requests().await.len());
+    }
+    sim.clear_faults().await;
+    // The first run finishes the round the last kill interrupted (a snapshot from before the
+    // last burst, maybe); the second starts from its deltaLink, after every change.
+    svc.once_ok();
+    svc.once_ok();
+    let kills = kill_points.len();
+    common::compare::assert_ad_equals_tenant(
+        &sim,
+        dc,
+        &ou,
+        // Every name this test gives a group ("Stream <n>", "Stream r<n>") yields the same
+        // sAMAccountName, so which one AD created a group with does not matter.
+        &Expect::members(&stream.sid_of),
+        GROUPS as usize,
+        &format!("after {kills} SIGKILLs"),
+    )
+    .await;
+
+    let requests = sim.requests().await;
+    let mid_round = kill_points
+        .iter()
+        .filter(|k| killed_mid_round(&requests, **k))
+        .count();
+    let (applied, reapplied) = acks(&wait::run_log(&svc));
     eprintln!(
-        "stream: {changes} tenant changes, {kills} SIGKILLs, {applied} queued changes acked, {reapplied} re-applied after a crash"
+        "stream: {changes} tenant changes, {kills} SIGKILLs ({mid_round} mid-round), \
+         {applied} queued changes acked, {reapplied} re-applied after a crash"
     );
     assert!(kills >= 20 && changes >= 10_000);
+    assert!(mid_round >= 1, "no SIGKILL landed mid-round");
+    assert!(
+        reapplied > 0,
+        "no change was re-applied: no SIGKILL hit the window between apply and ack"
+    );
 }
 
 /// Loopback IP of the DC the outage test starts, stops and restarts (not the shared one).
@@ -194,9 +305,8 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
             ..Options::new(&dc, &sim)
         },
     );
-    show_log_on_timeout(&svc);
     let mut child = svc.spawn();
-    wait_until("the initial write", 30, async || {
+    wait_for(&svc, "the initial write", 30, async || {
         display_names(&dc, &ou).await.len() == 10
     })
     .await;
@@ -224,8 +334,8 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
         .await;
     }
     // While AD is down: not ready, changes wait in the queue.
-    wait_until("readyz to report AD down", 40, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "readyz to report AD down", 40, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(code, body)| code == 503 && body.contains("AD"))
     })
@@ -240,7 +350,7 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
         "{}",
         String::from_utf8_lossy(&restart.stderr)
     );
-    wait_until("AD to converge after the outage", 90, async || {
+    wait_for(&svc, "AD to converge after the outage", 90, async || {
         let names = display_names(&dc, &ou).await;
         names.len() == 15
             && names
@@ -288,12 +398,12 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
     }
     let _unmount = Unmount(mnt.clone());
     let mut child = svc.spawn();
-    wait_until("the first group", 30, async || {
+    wait_for(&svc, "the first group", 30, async || {
         dc.groups_in(&ou).await.len() == 1
     })
     .await;
-    wait_until("ready", 30, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "ready", 30, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(c, _)| c == 200)
     })
@@ -309,8 +419,8 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
         let big_description = "x".repeat(400);
         sim.put_group(&oid(tag, g), json!({"displayName": format!("Disk {g}"), "description": big_description, "securityEnabled": true})).await;
     }
-    wait_until("readyz to report the state store", 60, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "readyz to report the state store", 60, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(c, b)| c == 503 && b.contains("state store"))
     })
@@ -320,12 +430,12 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
 
     // Space returns: the service resumes by itself and nothing is lost.
     std::fs::remove_file(&filler).unwrap();
-    wait_until("all groups after space returned", 90, async || {
+    wait_for(&svc, "all groups after space returned", 90, async || {
         dc.groups_in(&ou).await.len() == 20
     })
     .await;
-    wait_until("ready again", 60, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "ready again", 60, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(c, _)| c == 200)
     })
