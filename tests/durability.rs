@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::compare::Expect;
+use common::compare::{self, Expect, anchor};
 use common::samba::{self, SambaDc, attr_first, unique_suffix};
 use common::service::{Options, Service, tail};
 use common::sim::{GraphSim, oid, user};
@@ -155,17 +155,6 @@ impl Stream {
     }
 }
 
-/// Whether the process killed when the request log held `killed_at` records died mid-round:
-/// the first groups delta request logged after that point asks for a `$skiptoken` page. That
-/// request is either the dead process's last one (answered late) or the next process's first;
-/// both ask for the link the dead process stored as its cursor.
-fn killed_mid_round(requests: &[Value], killed_at: usize) -> bool {
-    requests[killed_at..]
-        .iter()
-        .find(|r| r["path"] == "/v1.0/groups/delta")
-        .is_some_and(|r| r["query"].as_str().unwrap().contains("skiptoken"))
-}
-
 /// Sequence numbers of the queued changes acked in `log`, counting how many were acked more
 /// than once (their ack died with the process): (acked, re-applied).
 fn acks(log: &str) -> (usize, usize) {
@@ -253,7 +242,7 @@ async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
     let requests = sim.requests().await;
     let mid_round = kill_points
         .iter()
-        .filter(|k| killed_mid_round(&requests, **k))
+        .filter(|k| wait::killed_mid_round(&requests, **k))
         .count();
     let (applied, reapplied) = acks(&wait::run_log(&svc));
     eprintln!(
@@ -266,6 +255,15 @@ async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
         reapplied > 0,
         "no change was re-applied: no SIGKILL hit the window between apply and ack"
     );
+}
+
+/// The last `/delta` request graph-sim answered.
+fn last_delta_request(requests: &[Value]) -> Value {
+    requests
+        .iter()
+        .rfind(|r| r["path"].as_str().unwrap().ends_with("/delta"))
+        .expect("a delta request")
+        .clone()
 }
 
 /// Loopback IP of the DC the outage test starts, stops and restarts (not the shared one).
@@ -427,6 +425,15 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
     .await;
     let during = dc.groups_in(&ou).await.len();
     assert!(during < 20, "pages were taken although the disk was full");
+    // The page whose commit failed was the last one asked for. The tenant moves on while the
+    // disk stays full.
+    let failed = last_delta_request(&sim.requests().await);
+    let full_until = sim.requests().await.len();
+    sim.put_group(
+        &oid(tag, 0),
+        json!({"displayName": "Disk 0 renamed while full"}),
+    )
+    .await;
 
     // Space returns: the service resumes by itself and nothing is lost.
     std::fs::remove_file(&filler).unwrap();
@@ -434,6 +441,30 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
         dc.groups_in(&ou).await.len() == 20
     })
     .await;
+    // The cursor did not move past the unpersisted page: the service asks for that very page
+    // again (not for the link the failed page returned).
+    let mut again = None;
+    wait_for(
+        &svc,
+        "the failed page to be asked for again",
+        60,
+        async || {
+            again = sim.requests().await[full_until..]
+                .iter()
+                .find(|r| r["path"] == failed["path"])
+                .cloned();
+            again.is_some()
+        },
+    )
+    .await;
+    assert_eq!(
+        again.unwrap()["query"],
+        failed["query"],
+        "the cursor advanced past a page that was never persisted (failed: {failed})"
+    );
+    let no_users = BTreeMap::new();
+    let expect = Expect::members(&no_users).created_as([(oid(tag, 0), "Disk 0".to_string())]);
+    compare::wait_ad_equals_tenant(&sim, dc, &ou, &expect, 20, 60, "after space returned").await;
     wait_for(&svc, "ready again", 60, async || {
         wait::http_get(svc.http_port, "/readyz")
             .await
@@ -484,10 +515,7 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
 
     // An admin deletes the written groups by hand (or restores AD from an old backup).
     for id in [&a, &b] {
-        let e = dc
-            .group_by_anchor(&ou, &format!("Group_{id}"))
-            .await
-            .unwrap();
+        let e = dc.group_by_anchor(&ou, &anchor(id)).await.unwrap();
         ldap.delete(&e.dn).await.unwrap().success().unwrap();
     }
     svc.once_ok(); // nothing changed in the cloud: nothing happens
@@ -505,16 +533,8 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
         String::from_utf8_lossy(&out.stdout)
     );
     svc.once_ok();
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{a}"))
-            .await
-            .is_some()
-    );
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{b}"))
-            .await
-            .is_some()
-    );
+    assert!(dc.group_by_anchor(&ou, &anchor(&a)).await.is_some());
+    assert!(dc.group_by_anchor(&ou, &anchor(&b)).await.is_some());
 
     // The cause of the dead letter is fixed; replay --dead applies it.
     ldap.delete(&blocker).await.unwrap().success().unwrap();
@@ -525,11 +545,7 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
         String::from_utf8_lossy(&out.stdout)
     );
     svc.once_ok();
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{blocked}"))
-            .await
-            .is_some()
-    );
+    assert!(dc.group_by_anchor(&ou, &anchor(&blocked)).await.is_some());
     let s: Value = serde_json::from_slice(&svc.run(&["queue", "status", "--json"]).stdout).unwrap();
     assert_eq!(s["dead_letters"], 0);
     // Nothing pending; `queue show` finds an applied change in the journal.
@@ -538,10 +554,7 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
     assert!(listed.is_empty(), "{listed:?}");
 
     // --group and --from: delete one group by hand again, replay only that group.
-    let e = dc
-        .group_by_anchor(&ou, &format!("Group_{a}"))
-        .await
-        .unwrap();
+    let e = dc.group_by_anchor(&ou, &anchor(&a)).await.unwrap();
     ldap.delete(&e.dn).await.unwrap().success().unwrap();
     let out = svc.run(&["replay", "--group", &a]);
     assert!(
@@ -555,19 +568,41 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
     assert_eq!(queued[0]["change"]["group_id"], a.as_str());
     let seq = queued[0]["seq"].as_u64().unwrap();
     svc.once_ok();
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{a}"))
-            .await
-            .is_some()
-    );
+    assert!(dc.group_by_anchor(&ou, &anchor(&a)).await.is_some());
     let shown: Value =
         serde_json::from_slice(&svc.run(&["queue", "show", &seq.to_string()]).stdout).unwrap();
     assert_eq!(shown["state"], "journal", "{shown}");
+
+    // --from SEQ: journal entries from SEQ on are re-applied, earlier ones are not. An admin
+    // edits both groups by hand; SEQ is A's entry, the last one, so only A is rewritten.
+    for id in [&a, &b] {
+        let e = dc.group_by_anchor(&ou, &anchor(id)).await.unwrap();
+        let edited = std::collections::HashSet::from(["edited by hand"]);
+        ldap.modify(&e.dn, vec![ldap3::Mod::Replace("displayName", edited)])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+    }
     let out = svc.run(&["replay", "--from", &seq.to_string()]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("re-queued a reconcile of"),
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("re-queued a reconcile of 1 group(s)\n  {a}\n")),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    svc.once_ok();
+    let want = compare::desired_state(&sim, dc, &Expect::members(&BTreeMap::new())).await;
+    let have = compare::actual_state(dc, &ou).await;
+    assert_eq!(have[&anchor(&a)], want[&anchor(&a)], "A was not rewritten");
+    let b_edited = compare::Group {
+        display_name: "edited by hand".into(),
+        ..want[&anchor(&b)].clone()
+    };
+    assert_eq!(
+        have[&anchor(&b)],
+        b_edited,
+        "B (journal entries before --from only) was re-applied"
     );
     let missing = svc.run(&["queue", "show", "999999999999"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -600,7 +635,18 @@ async fn bad_state_directories_are_refused_clearly() {
     // Locked by a running instance.
     svc.once_ok();
     let mut child = svc.spawn();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The store is opened (and locked) before the HTTP server starts.
+    wait_for(
+        &svc,
+        "the running instance to serve /healthz",
+        30,
+        async || {
+            wait::http_get(svc.http_port, "/healthz")
+                .await
+                .is_some_and(|(c, _)| c == 200)
+        },
+    )
+    .await;
     let out = svc.run(&["queue", "status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));

@@ -325,3 +325,25 @@ pub async fn assert_ad_equals_tenant(
     assert_same(&want, &have, context);
     have
 }
+
+/// Waits (up to `secs`) until AD under `ou` equals what the tenant maps to, for tests where
+/// the service keeps running; on timeout fails with the diff.
+pub async fn wait_ad_equals_tenant(
+    sim: &GraphSim,
+    dc: &SambaDc,
+    ou: &str,
+    expect: &Expect<'_>,
+    at_least: usize,
+    secs: u64,
+    context: &str,
+) -> GroupState {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let want = desired_state(sim, dc, expect).await;
+        let have = actual_state(dc, ou).await;
+        if want == have || std::time::Instant::now() >= deadline {
+            return assert_ad_equals_tenant(sim, dc, ou, expect, at_least, context).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

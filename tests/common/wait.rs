@@ -52,6 +52,17 @@ pub fn round_in_flight(status: &Value, resource: &str) -> bool {
     })
 }
 
+/// Whether the process killed when the request log held `killed_at` records died mid-round:
+/// the first groups delta request logged after that point asks for a `$skiptoken` page. That
+/// request is either the dead process's last one (answered late) or the next process's first;
+/// both ask for the link the dead process stored as its cursor.
+pub fn killed_mid_round(requests: &[Value], killed_at: usize) -> bool {
+    requests[killed_at..]
+        .iter()
+        .find(|r| r["path"] == "/v1.0/groups/delta")
+        .is_some_and(|r| r["query"].as_str().unwrap().contains("skiptoken"))
+}
+
 /// The service's `run.log` (stderr of every [`Service::spawn`]) so far.
 pub fn run_log(svc: &Service) -> String {
     std::fs::read_to_string(svc.dir.path().join("run.log")).unwrap_or_default()
