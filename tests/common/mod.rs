@@ -7,6 +7,7 @@ pub mod compare;
 pub mod samba;
 pub mod service;
 pub mod sim;
+pub mod stream;
 pub mod wait;
 
 use serde_json::{Value, json};
