@@ -3,34 +3,22 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::samba::{self, SambaDc, attr_first, unique_suffix};
+use common::compare::{self, Expect, anchor};
+use common::samba::{self, SambaDc, attr_first};
 use common::service::{Options, Service, tail};
-use common::sim::{GraphSim, oid, user};
+use common::sim::{GraphSim, oid};
+use common::stream::{GROUPS, Lcg, Stream, acks};
+use common::wait;
 use ldap3::Scope;
 use serde_json::{Value, json};
 
-thread_local! {
-    static LOG: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
-}
-
-fn show_log_on_timeout(svc: &Service) {
-    LOG.with(|l| *l.borrow_mut() = Some(svc.dir.path().join("run.log")));
-}
-
-/// A deterministic pseudo-random sequence (no extra crate needed).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
+/// Waits (polling every 250 ms) for `f`, showing `svc`'s log on timeout.
+async fn wait_for<F: AsyncFnMut() -> bool>(svc: &Service, what: &str, secs: u64, f: F) {
+    wait::until(what, secs, Duration::from_millis(250), Some(svc), f).await
 }
 
 /// displayName of every group under `ou` (one search; safe while groups are being renamed).
@@ -54,107 +42,89 @@ async fn display_names(dc: &SambaDc, ou: &str) -> Vec<String> {
         .collect()
 }
 
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
-        .await
-        .ok()?;
-    Some((r.status().as_u16(), r.text().await.ok()?))
-}
-
-async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, secs: u64, mut f: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        if Instant::now() >= deadline {
-            // The service's log, if the current test has one, explains most timeouts.
-            if let Some(log) = LOG.with(|l| l.borrow().clone()) {
-                eprintln!(
-                    "--- service log ---\n{}",
-                    tail(&std::fs::read_to_string(log).unwrap_or_default())
-                );
-            }
-            panic!("timed out after {secs}s waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_changes_and_twenty_sigkills_lose_nothing() {
     let dc = samba::shared();
     let ou = dc.fresh_ou("stream").await;
-    let users_ou = dc.fresh_ou("stream-users").await;
-    let tag = 0xd00;
-    const USERS: usize = 200;
-    const GROUPS: u32 = 60;
-    let sids = dc
-        .create_users(&users_ou, &format!("st{}-", unique_suffix()), USERS)
+    let stream = Stream::new(dc).await;
+    let sim = GraphSim::start(
+        stream.users.clone(),
+        stream.groups.clone(),
+        &["--page-size", "4", "--member-slice", "5"],
+    );
+    // Every groups delta page is answered 100 ms late: a round spans seconds, so the kills
+    // below, which wait for a round in flight, land inside one.
+    sim.faults(json!({"delay": {"ms": 100, "path": "/v1.0/groups/delta"}}))
         .await;
-    let uid = |i: u64| oid(tag, 1000 + i as u32);
-    let sid_of: BTreeMap<String, String> = (0..USERS)
-        .map(|i| (uid(i as u64), sids[i].clone()))
-        .collect();
-    let users: Vec<Value> = (0..USERS)
-        .map(|i| common::synced_user(&uid(i as u64), &sids[i]))
-        .collect();
-    let groups: Vec<Value> = (0..GROUPS)
-        .map(|g| json!({"id": oid(tag, g), "displayName": format!("Stream {g}"), "securityEnabled": true,
-                        "groupTypes": [], "members": (0..10).map(|k| user(&uid(((g * 3 + k) as u64) % USERS as u64))).collect::<Vec<_>>()}))
-        .collect();
-    let sim = GraphSim::start(users, groups, &["--page-size", "4", "--member-slice", "5"]);
     let svc = Service::new(&sim, dc, &ou);
 
     let mut rng = Lcg(0xC0FFEE);
     let mut changes = 0usize;
-    let mut kills = 0;
-    while changes < 10_000 || kills < 20 {
+    let mut kill_points = Vec::new();
+    while changes < 10_000 || kill_points.len() < 20 {
         let mut child = svc.spawn();
-        // A burst of tenant changes while the service runs.
-        let ops: Vec<Value> = (0..500)
-            .map(|_| {
-                let g = oid(tag, rng.next(GROUPS as u64) as u32);
-                match rng.next(10) {
-                    0 => json!({"op": "put_group", "id": g, "properties": {"displayName": format!("Stream r{}", rng.next(1_000_000))}}),
-                    1..=5 => json!({"op": "members", "id": g, "add": [user(&uid(rng.next(USERS as u64)))], "remove": []}),
-                    _ => json!({"op": "members", "id": g, "add": [], "remove": [user(&uid(rng.next(USERS as u64)))]}),
-                }
-            })
-            .collect();
-        changes += ops.len();
-        sim.bulk(ops).await;
-        tokio::time::sleep(Duration::from_millis(200 + rng.next(1800))).await;
-        child.kill().unwrap(); // SIGKILL, at a random moment
+        // The process first finishes the round the previous kill interrupted.
+        wait::until(
+            "a completed poll cycle",
+            120,
+            Duration::from_millis(20),
+            Some(&svc),
+            async || {
+                wait::status(&svc)
+                    .await
+                    .is_some_and(|s| !s["last_successful_round_ms"].is_null())
+            },
+        )
+        .await;
+        // Then bursts of tenant changes, which the next round reads, until the kill lands.
+        changes += stream.kill_mid_round_after_ack(&sim, &svc, &mut rng).await;
+        child.kill().unwrap();
         child.wait().unwrap();
-        kills += 1;
+        kill_points.push(sim.requests().await.len());
     }
+    sim.clear_faults().await;
+    // The first run finishes the round the last kill interrupted (a snapshot from before the
+    // last burst, maybe); the second starts from its deltaLink, after every change.
     svc.once_ok();
-    let want = common::desired_state(&sim, &sid_of).await;
-    let have = common::actual_state(dc, &ou).await;
-    assert_eq!(have.len(), GROUPS as usize);
-    assert_eq!(have, want, "AD differs from the tenant after {kills} kills");
+    svc.once_ok();
+    let kills = kill_points.len();
+    common::compare::assert_ad_equals_tenant(
+        &sim,
+        dc,
+        &ou,
+        // Every name this test gives a group ("Stream <n>", "Stream r<n>") yields the same
+        // sAMAccountName, so which one AD created a group with does not matter.
+        &Expect::members(&stream.sid_of),
+        GROUPS as usize,
+        &format!("after {kills} SIGKILLs"),
+    )
+    .await;
 
-    // How many queued changes were applied more than once (their ack died with the process).
-    let log = std::fs::read_to_string(svc.dir.path().join("run.log")).unwrap();
-    let mut seen = BTreeSet::new();
-    let (mut applied, mut reapplied) = (0, 0);
-    for line in log.lines().filter(|l| l.contains("\"message\":\"acked\"")) {
-        let v: Value = serde_json::from_str(line).unwrap();
-        for seq in v["seqs"]
-            .as_str()
-            .unwrap()
-            .trim_matches(['[', ']'])
-            .split(", ")
-            .filter(|s| !s.is_empty())
-        {
-            applied += 1;
-            if !seen.insert(seq.to_string()) {
-                reapplied += 1;
-            }
-        }
-    }
+    let requests = sim.requests().await;
+    let mid_round = kill_points
+        .iter()
+        .filter(|k| wait::killed_mid_round(&requests, **k))
+        .count();
+    let (applied, reapplied) = acks(&wait::run_log(&svc));
     eprintln!(
-        "stream: {changes} tenant changes, {kills} SIGKILLs, {applied} queued changes acked, {reapplied} re-applied after a crash"
+        "stream: {changes} tenant changes, {kills} SIGKILLs ({mid_round} mid-round), \
+         {applied} queued changes acked, {reapplied} re-applied after a crash"
     );
     assert!(kills >= 20 && changes >= 10_000);
+    assert!(mid_round >= 1, "no SIGKILL landed mid-round");
+    assert!(
+        reapplied > 0,
+        "no change was re-applied: no SIGKILL hit the window between apply and ack"
+    );
+}
+
+/// The last `/delta` request graph-sim answered.
+fn last_delta_request(requests: &[Value]) -> Value {
+    requests
+        .iter()
+        .rfind(|r| r["path"].as_str().unwrap().ends_with("/delta"))
+        .expect("a delta request")
+        .clone()
 }
 
 /// Loopback IP of the DC the outage test starts, stops and restarts (not the shared one).
@@ -194,9 +164,8 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
             ..Options::new(&dc, &sim)
         },
     );
-    show_log_on_timeout(&svc);
     let mut child = svc.spawn();
-    wait_until("the initial write", 30, async || {
+    wait_for(&svc, "the initial write", 30, async || {
         display_names(&dc, &ou).await.len() == 10
     })
     .await;
@@ -224,8 +193,8 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
         .await;
     }
     // While AD is down: not ready, changes wait in the queue.
-    wait_until("readyz to report AD down", 40, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "readyz to report AD down", 40, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(code, body)| code == 503 && body.contains("AD"))
     })
@@ -240,14 +209,11 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
         "{}",
         String::from_utf8_lossy(&restart.stderr)
     );
-    wait_until("AD to converge after the outage", 90, async || {
-        let names = display_names(&dc, &ou).await;
-        names.len() == 15
-            && names
-                .iter()
-                .all(|n| n.contains("during outage") || n.ends_with("new"))
-    })
-    .await;
+    let no_users = BTreeMap::new();
+    // sAMAccountName is set at creation (before the outage renames) and kept.
+    let expect =
+        Expect::members(&no_users).created_as((0..10).map(|g| (oid(tag, g), format!("Out {g}"))));
+    compare::wait_ad_equals_tenant(&sim, &dc, &ou, &expect, 15, 90, "after the outage").await;
     Command::new("kill")
         .arg(child.id().to_string())
         .status()
@@ -288,12 +254,12 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
     }
     let _unmount = Unmount(mnt.clone());
     let mut child = svc.spawn();
-    wait_until("the first group", 30, async || {
+    wait_for(&svc, "the first group", 30, async || {
         dc.groups_in(&ou).await.len() == 1
     })
     .await;
-    wait_until("ready", 30, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "ready", 30, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(c, _)| c == 200)
     })
@@ -309,23 +275,56 @@ async fn a_full_disk_stops_pages_reports_unready_and_resumes() {
         let big_description = "x".repeat(400);
         sim.put_group(&oid(tag, g), json!({"displayName": format!("Disk {g}"), "description": big_description, "securityEnabled": true})).await;
     }
-    wait_until("readyz to report the state store", 60, async || {
-        http_get(svc.http_port, "/readyz")
+    wait_for(&svc, "readyz to report the state store", 60, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(c, b)| c == 503 && b.contains("state store"))
     })
     .await;
     let during = dc.groups_in(&ou).await.len();
     assert!(during < 20, "pages were taken although the disk was full");
+    // The page whose commit failed was the last one asked for. The tenant moves on while the
+    // disk stays full.
+    let failed = last_delta_request(&sim.requests().await);
+    let full_until = sim.requests().await.len();
+    sim.put_group(
+        &oid(tag, 0),
+        json!({"displayName": "Disk 0 renamed while full"}),
+    )
+    .await;
 
     // Space returns: the service resumes by itself and nothing is lost.
     std::fs::remove_file(&filler).unwrap();
-    wait_until("all groups after space returned", 90, async || {
+    wait_for(&svc, "all groups after space returned", 90, async || {
         dc.groups_in(&ou).await.len() == 20
     })
     .await;
-    wait_until("ready again", 60, async || {
-        http_get(svc.http_port, "/readyz")
+    // The cursor did not move past the unpersisted page: the service asks for that very page
+    // again (not for the link the failed page returned).
+    let mut again = None;
+    wait_for(
+        &svc,
+        "the failed page to be asked for again",
+        60,
+        async || {
+            again = sim.requests().await[full_until..]
+                .iter()
+                .find(|r| r["path"] == failed["path"])
+                .cloned();
+            again.is_some()
+        },
+    )
+    .await;
+    assert_eq!(
+        again.unwrap()["query"],
+        failed["query"],
+        "the cursor advanced past a page that was never persisted (failed: {failed})"
+    );
+    let no_users = BTreeMap::new();
+    let expect = Expect::members(&no_users).created_as([(oid(tag, 0), "Disk 0".to_string())]);
+    compare::wait_ad_equals_tenant(&sim, dc, &ou, &expect, 20, 60, "after space returned").await;
+    wait_for(&svc, "ready again", 60, async || {
+        wait::http_get(svc.http_port, "/readyz")
             .await
             .is_some_and(|(c, _)| c == 200)
     })
@@ -374,10 +373,7 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
 
     // An admin deletes the written groups by hand (or restores AD from an old backup).
     for id in [&a, &b] {
-        let e = dc
-            .group_by_anchor(&ou, &format!("Group_{id}"))
-            .await
-            .unwrap();
+        let e = dc.group_by_anchor(&ou, &anchor(id)).await.unwrap();
         ldap.delete(&e.dn).await.unwrap().success().unwrap();
     }
     svc.once_ok(); // nothing changed in the cloud: nothing happens
@@ -395,16 +391,8 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
         String::from_utf8_lossy(&out.stdout)
     );
     svc.once_ok();
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{a}"))
-            .await
-            .is_some()
-    );
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{b}"))
-            .await
-            .is_some()
-    );
+    assert!(dc.group_by_anchor(&ou, &anchor(&a)).await.is_some());
+    assert!(dc.group_by_anchor(&ou, &anchor(&b)).await.is_some());
 
     // The cause of the dead letter is fixed; replay --dead applies it.
     ldap.delete(&blocker).await.unwrap().success().unwrap();
@@ -415,11 +403,7 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
         String::from_utf8_lossy(&out.stdout)
     );
     svc.once_ok();
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{blocked}"))
-            .await
-            .is_some()
-    );
+    assert!(dc.group_by_anchor(&ou, &anchor(&blocked)).await.is_some());
     let s: Value = serde_json::from_slice(&svc.run(&["queue", "status", "--json"]).stdout).unwrap();
     assert_eq!(s["dead_letters"], 0);
     // Nothing pending; `queue show` finds an applied change in the journal.
@@ -428,10 +412,7 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
     assert!(listed.is_empty(), "{listed:?}");
 
     // --group and --from: delete one group by hand again, replay only that group.
-    let e = dc
-        .group_by_anchor(&ou, &format!("Group_{a}"))
-        .await
-        .unwrap();
+    let e = dc.group_by_anchor(&ou, &anchor(&a)).await.unwrap();
     ldap.delete(&e.dn).await.unwrap().success().unwrap();
     let out = svc.run(&["replay", "--group", &a]);
     assert!(
@@ -445,19 +426,41 @@ async fn replay_restores_hand_deleted_groups_and_fixed_dead_letters() {
     assert_eq!(queued[0]["change"]["group_id"], a.as_str());
     let seq = queued[0]["seq"].as_u64().unwrap();
     svc.once_ok();
-    assert!(
-        dc.group_by_anchor(&ou, &format!("Group_{a}"))
-            .await
-            .is_some()
-    );
+    assert!(dc.group_by_anchor(&ou, &anchor(&a)).await.is_some());
     let shown: Value =
         serde_json::from_slice(&svc.run(&["queue", "show", &seq.to_string()]).stdout).unwrap();
     assert_eq!(shown["state"], "journal", "{shown}");
+
+    // --from SEQ: journal entries from SEQ on are re-applied, earlier ones are not. An admin
+    // edits both groups by hand; SEQ is A's entry, the last one, so only A is rewritten.
+    for id in [&a, &b] {
+        let e = dc.group_by_anchor(&ou, &anchor(id)).await.unwrap();
+        let edited = std::collections::HashSet::from(["edited by hand"]);
+        ldap.modify(&e.dn, vec![ldap3::Mod::Replace("displayName", edited)])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+    }
     let out = svc.run(&["replay", "--from", &seq.to_string()]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("re-queued a reconcile of"),
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("re-queued a reconcile of 1 group(s)\n  {a}\n")),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    svc.once_ok();
+    let want = compare::desired_state(&sim, dc, &Expect::members(&BTreeMap::new())).await;
+    let have = compare::actual_state(dc, &ou).await;
+    assert_eq!(have[&anchor(&a)], want[&anchor(&a)], "A was not rewritten");
+    let b_edited = compare::Group {
+        display_name: "edited by hand".into(),
+        ..want[&anchor(&b)].clone()
+    };
+    assert_eq!(
+        have[&anchor(&b)],
+        b_edited,
+        "B (journal entries before --from only) was re-applied"
     );
     let missing = svc.run(&["queue", "show", "999999999999"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -490,7 +493,18 @@ async fn bad_state_directories_are_refused_clearly() {
     // Locked by a running instance.
     svc.once_ok();
     let mut child = svc.spawn();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The store is opened (and locked) before the HTTP server starts.
+    wait_for(
+        &svc,
+        "the running instance to serve /healthz",
+        30,
+        async || {
+            wait::http_get(svc.http_port, "/healthz")
+                .await
+                .is_some_and(|(c, _)| c == 200)
+        },
+    )
+    .await;
     let out = svc.run(&["queue", "status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));

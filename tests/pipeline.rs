@@ -5,59 +5,32 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::compare::{self, Expect, anchor};
 use common::samba::{self, SambaDc, attr_first, entry_sid, unique_suffix};
 use common::service::Service;
 use common::sim::{GraphSim, group, oid, user};
 use serde_json::{Value, json};
 
-/// What a written-back group looks like in AD, keyed by its anchor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AdGroup {
-    cn: String,
-    display_name: Option<String>,
-    description: Option<String>,
-    group_type: Option<String>,
-    sam: Option<String>,
-    members: BTreeSet<String>,
-    usn: Option<String>,
-    sid: Option<String>,
+/// uSNChanged and objectSid of every group under `ou`, by anchor: whether AD objects were
+/// modified or re-created (the content is compared by [`compare`]).
+async fn usn_and_sid(dc: &SambaDc, ou: &str) -> BTreeMap<String, (String, String)> {
+    dc.groups_in(ou)
+        .await
+        .iter()
+        .map(|e| {
+            let anchor = attr_first(e, "adminDescription").unwrap().to_string();
+            let usn = attr_first(e, "uSNChanged").unwrap().to_string();
+            (anchor, (usn, entry_sid(e).expect("group SID")))
+        })
+        .collect()
 }
 
-async fn ad_state(dc: &SambaDc, ou: &str) -> BTreeMap<String, AdGroup> {
-    let mut out = BTreeMap::new();
-    for e in dc.groups_in(ou).await {
-        let anchor = attr_first(&e, "adminDescription")
-            .unwrap_or("(none)")
-            .to_string();
-        if dc.schema_patched {
-            assert_eq!(
-                attr_first(&e, "msDS-ExternalDirectoryObjectId"),
-                Some(anchor.as_str()),
-                "{}",
-                e.dn
-            );
-        }
-        let g = AdGroup {
-            cn: attr_first(&e, "cn").unwrap_or_default().to_string(),
-            display_name: attr_first(&e, "displayName").map(str::to_string),
-            description: attr_first(&e, "description").map(str::to_string),
-            group_type: attr_first(&e, "groupType").map(str::to_string),
-            sam: attr_first(&e, "sAMAccountName").map(str::to_string),
-            members: dc.member_sids(&e.dn).await,
-            usn: attr_first(&e, "uSNChanged").map(str::to_string),
-            sid: entry_sid(&e),
-        };
-        assert!(out.insert(anchor, g).is_none(), "duplicate anchor");
-    }
-    out
-}
-
-fn anchor(id: &str) -> String {
-    format!("Group_{id}")
-}
-
-fn sids(all: &[String], idx: &[usize]) -> BTreeSet<String> {
-    idx.iter().map(|i| all[*i].clone()).collect()
+/// Cloud user id → SID of its AD user, for `n` users made by `uid`.
+fn sid_map(sids: &[String], uid: impl Fn(usize) -> String) -> BTreeMap<String, String> {
+    sids.iter()
+        .enumerate()
+        .map(|(i, s)| (uid(i), s.clone()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,30 +73,32 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
     let svc = Service::new(&sim, dc, &ou);
 
     // Initial round: every in-scope group, right members; synced and distribution-only groups
-    // and cloud-only / device members left out.
+    // and cloud-only / device members left out; the M365 group without security is universal
+    // distribution, and the written-back group nested in it is a member.
+    let sid_of = sid_map(&u_sids, uid);
     svc.once_ok();
-    let s1 = ad_state(dc, &ou).await;
+    let s1 = compare::assert_ad_equals_tenant(
+        &sim,
+        dc,
+        &ou,
+        &Expect::members(&sid_of),
+        3,
+        "initial round",
+    )
+    .await;
     assert_eq!(
         s1.keys().cloned().collect::<BTreeSet<_>>(),
         [anchor(&a), anchor(&b), anchor(&e)].into_iter().collect()
     );
     let ga = &s1[&anchor(&a)];
     assert_eq!(ga.cn, format!("Alpha_{}", &a[a.len() - 12..]));
-    assert_eq!(ga.display_name.as_deref(), Some("Alpha"));
-    assert_eq!(ga.description.as_deref(), Some("first"));
-    assert_eq!(ga.group_type.as_deref(), Some("-2147483640"));
-    assert!(ga.sam.as_ref().is_some_and(|s| s.len() <= 20));
-    assert_eq!(ga.members, sids(&u_sids, &[0, 1]));
-    let gb = &s1[&anchor(&b)];
-    assert_eq!(
-        gb.group_type.as_deref(),
-        Some("8"),
-        "M365 without security → universal distribution"
+    assert_eq!(ga.group_type, compare::UNIVERSAL_SECURITY);
+    assert_eq!(s1[&anchor(&b)].group_type, compare::UNIVERSAL_DISTRIBUTION);
+    assert!(
+        s1[&anchor(&b)].members.contains(&anchor(&a)),
+        "nested group"
     );
-    let mut want_b = sids(&u_sids, &[2]);
-    want_b.insert(ga.sid.clone().expect("group SID"));
-    assert_eq!(gb.members, want_b, "nested written-back group is a member");
-    assert_eq!(s1[&anchor(&e)].members, sids(&u_sids, &[3]));
+    let ids1 = usn_and_sid(dc, &ou).await;
 
     // Later round: rename, description change, member add and remove, a new group, a hard delete.
     sim.put_group(&a, json!({"displayName": "Alpha Renamed"}))
@@ -137,23 +112,24 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
         .await;
     sim.delete_group(&e, true).await;
     svc.once_ok();
-    let s2 = ad_state(dc, &ou).await;
+    // sAMAccountName is set at creation and kept on rename.
+    let expect = Expect::members(&sid_of).created_as([(a.clone(), "Alpha".to_string())]);
+    let s2 = compare::assert_ad_equals_tenant(&sim, dc, &ou, &expect, 3, "later round").await;
     assert_eq!(
         s2.keys().cloned().collect::<BTreeSet<_>>(),
         [anchor(&a), anchor(&b), anchor(&f)].into_iter().collect()
     );
-    let ga2 = &s2[&anchor(&a)];
-    assert_eq!(ga2.cn, format!("Alpha Renamed_{}", &a[a.len() - 12..]));
-    assert_eq!(ga2.display_name.as_deref(), Some("Alpha Renamed"));
-    assert_eq!(ga2.sam, ga.sam, "sAMAccountName is kept on rename");
-    assert_eq!(ga2.sid, ga.sid, "renamed in place, not re-created");
-    assert_eq!(ga2.members, sids(&u_sids, &[0, 4]));
     assert_eq!(
-        s2[&anchor(&b)].description.as_deref(),
-        Some("team, updated")
+        s2[&anchor(&a)].sam,
+        ga.sam,
+        "sAMAccountName is kept on rename"
     );
-    assert_eq!(s2[&anchor(&b)].members, want_b);
-    assert_eq!(s2[&anchor(&f)].members, sids(&u_sids, &[0]));
+    let ids2 = usn_and_sid(dc, &ou).await;
+    assert_eq!(
+        ids2[&anchor(&a)].1,
+        ids1[&anchor(&a)].1,
+        "renamed in place, not re-created"
+    );
 
     // The same state again changes nothing: an empty round, then a full re-enumeration that
     // re-applies every group (resync) — no AD object is modified.
@@ -162,8 +138,12 @@ async fn rounds_converge_ad_exactly_and_reapplying_changes_nothing() {
     assert!(out.status.success());
     let log = svc.once_ok();
     assert!(log.contains("\"kind\":\"full\""), "resync ran a full round");
-    let s3 = ad_state(dc, &ou).await;
-    assert_eq!(s3, s2, "re-applying the same state modified AD");
+    compare::assert_same(&s2, &compare::actual_state(dc, &ou).await, "after resync");
+    assert_eq!(
+        usn_and_sid(dc, &ou).await,
+        ids2,
+        "re-applying the same state modified AD"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,11 +188,17 @@ async fn a_group_of_3000_members_split_across_pages_gets_all_of_them() {
         pages >= 3,
         "expected a multi-page groups round, got {pages} page(s)"
     );
-    let state = ad_state(dc, &ou).await;
-    let g = &state[&anchor(&big)];
-    assert_eq!(g.members.len(), N);
-    assert_eq!(g.members, u_sids.iter().cloned().collect::<BTreeSet<_>>());
-    assert_eq!(state.len(), 5);
+    let sid_of = sid_map(&u_sids, |i| oid(tag, 10_000 + i as u32));
+    let state = compare::assert_ad_equals_tenant(
+        &sim,
+        dc,
+        &ou,
+        &Expect::members(&sid_of),
+        5,
+        "large group",
+    )
+    .await;
+    assert_eq!(state[&anchor(&big)].members.len(), N);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,9 +223,16 @@ async fn members_without_a_sid_are_found_by_sam_account_name() {
     ];
     let sim = GraphSim::start(users, groups, &[]);
     Service::new(&sim, dc, &ou).once_ok();
-    let state = ad_state(dc, &ou).await;
-    assert_eq!(
-        state[&anchor(&g)].members,
-        sids.iter().cloned().collect::<BTreeSet<_>>()
-    );
+    // The users Graph lists by sAMAccountName are the AD users of that name.
+    let sid_of = sid_map(&sids, |i| oid(tag, 100 + i as u32));
+    let state = compare::assert_ad_equals_tenant(
+        &sim,
+        dc,
+        &ou,
+        &Expect::members(&sid_of),
+        1,
+        "by sAMAccountName",
+    )
+    .await;
+    assert_eq!(state[&anchor(&g)].members.len(), 2);
 }
