@@ -2,6 +2,7 @@
 //! binary ([`sim`]) and the entra-writeback binary driven through its contract ([`service`]).
 #![allow(dead_code)]
 
+pub mod large;
 pub mod relay;
 pub mod samba;
 pub mod service;
