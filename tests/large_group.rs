@@ -75,7 +75,7 @@ fn expected_ranges(n: usize, step: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_group_is_read_in_ranges_and_one_member_changes_cost_what_they_cost_on_a_small_one()
- {
+{
     let dc = samba::shared();
     let g = LargeGroup::new(dc, N, 1, 0xb00).await;
     let (initial_ops, _) = g.once();
@@ -84,7 +84,11 @@ async fn a_large_group_is_read_in_ranges_and_one_member_changes_cost_what_they_c
         .await
         .unwrap();
     let want: BTreeSet<String> = (0..N).map(|i| g.sid(i)).collect();
-    assert_members(&dc.member_sids(&e.dn).await, &want, "AD after the initial write");
+    assert_members(
+        &dc.member_sids(&e.dn).await,
+        &want,
+        "AD after the initial write",
+    );
     // A fixed cost (bind, rootDSE, schema probe, the sweep's listing; per group the anchor
     // search, the name and sAMAccountName checks, the add and its read-back: 14 in all) plus
     // one modify per batch of members: never one per member.
@@ -107,7 +111,11 @@ async fn a_large_group_is_read_in_ranges_and_one_member_changes_cost_what_they_c
     );
     let dir = dir.with_member_range_step(SMALL_STEP);
     let read = dir.member_sids(&e.dn).await.unwrap();
-    assert_members(&read, &want, &format!("member_sids at a step of {SMALL_STEP}"));
+    assert_members(
+        &read,
+        &want,
+        &format!("member_sids at a step of {SMALL_STEP}"),
+    );
     assert_eq!(
         relay.take_ranges("member"),
         expected_ranges(N as usize, SMALL_STEP)

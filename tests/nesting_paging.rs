@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::samba::{self, SambaDc, attr_first, entry_guid, entry_sid, unique_suffix};
 use common::relay::LdapRelay;
+use common::samba::{self, SambaDc, attr_first, entry_guid, entry_sid, unique_suffix};
 use common::service::{Options, Service, tail};
 use common::sim::{GraphSim, group, oid, user};
 use ldap3::{Scope, SearchEntry};

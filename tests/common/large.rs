@@ -47,7 +47,9 @@ impl LargeGroup {
         );
         let (big, small) = (oid(tag, 1), oid(tag, 2));
         let users: Vec<Value> = (0..n + spare + 1)
-            .map(|i| json!({"id": user_id(tag, i), "onPremisesSecurityIdentifier": sid(&domain, i)}))
+            .map(
+                |i| json!({"id": user_id(tag, i), "onPremisesSecurityIdentifier": sid(&domain, i)}),
+            )
             .collect();
         let members: Vec<Value> = (0..n).map(|i| user(&user_id(tag, i))).collect();
         let groups = vec![
