@@ -92,6 +92,33 @@ pub struct SambaDc {
 
 static SHARED: OnceLock<SambaDc> = OnceLock::new();
 
+/// `deploy/samba-ad.sh`.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/samba-ad.sh")
+}
+
+/// Stops the `deploy/samba-ad.sh` instance on this IP when dropped (also on panic).
+pub struct StopOnDrop(pub &'static str);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        stop(self.0);
+    }
+}
+
+/// Runs `deploy/samba-ad.sh stop --ip IP` (quietly; stopping nothing is fine). Never for the
+/// shared DC.
+pub fn stop(ip: &str) {
+    assert_ne!(ip, DEFAULT_IP, "the shared DC is never stopped by a test");
+    let _ = Command::new("bash")
+        .arg(script())
+        .args(["stop", "--ip", ip])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// The DC shared by every test of this process, started on first use.
 ///
 /// Panics, with the script's output, if the DC cannot be started.
@@ -106,10 +133,26 @@ impl SambaDc {
     /// Runs `deploy/samba-ad.sh start --ip IP` and parses what it prints.
     /// Blocking; [`shared()`] is the usual entry point.
     pub fn start(ip: &str) -> SambaDc {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/samba-ad.sh");
+        Self::start_with(ip, &[])
+    }
+
+    /// A DC of the test's own on `ip` (never the shared one), started with `samba-ad.sh start
+    /// --ip IP ARGS…` (e.g. `--no-schema-patch`), and the guard that stops exactly that
+    /// instance when dropped, also on panic. The guard exists before the script runs, so a
+    /// start that fails half-way leaves nothing behind either.
+    pub fn start_owned(ip: &'static str, args: &[&str]) -> (StopOnDrop, SambaDc) {
+        assert_ne!(ip, DEFAULT_IP, "the shared DC is never stopped by a test");
+        let guard = StopOnDrop(ip);
+        (guard, Self::start_with(ip, args))
+    }
+
+    /// Runs `deploy/samba-ad.sh start --ip IP ARGS…` and parses what it prints.
+    pub fn start_with(ip: &str, args: &[&str]) -> SambaDc {
+        let script = script();
         let output = Command::new("bash")
             .arg(&script)
             .args(["start", "--ip", ip])
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
