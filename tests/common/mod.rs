@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod large;
+pub mod outcome;
 pub mod relay;
 pub mod samba;
 pub mod service;
