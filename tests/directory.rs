@@ -1,37 +1,18 @@
 //! What lands in AD, against a real Samba AD DC: hostile names, ownership and conflicts, the
-//! delete threshold, TLS, reconciliation of hand edits, and graceful shutdown.
+//! delete threshold, reconciliation of hand edits, and graceful shutdown (TLS and rights:
+//! `tests/ad_access.rs`).
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
+use common::outcome::usn_snapshot;
 use common::samba::{self, SambaDc, attr_first, unique_suffix};
 use common::service::{Options, Service, tail};
 use common::sim::{GraphSim, oid, user};
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::{Mod, SearchEntry};
 use serde_json::{Value, json};
-
-/// Every entry under `base` (any class) with its uSNChanged: to prove nothing else was touched.
-async fn usn_snapshot(dc: &SambaDc, base: &str) -> BTreeMap<String, String> {
-    let mut ldap = dc.connect().await;
-    let (entries, _) = ldap
-        .search(base, Scope::Subtree, "(objectClass=*)", vec!["uSNChanged"])
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    entries
-        .into_iter()
-        .map(SearchEntry::construct)
-        .map(|e| {
-            (
-                e.dn.to_lowercase(),
-                attr_first(&e, "uSNChanged").unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 async fn add_group(dc: &SambaDc, dn: &str, attrs: Vec<(&str, &str)>) {
     let mut ldap = dc.connect().await;
@@ -314,49 +295,6 @@ async fn delete_threshold_holds_a_mass_delete_until_approved() {
     let left = dc.groups_in(&ou).await;
     assert_eq!(left.len(), 1);
     assert_eq!(attr_first(&left[0], "displayName"), Some("T3"));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn ldaps_and_starttls_verify_the_dc_certificate() {
-    let dc = samba::shared();
-    for n in [1, 2] {
-        let sim = GraphSim::start(
-            vec![],
-            vec![common::security_group(&oid(0x900, n), "Tls", vec![])],
-            &[],
-        );
-        let ou = dc.fresh_ou("tls").await;
-        // 1: ldaps:// + ca_file; 2: ldap:// + StartTLS + ca_file.
-        let o = if n == 1 {
-            Options::ldaps(dc, &sim)
-        } else {
-            Options::new(dc, &sim)
-        };
-        let url = o.ad_url.clone();
-        let svc = Service::with(dc, &ou, o);
-        svc.once_ok();
-        assert_eq!(dc.groups_in(&ou).await.len(), 1, "{url}");
-    }
-    // Without our CA the DC's certificate is not trusted: a clear error, not a silent downgrade.
-    let sim = GraphSim::start(
-        vec![],
-        vec![common::security_group(&oid(0x900, 3), "Tls", vec![])],
-        &[],
-    );
-    let ou = dc.fresh_ou("tls-bad").await;
-    let svc = Service::with(
-        dc,
-        &ou,
-        Options {
-            ad_tls: String::new(), // no ca_file: system roots only
-            tail: "[sync]\nmax_attempts = 2\nmin_backoff = \"50ms\"\n".into(),
-            ..Options::ldaps(dc, &sim)
-        },
-    );
-    let out = svc.run(&["run", "--once"]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(log.to_lowercase().contains("certificate"), "{}", tail(&log));
 }
 
 #[tokio::test(flavor = "multi_thread")]
