@@ -133,9 +133,20 @@ async fn harness_tls_is_verified_by_rustls_and_the_service_account_binds() {
         assert_eq!(entries.len(), 1);
         ldap.unbind().await.ok();
     }
+    // The script seeded the service account (it binds) and the default target OU (it exists).
     let mut svc = dc.connect_as(&dc.svc_bind_dn, &dc.svc_bind_password).await;
+    let (entries, _) = svc
+        .search(
+            &dc.cloud_groups_ou(),
+            Scope::Base,
+            "(objectClass=organizationalUnit)",
+            vec!["ou"],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("read the seeded target OU");
+    assert_eq!(entries.len(), 1, "{} is not seeded", dc.cloud_groups_ou());
     svc.unbind().await.ok();
-    assert!(dc.cloud_groups_ou().starts_with("OU=Cloud Groups,"));
 }
 
 /// `samba-ad.sh start` stops the samba it started when a later step fails: here seeding the
