@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::outcome::{dead_letters, expect_exit, usn_snapshot};
 use common::samba::{self, SambaDc, unique_suffix};
-use common::service::{Options, Service, tail};
+use common::service::{Options, Running, Service, tail};
 use common::sim::{GraphSim, oid, user};
 use serde_json::{Value, json};
 
@@ -108,21 +109,66 @@ async fn a_dc_certificate_the_configured_ca_does_not_sign_is_refused_and_nothing
     }
 }
 
-/// The service's config switched to the least-privilege account of the lab, and a runner
-/// that passes that account's password.
-fn as_service_account(svc: &Service, dc: &SambaDc) -> impl Fn(&[&str]) -> Output {
-    let text = std::fs::read_to_string(&svc.config).unwrap();
-    let admin = format!("bind_dn = \"{}\"", dc.bind_dn);
-    assert!(text.contains(&admin), "{text}");
-    let text = text.replace(&admin, &format!("bind_dn = \"{}\"", dc.svc_bind_dn));
-    std::fs::write(&svc.config, text).unwrap();
-    let password = dc.svc_bind_password.clone();
-    move |args: &[&str]| {
-        svc.command(args)
-            .env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", &password)
-            .output()
-            .unwrap()
+/// The service's config switched to the least-privilege account of the lab, with commands
+/// that pass that account's password.
+struct AsServiceAccount<'a> {
+    svc: &'a Service,
+    password: String,
+}
+
+impl<'a> AsServiceAccount<'a> {
+    fn new(svc: &'a Service, dc: &SambaDc) -> Self {
+        let text = std::fs::read_to_string(&svc.config).unwrap();
+        let admin = format!("bind_dn = \"{}\"", dc.bind_dn);
+        assert!(text.contains(&admin), "{text}");
+        let text = text.replace(&admin, &format!("bind_dn = \"{}\"", dc.svc_bind_dn));
+        std::fs::write(&svc.config, text).unwrap();
+        AsServiceAccount {
+            svc,
+            password: dc.svc_bind_password.clone(),
+        }
     }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.svc.command(args);
+        c.env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", &self.password);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `run` in the background (killed on drop).
+    fn spawn(&self) -> Running {
+        Running(
+            self.command(&["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+/// Waits (up to 60 s, a hang detector) until `/metrics` of the service on `port` has `line`.
+async fn wait_for_metric(port: u16, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            last = r.text().await.unwrap_or_default();
+            if last.lines().any(|l| l == line) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ours: Vec<&str> = last
+        .lines()
+        .filter(|l| l.starts_with(line.split(' ').next().unwrap()))
+        .collect();
+    panic!("no `{line}` in /metrics; have {ours:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,7 +209,8 @@ async fn an_account_without_rights_on_the_ou_gets_dead_letters_and_changes_nothi
     assert_eq!(before.len(), 2, "the OU and one group: {before:?}");
 
     // As svc-writeback, which may read but not write there: a rename, a member and a new group.
-    let run = as_service_account(&svc, dc);
+    let svc_account = AsServiceAccount::new(&svc, dc);
+    let run = |args: &[&str]| svc_account.run(args);
     let out = run(&["check"]);
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -190,5 +237,16 @@ async fn an_account_without_rights_on_the_ou_gets_dead_letters_and_changes_nothi
         status["depth"], 0,
         "refused changes are not retried forever: {status}"
     );
+    assert_eq!(usn_snapshot(dc, &ou).await, before, "AD changed");
+
+    // The daemon shows them in /metrics, binds fine (rights, not credentials) and, left
+    // running, still changes nothing.
+    let listed: Vec<Value> =
+        serde_json::from_slice(&run(&["queue", "list", "--dead", "--json"]).stdout).unwrap();
+    let gauge = format!("entra_writeback_dead_letters {}", listed.len());
+    let running = svc_account.spawn();
+    wait_for_metric(svc.http_port, &gauge).await;
+    wait_for_metric(svc.http_port, "entra_writeback_ad_up 1").await;
+    drop(running);
     assert_eq!(usn_snapshot(dc, &ou).await, before, "AD changed");
 }
