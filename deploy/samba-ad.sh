@@ -27,6 +27,8 @@
 # - Every instance of a template shares the domain SID and GUIDs.
 # - Instance dir: ${TMPDIR:-/tmp}/entra-writeback-samba-<ip> unless --dir.
 # - Samba stops by itself after ${SAMBA_MAX_RUNTIME:-7200} s (a CI safety net).
+# - A `start` that fails after samba was launched (not answering, seeding the OU or
+#   the service account, INT/TERM) stops that samba before it exits.
 #
 # Concurrency: template creation (and apt-get) is serialised with flock on
 # <cache>/samba-setup.lock, each instance with flock on <dir>.lock.

@@ -409,7 +409,7 @@ impl Directory {
         loop {
             let attr = format!(
                 "member;range={start}-{}",
-                start + self.member_range_step - 1
+                start.saturating_add(self.member_range_step - 1)
             );
             let found = self
                 .conn
