@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and the demo need, when missing (needs root):
-# Samba AD DC + LDAP clients (real directory), prometheus (promtool and a real server).
+# Samba AD DC + LDAP clients (real directory), prometheus (promtool and a real server),
+# chromium (the status page test), bsdutils (`script`, the progress-on-a-terminal test).
+# Tests never install anything themselves: they check these are present and fail otherwise.
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 
 PACKAGES=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba ldb-tools ldap-utils
-          openssl iproute2 prometheus)
+          openssl iproute2 prometheus chromium bsdutils)
 PACKAGES+=("$@")
 
 missing=()

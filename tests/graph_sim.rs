@@ -371,3 +371,70 @@ async fn faults_end_to_end() {
     let resp = sim.get(&initial, false).await;
     assert_eq!(resp.status(), 401);
 }
+
+/// The request log names the token each request presented (by serial, never the token), and
+/// `revoke_tokens` refuses every token issued so far, unexpired, with 401 `invalid_token`;
+/// tokens issued afterwards work.
+#[tokio::test]
+async fn token_serials_and_revoked_tokens() {
+    let mut sim = Sim::start().await;
+    let url = format!("{}/v1.0/groups/delta", sim.base);
+    assert_eq!(sim.get(&url, false).await.status(), 200);
+    sim.admin(
+        reqwest::Method::POST,
+        "/admin/faults",
+        json!({"revoke_tokens": true}),
+    )
+    .await;
+    let refused = sim.get(&url, false).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        "Bearer realm=\"\", error=\"invalid_token\""
+    );
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
+    sim.token = sim.get_token().await;
+    assert_eq!(
+        sim.get(&url, false).await.status(),
+        200,
+        "a new token works"
+    );
+    let log = sim
+        .admin(reqwest::Method::GET, "/admin/requests", Value::Null)
+        .await;
+    let seen: Vec<(&str, u64, u64)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let path = r["path"].as_str().unwrap();
+            let kind = if path.starts_with("/v1.0/") {
+                "graph"
+            } else {
+                "token"
+            };
+            (
+                kind,
+                r["status"].as_u64().unwrap(),
+                r["token"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("token", 200, 1),
+            ("graph", 200, 1),
+            ("graph", 401, 1),
+            ("token", 200, 2),
+            ("graph", 200, 2)
+        ]
+    );
+    assert!(
+        !log.to_string().contains(&sim.token),
+        "the log never holds a token"
+    );
+}

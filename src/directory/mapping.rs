@@ -101,7 +101,8 @@ pub fn sam_account_name(display_name: Option<&str>, group_id: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    let room = SAM_MAX - 1 - suffix.len().min(SAM_MAX - 2);
+    // The suffix is at most 12 characters (`id_suffix`), so the prefix always has room.
+    let room = SAM_MAX - 1 - suffix.len();
     let prefix: String = display_name
         .unwrap_or("")
         .chars()
@@ -114,7 +115,6 @@ pub fn sam_account_name(display_name: Option<&str>, group_id: &str) -> String {
         .collect();
     let prefix = prefix.trim_matches('-');
     let prefix = if prefix.is_empty() { "grp" } else { prefix };
-    let suffix: String = suffix.chars().take(SAM_MAX - 1 - prefix.len()).collect();
     format!("{prefix}_{suffix}")
 }
 
@@ -248,6 +248,23 @@ mod tests {
             desired(ID, &GroupProps::default(), &rules).dn,
             "CN=Group_70867728950e,OU=Sec,DC=t"
         );
+    }
+
+    #[test]
+    fn sam_keeps_the_longest_prefix_that_fits_with_the_whole_suffix() {
+        let long = "Engineering Platform Team";
+        assert_eq!(sam_account_name(Some(long), ID), "Enginee_70867728950e");
+        // A short id leaves more room for the name.
+        assert_eq!(sam_account_name(Some(long), "g-42"), "Engineering-Plat_g42");
+        // Nothing usable in the name: a fixed prefix, never an empty one.
+        assert_eq!(sam_account_name(Some("..."), ID), "grp_70867728950e");
+    }
+
+    #[test]
+    fn group_type_values_are_the_ad_flags() {
+        // ADS_GROUP_TYPE_UNIVERSAL_GROUP (0x8) | ADS_GROUP_TYPE_SECURITY_ENABLED (0x80000000).
+        assert_eq!(UNIVERSAL_SECURITY as u32, 0x8000_0008);
+        assert_eq!(UNIVERSAL_DISTRIBUTION as u32, 0x0000_0008);
     }
 
     #[test]

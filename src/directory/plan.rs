@@ -333,4 +333,60 @@ mod tests {
             (vec!["a".into()], vec!["c".into()])
         );
     }
+
+    #[test]
+    fn member_lists_in_plans_show_five_then_a_count() {
+        let members = |n: usize| -> Vec<String> { (1..=n).map(|i| format!("S-{i}")).collect() };
+        let line = |n: usize| {
+            Operation::AddMembers {
+                dn: "CN=G".into(),
+                members: members(n),
+            }
+            .to_string()
+        };
+        assert_eq!(line(5), "+ members of CN=G: +5 (S-1, S-2, S-3, S-4, S-5)\n");
+        assert_eq!(
+            line(7),
+            "+ members of CN=G: +7 (S-1, S-2, S-3, S-4, S-5, … 2 more)\n"
+        );
+        let removed = Operation::RemoveMembers {
+            dn: "CN=G".into(),
+            members: members(1),
+        };
+        assert_eq!(removed.to_string(), "- members of CN=G: -1 (S-1)\n");
+    }
+
+    #[test]
+    fn a_new_group_carries_every_attribute_it_is_created_with() {
+        let mut d = d();
+        let attrs =
+            |d: &DesiredGroup, ext: bool| -> Vec<(String, Vec<String>)> { create_attrs(d, ext) };
+        let expected = |with_ext: bool, desc: Option<&str>| {
+            let mut v: Vec<(String, Vec<String>)> = vec![
+                ("objectClass".into(), vec!["top".into(), "group".into()]),
+                ("cn".into(), vec!["Eng_000000000001".into()]),
+                ("sAMAccountName".into(), vec![d.sam_account_name.clone()]),
+                ("displayName".into(), vec!["Eng".into()]),
+                ("groupType".into(), vec!["-2147483640".into()]),
+                (
+                    "adminDescription".into(),
+                    vec!["Group_g-000000000001".into()],
+                ),
+            ];
+            if with_ext {
+                v.push((
+                    "msDS-ExternalDirectoryObjectId".into(),
+                    vec!["Group_g-000000000001".into()],
+                ));
+            }
+            if let Some(desc) = desc {
+                v.push(("description".into(), vec![desc.into()]));
+            }
+            v
+        };
+        assert_eq!(attrs(&d, true), expected(true, None));
+        assert_eq!(attrs(&d, false), expected(false, None));
+        d.description = Some("Engineering".into());
+        assert_eq!(attrs(&d, false), expected(false, Some("Engineering")));
+    }
 }

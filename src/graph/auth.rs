@@ -307,11 +307,10 @@ impl TokenSource {
                     hint: "",
                 })?;
             let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3599));
-            // Renew at 90 % of the lifetime, and at least a minute early where possible.
-            let early = (lifetime / 10)
-                .max(Duration::from_secs(60))
-                .min(lifetime / 2);
-            return Ok((Secret::new(reply.access_token), started + lifetime - early));
+            return Ok((
+                Secret::new(reply.access_token),
+                started + renew_after(lifetime),
+            ));
         }
         if status >= 500 || status == 429 {
             return Err(GraphError::Server {
@@ -337,6 +336,15 @@ impl TokenSource {
             hint,
         })
     }
+}
+
+/// When a token of `lifetime` is renewed, counted from when it was requested: at 90 % of the
+/// lifetime, and at least a minute early where possible, but never before half of it.
+pub fn renew_after(lifetime: Duration) -> Duration {
+    let early = (lifetime / 10)
+        .max(Duration::from_secs(60))
+        .min(lifetime / 2);
+    lifetime - early
 }
 
 fn urlencode_path(s: &str) -> String {
@@ -490,6 +498,18 @@ mod tests {
             e.contains("graph.client_certificate /nonexistent.pem"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tokens_are_renewed_at_90_percent_a_minute_early_or_at_half_life() {
+        let after = |secs: f64| renew_after(Duration::from_secs_f64(secs)).as_secs_f64();
+        assert_eq!(after(3599.0), 3599.0 * 0.9, "an hour: 90 %");
+        assert_eq!(after(86_400.0), 77_760.0, "a day: 90 %");
+        assert_eq!(after(300.0), 240.0, "5 minutes: a minute early");
+        assert_eq!(after(600.0), 540.0, "10 minutes: both rules agree");
+        assert_eq!(after(100.0), 50.0, "under 2 minutes: half the lifetime");
+        assert_eq!(after(4.0), 2.0);
+        assert_eq!(after(0.0), 0.0, "no lifetime: renew at once");
     }
 
     #[test]

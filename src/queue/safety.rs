@@ -130,6 +130,29 @@ pub fn sweep_decision(record: Option<&GroupRecord>, cloud: CloudNow) -> Option<D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_the_documented_ones() {
+        // `deletes_cancelled_total{reason}` values (README, alerts, dashboard) and log fields.
+        let reasons = [
+            KeepReason::Wanted,
+            KeepReason::LiveInCloud,
+            KeepReason::Disagreement,
+        ]
+        .map(KeepReason::as_str);
+        assert_eq!(reasons, ["wanted", "live_in_cloud", "disagreement"]);
+        let states = [
+            CloudNow::Live { in_scope: true },
+            CloudNow::Live { in_scope: false },
+            CloudNow::SoftDeleted,
+            CloudNow::Purged,
+        ]
+        .map(CloudNow::as_str);
+        assert_eq!(
+            states,
+            ["live", "live_out_of_scope", "soft_deleted", "purged"]
+        );
+    }
     use crate::queue::GroupProps;
 
     fn rec(status: GroupStatus, in_scope: bool) -> GroupRecord {

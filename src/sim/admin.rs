@@ -291,8 +291,14 @@ async fn arm_faults(State(app): State<AppState>, body: Bytes) -> Response {
         Err(e) => return bad_json(e),
     };
     let mut inner = app.sim.lock();
+    let revoke = spec.revoke_tokens();
     match inner.faults.arm(spec) {
-        Ok(()) => json_response(200, &inner.faults.to_json()),
+        Ok(()) => {
+            if revoke {
+                inner.tokens.revoke_all();
+            }
+            json_response(200, &inner.faults.to_json())
+        }
         Err(e) => error_response(&e, None),
     }
 }

@@ -16,11 +16,22 @@ use super::tenant::{Client, Tenant};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Issued access tokens and their expiry on the simulator clock.
+/// Issued access tokens: serial number, expiry on the simulator clock, revocation.
 #[derive(Debug, Default)]
 pub struct AccessTokens {
-    map: HashMap<String, Instant>,
+    map: HashMap<String, Issued>,
     issued: u64,
+}
+
+/// One issued access token.
+#[derive(Debug)]
+struct Issued {
+    /// 1-based issue order (what the request log shows, never the token itself).
+    serial: u64,
+    /// Expiry on the simulator clock.
+    expires: Instant,
+    /// Refused although unexpired (see [`AccessTokens::revoke_all`]).
+    revoked: bool,
 }
 
 /// Why a bearer token was refused.
@@ -32,10 +43,14 @@ pub enum TokenRefusal {
     Unknown,
     /// Issued but past its lifetime.
     Expired,
+    /// Unexpired but revoked (as Entra ID does when an app's credentials or sessions are
+    /// revoked, or under continuous access evaluation): Graph answers 401.
+    Revoked,
 }
 
 impl AccessTokens {
-    /// Issues a new token valid for `lifetime` from `now` (JWT-shaped, unsigned).
+    /// Issues a new token valid for `lifetime` from `now` (JWT-shaped, unsigned); its serial is
+    /// [`AccessTokens::serial`].
     pub fn issue(
         &mut self,
         now: Instant,
@@ -43,7 +58,7 @@ impl AccessTokens {
         tenant: &str,
         client: &str,
     ) -> String {
-        self.map.retain(|_, exp| *exp > now);
+        self.map.retain(|_, t| t.expires > now);
         self.issued += 1;
         let unix = unix_now(now);
         let header = b64url_encode(br#"{"typ":"JWT","alg":"none"}"#);
@@ -54,22 +69,49 @@ impl AccessTokens {
             "{header}.{}.sim",
             b64url_encode(claims.to_string().as_bytes())
         );
-        self.map.insert(token.clone(), now + lifetime);
+        self.map.insert(
+            token.clone(),
+            Issued {
+                serial: self.issued,
+                expires: now + lifetime,
+                revoked: false,
+            },
+        );
         token
     }
 
-    /// Checks an `Authorization` header value.
-    pub fn check(&self, authorization: Option<&str>, now: Instant) -> Result<(), TokenRefusal> {
-        let token = authorization
+    /// The serial of the most recently issued token (0 before the first).
+    pub fn serial(&self) -> u64 {
+        self.issued
+    }
+
+    /// Revokes every token issued so far: each is refused from now on, expired or not.
+    pub fn revoke_all(&mut self) {
+        for t in self.map.values_mut() {
+            t.revoked = true;
+        }
+    }
+
+    /// Checks an `Authorization` header value: the serial of the token presented, if this
+    /// simulator issued it (refused or not), and why it is refused, if it is.
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        now: Instant,
+    ) -> (Option<u64>, Result<(), TokenRefusal>) {
+        let Some(token) = authorization
             .and_then(|h| h.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty())
-            .ok_or(TokenRefusal::Missing)?;
+        else {
+            return (None, Err(TokenRefusal::Missing));
+        };
         match self.map.get(token) {
-            None => Err(TokenRefusal::Unknown),
-            Some(exp) if *exp <= now => Err(TokenRefusal::Expired),
-            Some(_) => Ok(()),
+            None => (None, Err(TokenRefusal::Unknown)),
+            Some(t) if t.expires <= now => (Some(t.serial), Err(TokenRefusal::Expired)),
+            Some(t) if t.revoked => (Some(t.serial), Err(TokenRefusal::Revoked)),
+            Some(t) => (Some(t.serial), Ok(())),
         }
     }
 }
@@ -545,20 +587,35 @@ mod tests {
     }
 
     #[test]
-    fn access_tokens_expire() {
+    fn access_tokens_expire_and_can_be_revoked() {
         let mut t = AccessTokens::default();
         let now = Instant::now();
         let tok = t.issue(now, Duration::from_secs(10), "contoso", "app");
+        assert_eq!(t.serial(), 1);
         let bearer = format!("Bearer {tok}");
-        assert_eq!(t.check(Some(&bearer), now), Ok(()));
+        assert_eq!(t.check(Some(&bearer), now), (Some(1), Ok(())));
         assert_eq!(
             t.check(Some(&bearer), now + Duration::from_secs(10)),
-            Err(TokenRefusal::Expired)
+            (Some(1), Err(TokenRefusal::Expired))
         );
         assert_eq!(
             t.check(Some("Bearer nope"), now),
-            Err(TokenRefusal::Unknown)
+            (None, Err(TokenRefusal::Unknown))
         );
-        assert_eq!(t.check(None, now), Err(TokenRefusal::Missing));
+        assert_eq!(t.check(None, now), (None, Err(TokenRefusal::Missing)));
+        t.revoke_all();
+        assert_eq!(
+            t.check(Some(&bearer), now),
+            (Some(1), Err(TokenRefusal::Revoked))
+        );
+        let fresh = format!(
+            "Bearer {}",
+            t.issue(now, Duration::from_secs(10), "c", "app")
+        );
+        assert_eq!(
+            t.check(Some(&fresh), now),
+            (Some(2), Ok(())),
+            "new tokens work"
+        );
     }
 }

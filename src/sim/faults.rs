@@ -9,7 +9,8 @@
 //!  "duplicate_changes": true,
 //!  "reorder_changes": true,
 //!  "token_errors": 2,
-//!  "delay": {"ms": 500, "path": "/v1.0/groups/delta"}}
+//!  "delay": {"ms": 500, "path": "/v1.0/groups/delta"},
+//!  "revoke_tokens": true}
 //! ```
 //! - `throttle`: the next `count` `/v1.0/*` requests fail with `status` (429, 503 or 504, default
 //!   429) and, when `retry_after` (string or number) is given, a `Retry-After` header. With
@@ -29,6 +30,10 @@
 //! - `token_errors`: the next N token requests fail with 500.
 //! - `delay`: every `/v1.0/*` request (only those whose path starts with `path`, if given) is
 //!   answered `ms` milliseconds late, until disarmed (`"ms": 0` disarms it): a slow Graph.
+//! - `revoke_tokens`: every access token issued so far is refused from now on, although
+//!   unexpired, with 401 `InvalidAuthenticationToken` and `WWW-Authenticate: Bearer
+//!   error="invalid_token"` (as Graph does once Entra ID revokes a token); tokens issued later
+//!   work. Applied once when armed (not a standing fault, so `DELETE` does not undo it).
 //!
 //! `DELETE /admin/faults` disarms everything (expired deltaLinks become valid again).
 
@@ -135,6 +140,16 @@ pub struct FaultSpec {
     token_errors: Option<u32>,
     #[serde(default)]
     delay: Option<DelaySpec>,
+    #[serde(default)]
+    revoke_tokens: Option<bool>,
+}
+
+impl FaultSpec {
+    /// Whether the spec asks to revoke the access tokens issued so far (the caller holds
+    /// them: [`super::auth::AccessTokens::revoke_all`]).
+    pub fn revoke_tokens(&self) -> bool {
+        self.revoke_tokens == Some(true)
+    }
 }
 
 /// A malformed 200 delta body the client must reject.

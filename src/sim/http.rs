@@ -47,11 +47,20 @@ pub struct RequestRecord {
     /// a national cloud or the claims of an assertion. `client_secret` is never recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub form: Option<Value>,
+    /// The serial number (1, 2, ... in issue order) of the access token this request presented
+    /// (`/v1.0/*`, whether accepted or refused), or of the token it was issued (token requests);
+    /// absent when there is none. Tests match token use to token issue with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
 }
 
 /// Response extension carrying [`RequestRecord::form`] from the token handler to the log.
 #[derive(Clone)]
 struct LoggedForm(Value);
+
+/// Response extension carrying [`RequestRecord::token`] to the log.
+#[derive(Clone, Copy)]
+struct LoggedToken(u64);
 
 /// Every non-admin request served, in order.
 #[derive(Debug, Default)]
@@ -142,6 +151,7 @@ async fn log_requests(State(app): State<AppState>, req: Request, next: Next) -> 
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let form = resp.extensions().get::<LoggedForm>().map(|f| f.0.clone());
+    let token = resp.extensions().get::<LoggedToken>().map(|t| t.0);
     tracing::debug!(%method, %path, %query, status, "graph-sim request");
     let mut inner = app.sim.lock();
     let at_ms = inner.started.elapsed().as_secs_f64() * 1000.0;
@@ -157,6 +167,7 @@ async fn log_requests(State(app): State<AppState>, req: Request, next: Next) -> 
         at_ms,
         prefer,
         form,
+        token,
     });
     resp
 }
@@ -171,42 +182,66 @@ async fn v1_guard(State(app): State<AppState>, req: Request, next: Next) -> Resp
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    let refusal = {
+    let (serial, refusal) = {
         let mut inner = app.sim.lock();
         if let Some((status, retry_after)) = inner.faults.take_throttle(req.uri().path()) {
-            let (code, msg) = match status {
-                429 => (
-                    "TooManyRequests",
-                    "Too many requests; the application is being throttled.",
-                ),
-                503 => (
-                    "serviceNotAvailable",
-                    "The service is temporarily unavailable.",
-                ),
-                _ => ("gatewayTimeout", "The gateway timed out."),
-            };
-            let mut resp = graph_error(status, code, msg);
-            if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Some(resp)
+            (None, Some(throttled(status, retry_after)))
         } else {
             let now = inner.now();
             let authz = header_str(req.headers(), "authorization");
-            inner.tokens.check(authz, now).err().map(|why| {
-                let msg = match why {
-                    TokenRefusal::Missing => "Access token is empty.",
-                    TokenRefusal::Unknown => "Invalid access token.",
-                    TokenRefusal::Expired => "Lifetime validation failed, the token is expired.",
-                };
-                graph_error(401, "InvalidAuthenticationToken", msg)
-            })
+            let (serial, checked) = inner.tokens.check(authz, now);
+            (serial, checked.err().map(unauthorized))
         }
     };
-    match refusal {
+    let mut resp = match refusal {
         Some(resp) => resp,
         None => next.run(req).await,
+    };
+    if let Some(serial) = serial {
+        resp.extensions_mut().insert(LoggedToken(serial));
     }
+    resp
+}
+
+/// The answer to a throttled request: 429, 503 or 504, with `Retry-After` if armed so.
+fn throttled(status: u16, retry_after: Option<String>) -> Response {
+    let (code, msg) = match status {
+        429 => (
+            "TooManyRequests",
+            "Too many requests; the application is being throttled.",
+        ),
+        503 => (
+            "serviceNotAvailable",
+            "The service is temporarily unavailable.",
+        ),
+        _ => ("gatewayTimeout", "The gateway timed out."),
+    };
+    let mut resp = graph_error(status, code, msg);
+    if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Graph's 401 for a refused bearer token; a token that was presented but refused also gets
+/// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1).
+fn unauthorized(why: TokenRefusal) -> Response {
+    let msg = match why {
+        TokenRefusal::Missing => "Access token is empty.",
+        TokenRefusal::Unknown => "Invalid access token.",
+        TokenRefusal::Expired => "Lifetime validation failed, the token is expired.",
+        TokenRefusal::Revoked => "Access token validation failure: the token has been revoked.",
+    };
+    let mut resp = graph_error(401, "InvalidAuthenticationToken", msg);
+    let challenge = match why {
+        TokenRefusal::Missing => "Bearer realm=\"\"",
+        _ => "Bearer realm=\"\", error=\"invalid_token\"",
+    };
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    resp
 }
 
 async fn v1_not_found(req: Request) -> Response {
@@ -286,11 +321,14 @@ fn token_response(
             let tenant_id = inner.tenant.tenant_id.clone();
             let access_token = inner.tokens.issue(now, lifetime, &tenant_id, &client);
             let secs = lifetime.as_secs();
-            json_response(
+            let mut resp = json_response(
                 200,
                 &json!({"token_type": "Bearer", "expires_in": secs,
                 "ext_expires_in": secs, "access_token": access_token}),
-            )
+            );
+            resp.extensions_mut()
+                .insert(LoggedToken(inner.tokens.serial()));
+            resp
         }
         Err(e) => json_response(e.status, &e.body),
     }

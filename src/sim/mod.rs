@@ -12,8 +12,10 @@
 //!   verified when the client is registered with its `certificate_pem` (with thumbprints only,
 //!   it is not). An unknown tenant answers `AADSTS90002`, an unknown app `AADSTS700016`, a bad
 //!   secret `AADSTS7000215`, an unknown certificate or bad signature `AADSTS700027`; the request
-//!   log records each token request's non-secret form fields. Access tokens expire after
-//!   [`SimConfig::token_lifetime`] on the simulator clock (see [`Simulator::advance_clock`]).
+//!   log records each token request's non-secret form fields and, for every request, the
+//!   serial number of the access token issued or presented. Access tokens expire after
+//!   [`SimConfig::token_lifetime`] on the simulator clock (see [`Simulator::advance_clock`]);
+//!   an expired, revoked or unknown token gets 401 `InvalidAuthenticationToken`.
 //! - **Delta rounds:** `GET /v1.0/{groups,users}/delta` returns, per round, a snapshot taken when
 //!   the round starts. Every page carries exactly one of `@odata.nextLink` / `@odata.deltaLink`.
 //!   An initial round lists every existing object (soft- and hard-deleted ones are left out); an
@@ -45,7 +47,8 @@
 //!   400 `syncStateNotFound`; a malformed one with 400 `badRequest`.
 //! - **Faults** (`/admin/faults`) inject throttling (429/503/504, with or without a possibly
 //!   fractional `Retry-After`), expired delta tokens (410 + `Location`, or 400, with any error
-//!   code), malformed pages, duplicated and reordered items and token-endpoint failures
+//!   code), malformed pages, duplicated and reordered items, revoked access tokens and
+//!   token-endpoint failures
 //!   (throttling may be limited to a path prefix); `/admin/requests` records every non-admin
 //!   request so tests can assert on retries, backoff and `Prefer` headers. Every `/v1.0/*`
 //!   route, deletedItems included, passes the throttling fault, then the bearer-token check.

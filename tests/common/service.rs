@@ -1,8 +1,10 @@
 //! The entra-writeback binary, configured through its contract (TOML + env) and run as a
 //! child process, exactly as an operator would.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use super::samba::SambaDc;
 use super::sim::{CLIENT_ID, GraphSim, TENANT};
@@ -170,9 +172,9 @@ format = "json"
         c
     }
 
-    /// Runs a command to completion.
+    /// Runs a command to completion, within [`COMMAND_TIMEOUT`].
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run entra-writeback")
+        output_within(&mut self.command(args), COMMAND_TIMEOUT)
     }
 
     /// `run --once`, asserting exit 0 and returning stderr (the logs).
@@ -223,6 +225,54 @@ impl Drop for Running {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+    }
+}
+
+/// How long one foreground command of a test may run before it is killed and the test fails:
+/// a hung `run --once` must fail its test, not hang CI. Generous, because the slowest command
+/// (a large group's first `run --once` on a loaded 2-core machine) takes about a minute.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `Command::output` with a deadline: the child is owned (killed on drop) from the moment it
+/// exists, its output is drained while it runs, and past `limit` it is killed and the test
+/// panics with the tail of what it wrote.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = Running(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+    );
+    fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = stderr.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} still running after {limit:?}: killed. Its stderr ended with:\n{}",
+                tail(&String::from_utf8_lossy(&log))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 

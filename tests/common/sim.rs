@@ -1,10 +1,12 @@
 //! The `graph-sim` binary as a child process, and its admin API.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::service::Running;
 
 /// Tenant id used by the tests.
 pub const TENANT: &str = "contoso.onmicrosoft.com";
@@ -17,7 +19,7 @@ pub const CLIENT_SECRET: &str = "sim-secret-value";
 pub struct GraphSim {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    child: Child,
+    _child: Running,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -83,16 +85,19 @@ impl GraphSim {
         let tenant_path = dir.path().join("tenant.json");
         std::fs::write(&tenant_path, tenant.to_string()).unwrap();
         let addr_file: PathBuf = dir.path().join("addr");
-        let child = Command::new(env!("CARGO_BIN_EXE_graph-sim"))
-            .arg("--tenant")
-            .arg(&tenant_path)
-            .args(["--listen", "127.0.0.1:0", "--addr-file"])
-            .arg(&addr_file)
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start graph-sim");
+        // Owned (killed on drop) from the moment it exists, so a panic below leaks nothing.
+        let child = Running(
+            Command::new(env!("CARGO_BIN_EXE_graph-sim"))
+                .arg("--tenant")
+                .arg(&tenant_path)
+                .args(["--listen", "127.0.0.1:0", "--addr-file"])
+                .arg(&addr_file)
+                .args(extra_args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start graph-sim"),
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         let base = loop {
             if let Ok(s) = std::fs::read_to_string(&addr_file) {
@@ -103,7 +108,7 @@ impl GraphSim {
         };
         GraphSim {
             base,
-            child,
+            _child: child,
             _dir: dir,
             http: reqwest::Client::new(),
         }
@@ -238,12 +243,5 @@ impl GraphSim {
             Value::Array(v) => v,
             other => panic!("unexpected /admin/requests reply {other}"),
         }
-    }
-}
-
-impl Drop for GraphSim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

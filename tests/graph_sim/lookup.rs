@@ -144,9 +144,12 @@ async fn group_state_tells_live_soft_deleted_and_purged_apart() {
         .to_vec();
     let counted: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(counted, [1, 2, 2, 5], "live, soft_deleted, purged, error");
+    let purged = format!(
+        "entra_writeback_graph_lookups_total{{result=\"purged\"}} {}\n",
+        after[2]
+    );
     assert!(
-        metrics::get()
-            .render()
-            .contains("entra_writeback_graph_lookups_total{result=\"purged\"}")
+        metrics::get().render().contains(&purged),
+        "exported as {purged}"
     );
 }
