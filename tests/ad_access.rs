@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::outcome::{dead_letters, expect_exit, usn_snapshot};
 use common::samba::{self, SambaDc, unique_suffix};
-use common::service::{Options, Running, Service, tail};
+use common::service::{COMMAND_TIMEOUT, Options, Running, Service, output_within, tail};
 use common::sim::{GraphSim, oid, user};
 use serde_json::{Value, json};
 
@@ -44,15 +44,15 @@ async fn ldaps_and_starttls_with_the_lab_ca_write_the_group() {
 /// A CA of its own (not the lab's): it signs nothing the DC presents.
 fn foreign_ca(dir: &Path) -> std::path::PathBuf {
     let ca = dir.join("foreign-ca.pem");
-    let ok = Command::new("openssl")
+    let mut openssl = Command::new("openssl");
+    openssl
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
         .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
         .args(["-subj", "/CN=not the lab CA", "-keyout"])
         .arg(dir.join("foreign-ca-key.pem"))
         .arg("-out")
-        .arg(&ca)
-        .output()
-        .unwrap();
+        .arg(&ca);
+    let ok = output_within(&mut openssl, Duration::from_secs(60));
     assert!(
         ok.status.success(),
         "{}",
@@ -136,7 +136,7 @@ impl<'a> AsServiceAccount<'a> {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        output_within(&mut self.command(args), COMMAND_TIMEOUT)
     }
 
     /// `run` in the background (killed on drop).
