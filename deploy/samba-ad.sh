@@ -27,6 +27,8 @@
 # - Every instance of a template shares the domain SID and GUIDs.
 # - Instance dir: ${TMPDIR:-/tmp}/entra-writeback-samba-<ip> unless --dir.
 # - Samba stops by itself after ${SAMBA_MAX_RUNTIME:-7200} s (a CI safety net).
+# - A `start` that fails after samba was launched (not answering, seeding the OU or
+#   the service account, INT/TERM) stops that samba before it exits.
 #
 # Concurrency: template creation (and apt-get) is serialised with flock on
 # <cache>/samba-setup.lock, each instance with flock on <dir>.lock.
@@ -453,6 +455,20 @@ stop_pid() {
     die "samba (pid $pid) did not exit"
 }
 
+# EXIT trap of `start` while the samba it started is not ready yet: stop that samba, keep the
+# exit status.
+STARTED_PID=
+stop_started() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n $STARTED_PID ]]; then
+        log "start failed; stopping the samba it started (pid $STARTED_PID)"
+        (stop_pid "$STARTED_PID") || true
+        rm -f "$DIR/samba.pid"
+    fi
+    exit "$status"
+}
+
 cmd_start() {
     [[ -n $IP ]] || IP=127.0.0.2
     local t0 pid template patched_flag
@@ -521,6 +537,12 @@ EOF
     pid=$!
     printf '%s\n' "$pid" >"$DIR/samba.pid"
     log "started samba (pid $pid), waiting for ldap://$IP"
+    # From here until the instance is ready, any failure (a die, a failing command under
+    # set -e, or INT/TERM) stops the samba we just started instead of leaving it running.
+    STARTED_PID=$pid
+    trap stop_started EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 
     local deadline=$((SECONDS + READY_TIMEOUT))
     until answering "$IP"; do
@@ -530,12 +552,13 @@ EOF
         fi
         if ((SECONDS >= deadline)); then
             tail -n 30 "$DIR/samba.log" >&2 || true
-            stop_pid "$pid"
             die "samba did not answer on ldap://$IP within ${READY_TIMEOUT}s (log: $DIR/samba.log)"
         fi
         sleep 0.1
     done
     seed_directory
+    trap - EXIT INT TERM
+    STARTED_PID=
     log "Samba AD DC ready at ldap://$IP in $(($(now_ms) - t0)) ms (dir $DIR)"
     print_env "$pid"
 }

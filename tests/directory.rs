@@ -1,37 +1,18 @@
 //! What lands in AD, against a real Samba AD DC: hostile names, ownership and conflicts, the
-//! delete threshold, TLS, reconciliation of hand edits, and graceful shutdown.
+//! delete threshold, reconciliation of hand edits, and graceful shutdown (TLS and rights:
+//! `tests/ad_access.rs`).
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use common::samba::{self, SambaDc, attr_first, unique_suffix};
+use common::outcome::usn_snapshot;
+use common::samba::{self, SambaDc, attr_first, entry_guid, unique_suffix};
 use common::service::{Options, Service, tail};
 use common::sim::{GraphSim, oid, user};
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::{Mod, SearchEntry};
 use serde_json::{Value, json};
-
-/// Every entry under `base` (any class) with its uSNChanged: to prove nothing else was touched.
-async fn usn_snapshot(dc: &SambaDc, base: &str) -> BTreeMap<String, String> {
-    let mut ldap = dc.connect().await;
-    let (entries, _) = ldap
-        .search(base, Scope::Subtree, "(objectClass=*)", vec!["uSNChanged"])
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    entries
-        .into_iter()
-        .map(SearchEntry::construct)
-        .map(|e| {
-            (
-                e.dn.to_lowercase(),
-                attr_first(&e, "uSNChanged").unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 async fn add_group(dc: &SambaDc, dn: &str, attrs: Vec<(&str, &str)>) {
     let mut ldap = dc.connect().await;
@@ -169,7 +150,7 @@ async fn hostile_names_are_written_exactly_and_nothing_else_is_touched() {
 
     // A second pass changes nothing either.
     let before = usn_snapshot(dc, &ou).await;
-    svc.run(&["resync"]);
+    assert!(svc.run(&["resync"]).status.success());
     svc.once_ok();
     assert_eq!(usn_snapshot(dc, &ou).await, before);
 }
@@ -317,49 +298,6 @@ async fn delete_threshold_holds_a_mass_delete_until_approved() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ldaps_and_starttls_verify_the_dc_certificate() {
-    let dc = samba::shared();
-    for n in [1, 2] {
-        let sim = GraphSim::start(
-            vec![],
-            vec![common::security_group(&oid(0x900, n), "Tls", vec![])],
-            &[],
-        );
-        let ou = dc.fresh_ou("tls").await;
-        // 1: ldaps:// + ca_file; 2: ldap:// + StartTLS + ca_file.
-        let o = if n == 1 {
-            Options::ldaps(dc, &sim)
-        } else {
-            Options::new(dc, &sim)
-        };
-        let url = o.ad_url.clone();
-        let svc = Service::with(dc, &ou, o);
-        svc.once_ok();
-        assert_eq!(dc.groups_in(&ou).await.len(), 1, "{url}");
-    }
-    // Without our CA the DC's certificate is not trusted: a clear error, not a silent downgrade.
-    let sim = GraphSim::start(
-        vec![],
-        vec![common::security_group(&oid(0x900, 3), "Tls", vec![])],
-        &[],
-    );
-    let ou = dc.fresh_ou("tls-bad").await;
-    let svc = Service::with(
-        dc,
-        &ou,
-        Options {
-            ad_tls: String::new(), // no ca_file: system roots only
-            tail: "[sync]\nmax_attempts = 2\nmin_backoff = \"50ms\"\n".into(),
-            ..Options::ldaps(dc, &sim)
-        },
-    );
-    let out = svc.run(&["run", "--once"]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(log.to_lowercase().contains("certificate"), "{}", tail(&log));
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn hand_edits_are_reverted_by_reconciliation_and_sigterm_stops_cleanly() {
     let dc = samba::shared();
     let ou = dc.fresh_ou("drift").await;
@@ -419,16 +357,19 @@ async fn hand_edits_are_reverted_by_reconciliation_and_sigterm_stops_cleanly() {
     )
     .await;
 
-    // SIGTERM: exits 0, promptly.
-    let started = Instant::now();
+    // SIGTERM: exits 0 with a "stopped" line. The deadline only catches a hang (a clean stop
+    // takes well under a second; 120 s leaves room for a loaded 2-core machine), it measures
+    // nothing.
     unsafe_sigterm(child.id());
-    let status = child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit 120 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(status.success(), "exit status {status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
     let log = std::fs::read_to_string(svc.dir.path().join("run.log")).unwrap();
     assert!(
         log.contains("periodic reconciliation queued"),
@@ -510,9 +451,11 @@ async fn placement_rules_templates_and_soft_delete_actions() {
         .group_by_anchor(&holding_ou, &format!("Group_{soft}"))
         .await
         .expect("moved to the holding OU");
+    // objectGUID is binary: compare the decoded GUIDs (raw `attrs` would be None == None).
     assert_eq!(
-        attr_first(&moved, "objectGUID"),
-        attr_first(&before, "objectGUID")
+        entry_guid(&moved).expect("objectGUID"),
+        entry_guid(&before).expect("objectGUID"),
+        "the move kept the object"
     );
     // Restored: it moves back.
     sim.restore_group(&soft).await;

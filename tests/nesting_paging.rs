@@ -11,10 +11,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::relay::LdapRelay;
 use common::samba::{self, SambaDc, attr_first, entry_guid, entry_sid, unique_suffix};
 use common::service::{Options, Service, tail};
 use common::sim::{GraphSim, group, oid, user};
@@ -603,139 +602,6 @@ async fn a_child_created_but_never_recorded_still_brings_its_parent_to_converge(
 // 4. Paged listings: 250 owned groups, page size 100
 // ---------------------------------------------------------------------------------------------
 
-/// Paged-results control (RFC 2696).
-const PAGED_OID: &[u8] = b"1.2.840.113556.1.4.319";
-
-/// A TCP relay between the service and the DC that counts, on the wire, the LDAP search
-/// requests the service sends and how many of them carry the paged-results control.
-struct LdapTap {
-    url: String,
-    searches: Arc<AtomicUsize>,
-    paged: Arc<AtomicUsize>,
-}
-
-impl LdapTap {
-    fn start(upstream_url: &str) -> LdapTap {
-        let host = upstream_url
-            .strip_prefix("ldap://")
-            .expect("plain ldap:// URL (the tap reads the requests)");
-        let upstream = if host.contains(':') {
-            host.to_string()
-        } else {
-            format!("{host}:389")
-        };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("ldap://{}", listener.local_addr().unwrap());
-        let (searches, paged) = (Arc::default(), Arc::default());
-        let (s, p) = (Arc::clone(&searches), Arc::clone(&paged));
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let (s, p, upstream) = (Arc::clone(&s), Arc::clone(&p), upstream.clone());
-                    tokio::spawn(async move {
-                        let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                            return;
-                        };
-                        relay(client, server, s, p).await;
-                    });
-                }
-            });
-        });
-        LdapTap {
-            url,
-            searches,
-            paged,
-        }
-    }
-
-    /// (search requests, paged search requests) since the last call.
-    fn take(&self) -> (usize, usize) {
-        (
-            self.searches.swap(0, Ordering::SeqCst),
-            self.paged.swap(0, Ordering::SeqCst),
-        )
-    }
-}
-
-async fn relay(
-    client: tokio::net::TcpStream,
-    server: tokio::net::TcpStream,
-    searches: Arc<AtomicUsize>,
-    paged: Arc<AtomicUsize>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let down = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-        let _ = cw.shutdown().await;
-    });
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = match cr.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        // Count every complete LDAPMessage: SEQUENCE { messageID, protocolOp, controls? }.
-        while let Some(len) = ber_message_len(&buf) {
-            let msg: Vec<u8> = buf.drain(..len).collect();
-            if is_search_request(&msg) {
-                searches.fetch_add(1, Ordering::SeqCst);
-                if msg.windows(PAGED_OID.len()).any(|w| w == PAGED_OID) {
-                    paged.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        }
-        if sw.write_all(&chunk[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = sw.shutdown().await;
-    let _ = down.await;
-}
-
-/// (header length, content length) of the BER TLV at the start of `b`, if complete enough.
-fn ber_header(b: &[u8]) -> Option<(usize, usize)> {
-    let first = *b.get(1)?;
-    if first < 0x80 {
-        return Some((2, first as usize));
-    }
-    let n = (first & 0x7f) as usize;
-    let bytes = b.get(2..2 + n)?;
-    let len = bytes.iter().fold(0usize, |acc, &x| (acc << 8) | x as usize);
-    Some((2 + n, len))
-}
-
-/// Length of the first complete BER element in `b`, if all of it has arrived.
-fn ber_message_len(b: &[u8]) -> Option<usize> {
-    let (h, l) = ber_header(b)?;
-    (b.len() >= h + l).then_some(h + l)
-}
-
-/// Whether an LDAPMessage's protocolOp is a SearchRequest (`[APPLICATION 3]`, tag 0x63).
-fn is_search_request(msg: &[u8]) -> bool {
-    let Some((h, _)) = ber_header(msg) else {
-        return false;
-    };
-    let body = &msg[h..];
-    let Some((ih, il)) = ber_header(body) else {
-        return false;
-    };
-    body.get(ih + il) == Some(&0x63)
-}
-
 /// The `paged search` debug lines of `purpose` against `ou`.
 fn paged_lines(log: &str, purpose: &str, ou: &str) -> Vec<Value> {
     log_lines(log, "paged search")
@@ -784,7 +650,7 @@ async fn owned_group_listings_are_paged_and_see_every_group() {
         .map(|i| common::security_group(&id(tag, i), &format!("Paged {i}"), vec![]))
         .collect();
     let sim = GraphSim::start(vec![], groups, &[]);
-    let tap = LdapTap::start(&dc.url);
+    let tap = LdapRelay::start(&dc.url);
     let svc = Service::with(
         dc,
         &ou,

@@ -8,8 +8,11 @@ mod common {
 
 use std::collections::{BTreeSet, HashSet};
 
-use common::samba::{self, SambaDc};
+use common::samba::{self, SambaDc, StopOnDrop};
 use ldap3::Scope;
+
+/// The loopback IP of the DCs these tests start for themselves (never the shared one).
+const OWN_IP: &str = "127.0.0.4";
 
 /// Members for a group big enough to need two ranged reads (> 1,500).
 const BIG_GROUP: usize = 1600;
@@ -130,7 +133,77 @@ async fn harness_tls_is_verified_by_rustls_and_the_service_account_binds() {
         assert_eq!(entries.len(), 1);
         ldap.unbind().await.ok();
     }
+    // The script seeded the service account (it binds) and the default target OU (it exists).
     let mut svc = dc.connect_as(&dc.svc_bind_dn, &dc.svc_bind_password).await;
+    let (entries, _) = svc
+        .search(
+            &dc.cloud_groups_ou(),
+            Scope::Base,
+            "(objectClass=organizationalUnit)",
+            vec!["ou"],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("read the seeded target OU");
+    assert_eq!(entries.len(), 1, "{} is not seeded", dc.cloud_groups_ou());
     svc.unbind().await.ok();
-    assert!(dc.cloud_groups_ou().starts_with("OU=Cloud Groups,"));
+}
+
+/// `samba-ad.sh start` stops the samba it started when a later step fails: here seeding the
+/// directory, made to fail by an `ldapadd` (first on `PATH`) that refuses everything.
+#[test]
+fn a_start_that_fails_after_samba_started_leaves_no_samba_running() {
+    samba::stop(OWN_IP); // a leftover instance would be reused, not started
+    let _guard = StopOnDrop(OWN_IP); // if the script leaves samba running, still clean up
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("ldapadd");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncat >/dev/null\necho 'ldapadd: refused by the test' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = std::process::Command::new("bash")
+        .arg(samba::script())
+        .args(["start", "--ip", OWN_IP])
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start succeeded:\n{stderr}");
+    assert!(
+        stderr.contains("could not create"),
+        "seeding was meant to fail:\n{stderr}"
+    );
+    let pid: u32 = stderr
+        .split("started samba (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("samba was never started:\n{stderr}"));
+    // The script waits for samba to exit before it exits itself (a zombie counts as gone); the
+    // deadline only guards against a slow exit on a loaded machine.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(") ").next().unwrap_or("").starts_with('Z'))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !running(),
+        "samba (pid {pid}) still runs after a failed start:\n{stderr}"
+    );
+    let addr = format!("{OWN_IP}:389").parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_err(),
+        "something still listens on {addr}"
+    );
 }

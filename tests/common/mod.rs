@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod large;
+pub mod outcome;
+pub mod relay;
 pub mod samba;
 pub mod service;
 pub mod sim;
