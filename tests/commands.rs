@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::compare::{self, Expect};
 use common::samba::{self, attr_first};
-use common::service::{INSECURE_LDAP, Options, Service, tail};
+use common::service::{COMMAND_TIMEOUT, INSECURE_LDAP, Options, Service, output_within, tail};
 use common::sim::{GraphSim, oid};
 use common::wait;
 use serde_json::json;
@@ -125,22 +125,22 @@ async fn check_validates_token_bind_and_target_ou() {
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 
     // A wrong password: a clear bind error, and the password is not printed.
-    let out = svc
-        .command(&["check"])
-        .env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", "Wr0ng-Secret-123")
-        .output()
-        .unwrap();
+    let out = output_within(
+        svc.command(&["check"])
+            .env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", "Wr0ng-Secret-123"),
+        COMMAND_TIMEOUT,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("bind") && err.contains("49"), "{err}");
     assert!(!err.contains("Wr0ng-Secret-123"));
 
     // A wrong client secret: the token endpoint's reason, no secret in the output.
-    let out = svc
-        .command(&["check"])
-        .env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", "not-the-secret-42")
-        .output()
-        .unwrap();
+    let out = output_within(
+        svc.command(&["check"])
+            .env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", "not-the-secret-42"),
+        COMMAND_TIMEOUT,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("invalid_client"), "{err}");

@@ -130,27 +130,11 @@ fn last_delta_request(requests: &[Value]) -> Value {
 /// Loopback IP of the DC the outage test starts, stops and restarts (not the shared one).
 const OUTAGE_IP: &str = "127.0.0.3";
 
-/// Stops the `deploy/samba-ad.sh` instance on this IP when dropped (also on panic).
-struct StopDcOnDrop(&'static str);
-
-impl Drop for StopDcOnDrop {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/samba-ad.sh");
-        let _ = Command::new("bash")
-            .args([script, "stop", "--ip", self.0])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
     // A DC of its own: stopping the shared one would disturb the other tests. It is stopped
     // when the test ends, passed or panicked, so no Samba outlives the test run.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/samba-ad.sh");
-    let dc = SambaDc::start(OUTAGE_IP);
-    let _stop_dc = StopDcOnDrop(OUTAGE_IP);
+    let (_stop_dc, dc) = SambaDc::start_owned(OUTAGE_IP, &[]);
     let ou = dc.fresh_ou("outage").await;
     let tag = 0xe00;
     let groups: Vec<Value> = (0..10).map(|g| json!({"id": oid(tag, g), "displayName": format!("Out {g}"), "securityEnabled": true})).collect();
@@ -170,13 +154,7 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
     })
     .await;
 
-    assert!(
-        Command::new("bash")
-            .args([script, "stop", "--ip", OUTAGE_IP])
-            .status()
-            .unwrap()
-            .success()
-    );
+    samba::stop(OUTAGE_IP);
     let down = Instant::now();
     for g in 0..10 {
         sim.put_group(
@@ -200,15 +178,7 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(down.elapsed())).await;
-    let restart = Command::new("bash")
-        .args([script, "start", "--ip", OUTAGE_IP, "--keep-data"])
-        .output()
-        .unwrap();
-    assert!(
-        restart.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restart.stderr)
-    );
+    SambaDc::start_with(OUTAGE_IP, &["--keep-data"]); // panics with the script's output
     let no_users = BTreeMap::new();
     // sAMAccountName is set at creation (before the outage renames) and kept.
     let expect =

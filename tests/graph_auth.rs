@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::samba::{self, SambaDc, unique_suffix};
-use common::service::Service;
+use common::service::{COMMAND_TIMEOUT, Service, output_within};
 use common::sim::{CERT_CLIENT_ID, CLIENT_ID, GraphSim, TENANT, cert_pem_path, oid, user};
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -166,11 +166,11 @@ async fn certificate_credentials_rs256_and_ps256_and_clear_auth_errors() {
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
         edit_graph(&bad, "", &r);
-        let out = bad
-            .command(&["check"])
-            .env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", "wrong-secret-value")
-            .output()
-            .unwrap();
+        let out = output_within(
+            bad.command(&["check"])
+                .env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", "wrong-secret-value"),
+            COMMAND_TIMEOUT,
+        );
         let text = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(

@@ -151,7 +151,10 @@ impl SambaDc {
     /// Runs `deploy/samba-ad.sh start --ip IP ARGS…` and parses what it prints.
     pub fn start_with(ip: &str, args: &[&str]) -> SambaDc {
         let script = script();
-        let output = Command::new("bash")
+        // Bounded: a start that hangs fails the test instead of hanging CI. `timeout` sends
+        // TERM, on which the script stops the samba it started.
+        let output = Command::new("timeout")
+            .args(["--kill-after=30", "600", "bash"])
             .arg(&script)
             .args(["start", "--ip", ip])
             .args(args)
