@@ -36,4 +36,6 @@ pub use records::*;
 pub use store::{QueueError, QueueStats, Store};
 
 #[cfg(test)]
+mod operator_tests;
+#[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ const POLICY: DeletePolicy = DeletePolicy {
     soft_destructive: false,
 };
 
-fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {
+pub(super) fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {
     GroupDelta {
         id: id.into(),
         removed: None,
@@ -48,20 +48,20 @@ fn next(n: u32) -> NextStep {
     ))
 }
 
-fn delta(n: u32) -> NextStep {
+pub(super) fn delta(n: u32) -> NextStep {
     NextStep::Delta(format!(
         "https://graph.example/v1.0/groups/delta?$deltatoken={n}"
     ))
 }
 
-fn commit(store: &Store, items: &[GroupDelta], link: NextStep) {
+pub(super) fn commit(store: &Store, items: &[GroupDelta], link: NextStep) {
     let before = store.cursor(Resource::Groups).unwrap();
     store
         .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.in_scope())
         .unwrap();
 }
 
-fn members(store: &Store, g: &str) -> Vec<String> {
+pub(super) fn members(store: &Store, g: &str) -> Vec<String> {
     store
         .members(g)
         .unwrap()

@@ -1,0 +1,254 @@
+//! Unit tests of the journal, hold, materialization and membership-index operations the
+//! worker and the operator commands rely on (found untested by cargo-mutants), on a real sled
+//! database in a temp directory.
+
+use super::tests::{commit, delta, group};
+use super::*;
+use crate::graph::model::{MemberKind, MemberRef, NextStep, Patch, UserDelta, UserPatch};
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+/// Acks every pending change; returns, per group, the sequence number it was journaled under.
+fn ack_all(store: &Store) -> Vec<(String, u64)> {
+    let batch = store.pending_batch(1000).unwrap();
+    let mut out = Vec::new();
+    for (seq, change) in batch {
+        store.ack(&[seq]).unwrap();
+        out.push((change.group_id, seq));
+    }
+    out
+}
+
+/// Group ids of the pending reconciles.
+fn pending_reconciles(store: &Store) -> Vec<String> {
+    store
+        .pending_batch(1000)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, c)| c.kind == ChangeKind::Reconcile)
+        .map(|(_, c)| c.group_id)
+        .collect()
+}
+
+fn user_ref(id: &str) -> MemberRef {
+    MemberRef {
+        kind: MemberKind::User,
+        id: id.into(),
+    }
+}
+
+#[test]
+fn replay_journal_selects_by_position_time_and_group() {
+    let (_d, store) = open();
+    commit(&store, &[group("g1", "One", &[])], delta(1));
+    let first = ack_all(&store);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let between = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    commit(&store, &[group("g2", "Two", &[])], delta(2));
+    let second = ack_all(&store);
+    let g2_seq = second.iter().find(|(g, _)| g == "g2").unwrap().1;
+    assert!(first.iter().all(|(_, s)| *s < g2_seq));
+
+    // Applied since `between`: g2 only. Nothing was applied in the future.
+    assert_eq!(
+        store.replay_journal(Some(between), None, None).unwrap(),
+        ["g2"]
+    );
+    assert_eq!(pending_reconciles(&store), ["g2"]);
+    ack_all(&store);
+    let future = store
+        .replay_journal(Some(now_ms() + 60_000), None, None)
+        .unwrap();
+    assert!(future.is_empty(), "{future:?}");
+
+    // Everything the journal holds, sweeps ("*") excluded.
+    assert_eq!(
+        store.replay_journal(None, None, None).unwrap(),
+        ["g1", "g2"]
+    );
+    assert_eq!(pending_reconciles(&store), ["g1", "g2"]);
+    ack_all(&store);
+    // From g2's entry on: g2 (and the reconciles just journaled), never g1's older entry.
+    let from = store.replay_journal(None, Some(g2_seq), None).unwrap();
+    assert!(from.contains(&"g2".to_string()), "{from:?}");
+    ack_all(&store);
+    let after_all = store.replay_journal(None, Some(u64::MAX), None).unwrap();
+    assert!(after_all.is_empty(), "{after_all:?}");
+    // One group, even one the journal never saw (an operator's explicit request).
+    ack_all(&store);
+    assert_eq!(
+        store.replay_journal(None, None, Some("g1")).unwrap(),
+        ["g1"]
+    );
+    assert_eq!(pending_reconciles(&store), ["g1"]);
+    ack_all(&store);
+    assert_eq!(
+        store.replay_journal(None, None, Some("g9")).unwrap(),
+        ["g9"]
+    );
+}
+
+#[test]
+fn replay_from_a_position_skips_older_entries() {
+    let (_d, store) = open();
+    commit(&store, &[group("g1", "One", &[])], delta(1));
+    ack_all(&store);
+    commit(&store, &[group("g2", "Two", &[])], delta(2));
+    let acked = ack_all(&store);
+    let first_g2 = acked.iter().find(|(g, _)| g == "g2").unwrap().1;
+    let last = acked.iter().map(|(_, s)| *s).max().unwrap();
+    assert_eq!(
+        store.replay_journal(None, Some(first_g2), None).unwrap(),
+        ["g2"]
+    );
+    assert_eq!(
+        store.replay_journal(None, Some(last + 1), None).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn trim_journal_drops_the_oldest_beyond_the_count_and_everything_past_the_age() {
+    let (_d, store) = open();
+    let groups: Vec<_> = (1..=5).map(|i| group(&format!("g{i}"), "G", &[])).collect();
+    commit(&store, &groups, delta(1));
+    let acked = ack_all(&store);
+    let journaled = store.stats().unwrap().journal_entries;
+    assert_eq!(journaled, acked.len() as u64);
+    assert!(journaled >= 5, "{journaled}");
+    // The groups of the three newest entries (sequence order), sweeps excluded.
+    let mut newest = acked.clone();
+    newest.sort_by_key(|(_, s)| *s);
+    let mut newest: Vec<String> = newest[newest.len() - 3..]
+        .iter()
+        .map(|(g, _)| g.clone())
+        .filter(|g| g != ALL_GROUPS)
+        .collect();
+    newest.sort();
+    newest.dedup();
+
+    // Count: the oldest go first, exactly down to the limit.
+    let removed = store.trim_journal(u64::MAX / 2, 3).unwrap();
+    assert_eq!(removed as u64, journaled - 3);
+    assert_eq!(store.stats().unwrap().journal_entries, 3);
+    assert_eq!(store.trim_journal(u64::MAX / 2, 3).unwrap(), 0);
+    assert_eq!(store.replay_journal(None, None, None).unwrap(), newest);
+    ack_all(&store);
+
+    // Age: entries applied before now - max_age go, recent ones stay.
+    let before = store.stats().unwrap().journal_entries;
+    assert_eq!(store.trim_journal(60_000, usize::MAX).unwrap(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(store.trim_journal(5, usize::MAX).unwrap() as u64, before);
+    assert_eq!(store.stats().unwrap().journal_entries, 0);
+}
+
+#[test]
+fn held_deletes_are_known_per_group() {
+    let (_d, store) = open();
+    store
+        .hold_deletes(&[("g1".into(), DeleteReason::HardDeleted)])
+        .unwrap();
+    assert!(store.is_held("g1").unwrap());
+    assert!(!store.is_held("g2").unwrap());
+    assert_eq!(store.stats().unwrap().held_deletes, 1);
+}
+
+#[test]
+fn materializing_records_the_sid_and_queues_the_parents_atomically() {
+    let (_d, store) = open();
+    assert_eq!(store.materialized_sid("child").unwrap(), None);
+    let parent = Change {
+        group_id: "parent".into(),
+        kind: ChangeKind::Upsert {
+            members: vec![user_ref("child")],
+        },
+        seen_ms: now_ms(),
+    };
+    store
+        .materialize(
+            "child",
+            "S-1-5-21-1-2-3-1105",
+            std::slice::from_ref(&parent),
+        )
+        .unwrap();
+    assert_eq!(
+        store.materialized_sid("child").unwrap().as_deref(),
+        Some("S-1-5-21-1-2-3-1105")
+    );
+    let pending: Vec<Change> = store
+        .pending_batch(10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(pending, [parent]);
+    assert_eq!(store.stats().unwrap().depth, 1);
+    store.dematerialize("child").unwrap();
+    assert_eq!(store.materialized_sid("child").unwrap(), None);
+}
+
+#[test]
+fn the_membership_index_follows_additions_and_removals() {
+    let (_d, store) = open();
+    commit(
+        &store,
+        &[
+            group("g1", "One", &[("u1", false), ("u2", false)]),
+            group("g2", "Two", &[("u1", false)]),
+        ],
+        delta(1),
+    );
+    assert_eq!(store.groups_containing("u1").unwrap(), ["g1", "g2"]);
+    assert_eq!(store.groups_containing("u2").unwrap(), ["g1"]);
+    assert!(store.groups_containing("u3").unwrap().is_empty());
+    assert!(store.is_member("g1", &user_ref("u2")).unwrap());
+    assert!(!store.is_member("g2", &user_ref("u2")).unwrap());
+
+    let before = store.cursor(Resource::Groups).unwrap();
+    store
+        .commit_group_page(
+            &[group("g1", "One", &[("u1", true)])],
+            &delta(2),
+            before.as_ref(),
+            super::mirror::DeletePolicy {
+                threshold: 10,
+                soft_destructive: false,
+            },
+            &|_, p| p.in_scope(),
+        )
+        .unwrap();
+    assert_eq!(store.groups_containing("u1").unwrap(), ["g2"]);
+    assert!(!store.is_member("g1", &user_ref("u1")).unwrap());
+    assert!(store.is_member("g1", &user_ref("u2")).unwrap());
+}
+
+#[test]
+fn users_are_stored_with_their_on_premises_identity() {
+    let (_d, store) = open();
+    let user = UserDelta {
+        id: "u1".into(),
+        removed: None,
+        patch: UserPatch {
+            sid: Patch::Value("S-1-5-21-1-2-3-1001".into()),
+            sam_account_name: Patch::Value("alice".into()),
+            ..Default::default()
+        },
+    };
+    store
+        .commit_user_page(
+            &[user],
+            &NextStep::Delta("https://graph.example/v1.0/users/delta?$deltatoken=1".into()),
+            None,
+        )
+        .unwrap();
+    let got = store.user("u1").unwrap().expect("stored");
+    assert_eq!(got.sid.as_deref(), Some("S-1-5-21-1-2-3-1001"));
+    assert_eq!(got.sam_account_name.as_deref(), Some("alice"));
+    assert_eq!(store.user("u2").unwrap(), None);
+}
