@@ -36,6 +36,8 @@ pub use records::*;
 pub use store::{QueueError, QueueStats, Store};
 
 #[cfg(test)]
+mod commit_tests;
+#[cfg(test)]
 mod operator_tests;
 #[cfg(test)]
 mod tests;

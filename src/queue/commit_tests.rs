@@ -1,0 +1,203 @@
+//! Unit tests of what a page commit reports and queues beyond the guarantees in `tests.rs`
+//! (found untested by cargo-mutants): round and full-round flags, unsupported member counts,
+//! reconciles for groups new in an incremental round, and parents re-queued when a synced
+//! group's identity changes.
+
+use super::mirror::{DeletePolicy, PageOutcome};
+use super::tests::{delta, group};
+use super::*;
+use crate::graph::model::{
+    GroupDelta, MemberDelta, MemberKind, MemberRef, NextStep, Patch, UserDelta,
+};
+
+const POLICY: DeletePolicy = DeletePolicy {
+    threshold: 10,
+    soft_destructive: false,
+};
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn commit(store: &Store, items: &[GroupDelta], link: NextStep) -> PageOutcome {
+    let before = store.cursor(Resource::Groups).unwrap();
+    store
+        .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.in_scope())
+        .unwrap()
+}
+
+fn next(n: u32) -> NextStep {
+    NextStep::Next(format!(
+        "https://graph.example/v1.0/groups/delta?$skiptoken={n}"
+    ))
+}
+
+/// Acks everything pending.
+fn drain(store: &Store) {
+    let seqs: Vec<u64> = store
+        .pending_batch(1000)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    store.ack(&seqs).unwrap();
+}
+
+/// (group, kind) of every pending change, kinds as `upsert`/`reconcile`/….
+fn pending(store: &Store) -> Vec<(String, &'static str)> {
+    store
+        .pending_batch(1000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| {
+            let kind = match c.kind {
+                ChangeKind::Upsert { .. } => "upsert",
+                ChangeKind::Reconcile => "reconcile",
+                ChangeKind::Delete { .. } => "delete",
+                ChangeKind::Sweep => "sweep",
+            };
+            (c.group_id, kind)
+        })
+        .collect()
+}
+
+#[test]
+fn outcomes_say_whether_the_round_ended_and_whether_it_was_full() {
+    let (_d, store) = open();
+    let o = commit(&store, &[group("g1", "One", &[])], next(1));
+    assert!(!o.round_done && o.full_round);
+    let o = commit(&store, &[], delta(1));
+    assert!(o.round_done && o.full_round);
+    let o = commit(&store, &[], delta(2));
+    assert!(o.round_done && !o.full_round);
+
+    let user_page = |link: &str, first: bool| {
+        let before = store.cursor(Resource::Users).unwrap();
+        assert_eq!(before.is_none(), first);
+        let u = UserDelta {
+            id: "u1".into(),
+            removed: None,
+            patch: Default::default(),
+        };
+        let next = if link.contains("skiptoken") {
+            NextStep::Next(link.into())
+        } else {
+            NextStep::Delta(link.into())
+        };
+        store
+            .commit_user_page(&[u], &next, before.as_ref())
+            .unwrap()
+    };
+    let o = user_page("https://graph.example/v1.0/users/delta?$skiptoken=1", true);
+    assert!(!o.round_done && o.full_round);
+    assert_eq!(
+        o.enqueued.get("upsert"),
+        None,
+        "a user no group lists queues nothing"
+    );
+    let o = user_page(
+        "https://graph.example/v1.0/users/delta?$deltatoken=1",
+        false,
+    );
+    assert!(o.round_done && o.full_round);
+    let o = user_page(
+        "https://graph.example/v1.0/users/delta?$deltatoken=2",
+        false,
+    );
+    assert!(o.round_done && !o.full_round);
+}
+
+#[test]
+fn a_user_whose_identity_changes_requeues_the_groups_listing_it() {
+    let (_d, store) = open();
+    commit(&store, &[group("g1", "One", &[("u1", false)])], delta(1));
+    drain(&store);
+    let u = UserDelta {
+        id: "u1".into(),
+        removed: None,
+        patch: crate::graph::model::UserPatch {
+            sid: Patch::Value("S-1-5-21-1-2-3-1001".into()),
+            ..Default::default()
+        },
+    };
+    let o = store
+        .commit_user_page(
+            &[u],
+            &NextStep::Delta("https://graph.example/v1.0/users/delta?$deltatoken=1".into()),
+            None,
+        )
+        .unwrap();
+    assert_eq!(o.enqueued.get("upsert"), Some(&1));
+    assert_eq!(pending(&store), [("g1".to_string(), "upsert")]);
+}
+
+#[test]
+fn members_of_unsupported_types_are_counted() {
+    let (_d, store) = open();
+    let mut g = group("g1", "One", &[("u1", false)]);
+    for id in ["dev1", "sp1"] {
+        g.members.push(MemberDelta {
+            member: MemberRef {
+                kind: MemberKind::Other,
+                id: id.into(),
+            },
+            removed: false,
+        });
+    }
+    assert_eq!(commit(&store, &[g], delta(1)).unsupported_members, 2);
+    let plain = commit(&store, &[group("g2", "Two", &[("u1", false)])], delta(2));
+    assert_eq!(plain.unsupported_members, 0);
+}
+
+#[test]
+fn only_groups_new_in_an_incremental_round_get_a_reconcile_at_its_end() {
+    let (_d, store) = open();
+    commit(&store, &[group("old", "Old", &[])], delta(1)); // the full round
+    drain(&store);
+    // Incremental: a change to a known group is an upsert only; a group new to the mirror is
+    // also reconciled once the round is complete (AD may hold a copy from before).
+    commit(
+        &store,
+        &[group("old", "Old renamed", &[]), group("new", "New", &[])],
+        delta(2),
+    );
+    let p = pending(&store);
+    assert!(p.contains(&("new".into(), "reconcile")), "{p:?}");
+    assert!(!p.contains(&("old".into(), "reconcile")), "{p:?}");
+    assert!(p.contains(&("old".into(), "upsert")), "{p:?}");
+}
+
+#[test]
+fn a_synced_group_getting_its_sid_requeues_its_parents_and_nothing_else_does() {
+    let (_d, store) = open();
+    let mut child = group("child", "Child", &[]);
+    child.patch.on_premises_sync_enabled = Patch::Value(true);
+    let mut parent = group("parent", "Parent", &[]);
+    parent.members.push(MemberDelta {
+        member: MemberRef {
+            kind: MemberKind::Group,
+            id: "child".into(),
+        },
+        removed: false,
+    });
+    commit(&store, &[child, parent], delta(1));
+    drain(&store);
+
+    // A property change that leaves the identity alone: the parent is not touched.
+    let mut renamed = group("child", "Child renamed", &[]);
+    renamed.patch.on_premises_sync_enabled = Patch::Value(true);
+    commit(&store, &[renamed], delta(2));
+    let p = pending(&store);
+    assert!(!p.iter().any(|(g, _)| g == "parent"), "{p:?}");
+    drain(&store);
+
+    // Its SID arrives: the parent can now reference the original AD object.
+    let mut with_sid = group("child", "Child renamed", &[]);
+    with_sid.patch.on_premises_sync_enabled = Patch::Value(true);
+    with_sid.patch.on_premises_security_identifier = Patch::Value("S-1-5-21-9-9-9-2001".into());
+    commit(&store, &[with_sid], delta(3));
+    let p = pending(&store);
+    assert!(p.iter().any(|(g, _)| g == "parent"), "{p:?}");
+}
