@@ -200,6 +200,19 @@ pub async fn desired_state(sim: &GraphSim, dc: &SambaDc, expect: &Expect<'_>) ->
 /// anchor, or a second one with the same anchor, gets a key naming its DN, so it shows up in
 /// the diff instead of hiding.
 pub async fn actual_state(dc: &SambaDc, ou: &str) -> GroupState {
+    // A running service may rename or delete a group between the search and the member read:
+    // then the snapshot is in flux, and is taken again.
+    for _ in 0..50 {
+        if let Some(state) = snapshot(dc, ou).await {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("AD under {ou} kept changing during 50 snapshots");
+}
+
+/// One snapshot of [`actual_state`], or `None` if a group vanished while it was read.
+async fn snapshot(dc: &SambaDc, ou: &str) -> Option<GroupState> {
     let entries = dc.groups_in(ou).await;
     let anchor_of_sid: BTreeMap<String, String> = entries
         .iter()
@@ -214,8 +227,8 @@ pub async fn actual_state(dc: &SambaDc, ou: &str) -> GroupState {
     for e in &entries {
         let text = |a: &str| attr_first(e, a).map(str::to_string);
         let members = dc
-            .member_sids(&e.dn)
-            .await
+            .try_member_sids(&e.dn)
+            .await?
             .into_iter()
             .map(|sid| anchor_of_sid.get(&sid).cloned().unwrap_or(sid))
             .collect();
@@ -235,7 +248,7 @@ pub async fn actual_state(dc: &SambaDc, ou: &str) -> GroupState {
         };
         out.insert(key, group);
     }
-    out
+    Some(out)
 }
 
 /// Line-per-difference report between `want` and `have` (empty when equal).

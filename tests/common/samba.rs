@@ -381,13 +381,23 @@ impl SambaDc {
     /// extended-DN control and ranged retrieval. Members without a SID (e.g.
     /// contacts) are left out.
     pub async fn member_sids(&self, group_dn: &str) -> BTreeSet<String> {
+        self.try_member_sids(group_dn)
+            .await
+            .unwrap_or_else(|| panic!("read member of {group_dn}: no such entry"))
+    }
+
+    /// [`Self::member_sids`], or `None` if the group does not exist (any more): for snapshots
+    /// taken while a service may be renaming or deleting groups.
+    pub async fn try_member_sids(&self, group_dn: &str) -> Option<BTreeSet<String>> {
         let mut ldap = self.connect().await;
-        let values = read_ranged(&mut ldap, group_dn, "member", true).await;
+        let values = try_read_ranged(&mut ldap, group_dn, "member", true).await;
         let _ = ldap.unbind().await;
-        values
-            .iter()
-            .filter_map(|v| extended_dn_sid(v).map(str::to_owned))
-            .collect()
+        Some(
+            values?
+                .iter()
+                .filter_map(|v| extended_dn_sid(v).map(str::to_owned))
+                .collect(),
+        )
     }
 
     async fn search_groups(&self, ou: &str, filter: &str) -> Vec<SearchEntry> {
@@ -462,13 +472,24 @@ async fn read_base(
 /// one ends in `*`. Works whether or not the server would have split the
 /// attribute itself.
 async fn read_ranged(ldap: &mut Ldap, dn: &str, attr: &str, extended_dn: bool) -> Vec<String> {
+    try_read_ranged(ldap, dn, attr, extended_dn)
+        .await
+        .unwrap_or_else(|| panic!("read {attr} of {dn}: no such entry"))
+}
+
+/// [`read_ranged`], or `None` if the entry does not exist (any more: a running service may
+/// rename or delete it between a search and this read).
+async fn try_read_ranged(
+    ldap: &mut Ldap,
+    dn: &str,
+    attr: &str,
+    extended_dn: bool,
+) -> Option<Vec<String>> {
     let mut values = Vec::new();
     let mut low = 0usize;
     loop {
         let request = format!("{attr};range={low}-{}", low + RANGE_STEP - 1);
-        let Some(entry) = read_base(ldap, dn, &[request.as_str()], extended_dn).await else {
-            panic!("read {request} of {dn}: no such entry");
-        };
+        let entry = read_base(ldap, dn, &[request.as_str()], extended_dn).await?;
         let prefix = format!("{attr};range=");
         let chunk = entry
             .attrs
@@ -496,7 +517,7 @@ async fn read_ranged(ldap: &mut Ldap, dn: &str, attr: &str, extended_dn: bool) -
         assert!(high >= low, "range '{key}' goes backwards reading {dn}");
         low = high + 1;
     }
-    values
+    Some(values)
 }
 
 /// Replaces every form of `attr` (`attr`, `attr;range=…`) with `values`;
