@@ -4,7 +4,9 @@
 use super::records::*;
 use sled::Transactional;
 
-use super::store::{QueueError, Store, dec, enc, seq_key, tx_enqueue};
+use std::sync::atomic::Ordering;
+
+use super::store::{Counts, QueueError, Store, dec, enc, seq_key, tx_enqueue};
 
 impl Store {
     /// Re-queues every dead letter (after its cause is fixed); returns how many.
@@ -16,13 +18,15 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let t = self.t()?;
         // One transaction: each letter is either still dead or queued again, never both.
-        (&t.pending, &t.dead).transaction(|(pending, dead)| {
+        let replayed = (&t.pending, &t.dead).transaction(|(pending, dead)| {
+            let mut replayed = 0i64;
             for (seq, (old, letter)) in seqs.iter().zip(&letters) {
                 tx_enqueue(pending, *seq, &letter.change)?;
-                dead.remove(&seq_key(*old))?;
+                replayed += i64::from(dead.remove(&seq_key(*old))?.is_some());
             }
-            Ok(())
+            Ok(replayed)
         })?;
+        Counts::adjust(&self.counts.dead, -replayed);
         self.note_enqueued(letters.len());
         t.db.flush()?;
         Ok(letters.len())
@@ -68,22 +72,30 @@ impl Store {
         Ok(ids.into_iter().collect())
     }
 
-    /// Drops journal entries older than `max_age_ms` or beyond `max_entries`.
+    /// Drops journal entries older than `max_age_ms` or beyond `max_entries`, oldest first.
+    /// Work is proportional to what is dropped: the journal is read from its oldest key (keys
+    /// are sequence numbers) and the walk stops at the first entry that stays; the entry count
+    /// comes from [`Counts`], never from scanning the tree.
     pub fn trim_journal(&self, max_age_ms: u64, max_entries: usize) -> Result<usize, QueueError> {
         let cutoff = now_ms().saturating_sub(max_age_ms);
-        let excess = (self.t()?.journal.len()).saturating_sub(max_entries);
+        let held = self.counts.journal.load(Ordering::Relaxed);
+        let excess = usize::try_from(held)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(max_entries);
+        let t = self.t()?;
         let mut removed = 0;
-        for r in self.t()?.journal.iter() {
+        for r in t.journal.iter() {
             let (k, v) = r?;
             let old = dec::<JournalEntry>(&k, &v)
                 .map(|e| e.applied_ms < cutoff)
                 .unwrap_or(true);
-            if removed < excess || old {
-                self.t()?.journal.remove(k)?;
-                removed += 1;
-            } else {
+            if removed >= excess && !old {
                 break;
             }
+            if t.journal.remove(&k)?.is_some() {
+                Counts::adjust(&self.counts.journal, -1);
+            }
+            removed += 1;
         }
         Ok(removed)
     }
@@ -102,12 +114,15 @@ impl Store {
 
     /// Holds deletes for approval (the worker's sweep uses this too).
     pub fn hold_deletes(&self, deletes: &[(String, DeleteReason)]) -> Result<(), QueueError> {
-        let mut batch = sled::Batch::default();
-        for (id, reason) in deletes {
-            batch.insert(id.as_bytes(), enc(reason));
-        }
         let t = self.t()?;
-        t.held_deletes.apply_batch(batch)?;
+        let added = t.held_deletes.transaction(|held| {
+            let mut added = 0i64;
+            for (id, reason) in deletes {
+                added += i64::from(held.insert(id.as_bytes(), enc(reason))?.is_none());
+            }
+            Ok::<_, sled::transaction::ConflictableTransactionError<QueueError>>(added)
+        })?;
+        Counts::adjust(&self.counts.held, added);
         t.db.flush()?;
         Ok(())
     }

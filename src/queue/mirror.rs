@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sled::Transactional;
 
 use super::records::*;
-use super::store::{QueueError, Store, cursor_key, dec, enc, tx_enqueue};
+use super::store::{Counts, QueueError, Store, cursor_key, dec, enc, tx_enqueue};
 use crate::graph::model::{GroupDelta, MemberKind, MemberRef, NextStep, Removed, UserDelta};
 
 /// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
@@ -78,6 +78,21 @@ impl Writes {
     }
     fn del(&mut self, k: Vec<u8>) {
         self.0.insert(k, None);
+    }
+    /// Applies the writes inside a transaction; returns the change in the tree's entry count
+    /// (+1 per new key, -1 per key really removed), for [`super::store::Counts`].
+    fn apply_counted(
+        &self,
+        tree: &sled::transaction::TransactionalTree,
+    ) -> Result<i64, sled::transaction::UnabortableTransactionError> {
+        let mut delta = 0i64;
+        for (k, v) in &self.0 {
+            delta += match v {
+                Some(v) => i64::from(tree.insert(k.as_slice(), v.as_slice())?.is_none()),
+                None => -i64::from(tree.remove(k.as_slice())?.is_some()),
+            };
+        }
+        Ok(delta)
     }
     fn batch(&self) -> sled::Batch {
         let mut b = sled::Batch::default();
@@ -482,15 +497,9 @@ impl Store {
             .iter()
             .map(|_| self.next_seq())
             .collect::<Result<Vec<_>, _>>()?;
-        let (gb, mb, ob, rb, hb) = (
-            groups.batch(),
-            members.batch(),
-            member_of.batch(),
-            round_deletes.batch(),
-            held.batch(),
-        );
+        let (mb, ob, rb) = (members.batch(), member_of.batch(), round_deletes.batch());
         let t = self.t()?; // one handle: never mix trees across a reopen
-        (
+        let (groups_delta, held_delta) = (
             &t.meta,
             &t.pending,
             &t.groups,
@@ -501,11 +510,11 @@ impl Store {
         )
             .transaction(
                 |(meta, pending, groups_t, members_t, member_of_t, round_t, held_t)| {
-                    groups_t.apply_batch(&gb)?;
+                    let groups_delta = groups.apply_counted(groups_t)?;
                     members_t.apply_batch(&mb)?;
                     member_of_t.apply_batch(&ob)?;
                     round_t.apply_batch(&rb)?;
-                    held_t.apply_batch(&hb)?;
+                    let held_delta = held.apply_counted(held_t)?;
                     for (seq, c) in seqs.iter().zip(&changes) {
                         tx_enqueue(pending, *seq, c)?;
                     }
@@ -517,9 +526,11 @@ impl Store {
                     if let Some(e) = full_done {
                         meta.insert(FULL_DONE, enc(&e))?;
                     }
-                    Ok(())
+                    Ok((groups_delta, held_delta))
                 },
             )?;
+        Counts::adjust(&self.counts.groups, groups_delta);
+        Counts::adjust(&self.counts.held, held_delta);
         self.note_enqueued(changes.len());
         for c in &changes {
             *out.enqueued.entry(c.kind.label()).or_default() += 1;

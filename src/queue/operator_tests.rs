@@ -252,3 +252,98 @@ fn users_are_stored_with_their_on_premises_identity() {
     assert_eq!(got.sam_account_name.as_deref(), Some("alice"));
     assert_eq!(store.user("u2").unwrap(), None);
 }
+
+/// The in-memory counts against a full recount of the trees.
+fn assert_counts_exact(store: &Store, when: &str) {
+    let s = store.stats().unwrap();
+    let t = store.t().unwrap();
+    let truth = (
+        t.dead.len() as u64,
+        t.held_deletes.len() as u64,
+        t.journal.len() as u64,
+        t.groups.len() as u64,
+        t.pending.len() as u64,
+    );
+    let counted = (
+        s.dead_letters,
+        s.held_deletes,
+        s.journal_entries,
+        s.mirrored_groups,
+        s.depth,
+    );
+    assert_eq!(
+        counted, truth,
+        "{when}: (dead, held, journal, groups, depth) counted vs recounted"
+    );
+}
+
+#[test]
+fn counts_stay_exact_across_every_operation_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_counts_exact(&store, "empty");
+    let groups: Vec<_> = (1..=9).map(|i| group(&format!("g{i}"), "G", &[])).collect();
+    commit(&store, &groups, delta(1));
+    assert_counts_exact(&store, "a full round committed");
+    let batch = store.pending_batch(1000).unwrap();
+    let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+    store.ack(&seqs[..3]).unwrap();
+    store.ack(&seqs[..3]).unwrap(); // twice: nothing more moves
+    assert_counts_exact(&store, "acked");
+    store.dead_letter(&seqs[3..5], "boom", "test").unwrap();
+    store.dead_letter(&seqs[3..5], "boom", "test").unwrap();
+    assert_counts_exact(&store, "dead-lettered");
+    assert_eq!(store.replay_dead().unwrap(), 2);
+    assert_counts_exact(&store, "dead letters replayed");
+    let held = [
+        ("g1".to_string(), DeleteReason::HardDeleted),
+        ("g2".to_string(), DeleteReason::HardDeleted),
+    ];
+    store.hold_deletes(&held).unwrap();
+    store.hold_deletes(&held[..1]).unwrap(); // held again: still two
+    assert_counts_exact(&store, "deletes held");
+    assert_eq!(store.approve_deletes(Some(&["g1".into()])).unwrap(), ["g1"]);
+    assert_counts_exact(&store, "one delete approved");
+    // Hard deletes in an incremental round: mirror records go.
+    commit(
+        &store,
+        &[
+            super::tests::removed("g5", crate::graph::model::Removed::Deleted),
+            super::tests::removed("g6", crate::graph::model::Removed::Deleted),
+        ],
+        delta(2),
+    );
+    assert_counts_exact(&store, "groups removed from the mirror");
+    // More hard deletes than the threshold (2): held by the page commit; then one comes back,
+    // which cancels its hold in the same commit.
+    let gone = |id: &str| super::tests::removed(id, crate::graph::model::Removed::Deleted);
+    commit(&store, &[gone("g7"), gone("g8"), gone("g9")], delta(3));
+    assert_eq!(store.held_deletes().unwrap().len(), 4, "g2 + g7..g9");
+    assert_counts_exact(&store, "deletes held by a page");
+    commit(&store, &[group("g8", "G", &[])], delta(4));
+    assert!(!store.is_held("g8").unwrap());
+    assert_counts_exact(&store, "a held delete cancelled by a listing");
+    let all: Vec<u64> = store
+        .pending_batch(1000)
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    store.ack(&all).unwrap();
+    let journaled = store.stats().unwrap().journal_entries;
+    assert!(journaled > 2, "{journaled}");
+    assert_eq!(
+        store.trim_journal(u64::MAX / 2, 2).unwrap() as u64,
+        journaled - 2
+    );
+    assert_counts_exact(&store, "journal trimmed");
+
+    // A reopen in place (the disk-full recovery path) and a restart recount from the trees.
+    store.recover().unwrap();
+    assert_counts_exact(&store, "recovered in place");
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_counts_exact(&store, "reopened");
+    commit(&store, &[group("g10", "G", &[])], delta(5));
+    assert_counts_exact(&store, "a commit after the reopen");
+}

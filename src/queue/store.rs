@@ -110,6 +110,44 @@ pub struct Store {
     inner: Arc<RwLock<Option<Arc<Trees>>>>,
     path: Option<PathBuf>,
     depth: Arc<AtomicU64>,
+    pub(super) counts: Arc<Counts>,
+}
+
+/// Entry counts of the trees that status, metrics and journal trimming report, kept in memory.
+///
+/// sled's `Tree::len()` is a full scan, so nothing that runs per poll, scrape, page render or
+/// worker pass may call it. The counts are taken once when the database is opened (one pass per
+/// tree; a crash loses nothing, since they are never persisted) and then adjusted by every write
+/// that changes those trees, from what its transaction really inserted or removed.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    /// Entries of `dead`.
+    pub(super) dead: AtomicU64,
+    /// Entries of `held_deletes`.
+    pub(super) held: AtomicU64,
+    /// Entries of `journal`.
+    pub(super) journal: AtomicU64,
+    /// Entries of `groups` (the mirror).
+    pub(super) groups: AtomicU64,
+}
+
+impl Counts {
+    /// Recounts from the trees (at open and after a reopen in place).
+    fn recount(&self, t: &Trees) {
+        self.dead.store(t.dead.len() as u64, Ordering::Relaxed);
+        self.held
+            .store(t.held_deletes.len() as u64, Ordering::Relaxed);
+        self.journal
+            .store(t.journal.len() as u64, Ordering::Relaxed);
+        self.groups.store(t.groups.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Applies a committed change of `delta` entries to `count`.
+    pub(super) fn adjust(count: &AtomicU64, delta: i64) {
+        let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+            Some(c.saturating_add_signed(delta))
+        });
+    }
 }
 
 /// The open database and its trees.
@@ -195,10 +233,13 @@ impl Store {
         let db = open_db(path)?;
         let trees = Trees::new(db, &shown)?;
         let depth = trees.pending.len() as u64;
+        let counts = Counts::default();
+        counts.recount(&trees);
         Ok(Store {
             inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
             path: Some(path.to_owned()),
             depth: Arc::new(AtomicU64::new(depth)),
+            counts: Arc::new(counts),
         })
     }
 
@@ -210,6 +251,7 @@ impl Store {
             inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
             path: None,
             depth: Arc::default(),
+            counts: Arc::default(),
         })
     }
 
@@ -251,6 +293,7 @@ impl Store {
                 trees.db.flush()?;
                 self.depth
                     .store(trees.pending.len() as u64, Ordering::Relaxed);
+                self.counts.recount(&trees);
                 *self.inner.write().expect("store lock not poisoned") = Some(Arc::new(trees));
                 Ok(())
             }
@@ -417,7 +460,7 @@ impl Store {
     pub fn ack(&self, seqs: &[u64]) -> Result<(), QueueError> {
         let now = now_ms();
         let t = self.t()?;
-        self.move_pending(seqs, &t.journal, |change| {
+        self.move_pending(seqs, &t.journal, &self.counts.journal, |change| {
             enc(&JournalEntry {
                 change,
                 applied_ms: now,
@@ -429,7 +472,7 @@ impl Store {
     pub fn dead_letter(&self, seqs: &[u64], error: &str, class: &str) -> Result<(), QueueError> {
         let now = now_ms();
         let t = self.t()?;
-        self.move_pending(seqs, &t.dead, |change| {
+        self.move_pending(seqs, &t.dead, &self.counts.dead, |change| {
             enc(&DeadLetter {
                 change,
                 error: error.to_string(),
@@ -442,30 +485,28 @@ impl Store {
     }
 
     /// Moves changes out of `pending` into `to` (as `record(change)`), in one transaction, and
-    /// keeps the depth counter exact (only entries really removed count).
+    /// keeps the depth and `to_count` exact (only entries really moved count).
     fn move_pending(
         &self,
         seqs: &[u64],
         to: &sled::Tree,
+        to_count: &AtomicU64,
         record: impl Fn(Change) -> Vec<u8>,
     ) -> Result<(), QueueError> {
         let t = self.t()?;
-        let removed = (&t.pending, to).transaction(|(pending, to)| {
-            let mut removed = 0u64;
+        let (removed, added) = (&t.pending, to).transaction(|(pending, to)| {
+            let (mut removed, mut added) = (0i64, 0i64);
             for &seq in seqs {
                 if let Some(v) = pending.remove(&seq_key(seq))? {
                     let change: Change = dec(&seq_key(seq), &v).map_err(abort)?;
-                    to.insert(&seq_key(seq), record(change))?;
                     removed += 1;
+                    added += i64::from(to.insert(&seq_key(seq), record(change))?.is_none());
                 }
             }
-            Ok(removed)
+            Ok((removed, added))
         })?;
-        let _ = self
-            .depth
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                Some(d.saturating_sub(removed))
-            });
+        Counts::adjust(&self.depth, -removed);
+        Counts::adjust(to_count, added);
         Ok(())
     }
 
@@ -480,14 +521,14 @@ impl Store {
         Ok(QueueStats {
             depth: self.depth.load(Ordering::Relaxed),
             oldest_age_secs: oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0),
-            dead_letters: self.t()?.dead.len() as u64,
-            held_deletes: self.t()?.held_deletes.len() as u64,
+            dead_letters: self.counts.dead.load(Ordering::Relaxed),
+            held_deletes: self.counts.held.load(Ordering::Relaxed),
             cursor_age_secs: cursor
                 .as_ref()
                 .map(|c| now.saturating_sub(c.stored_ms) as f64 / 1000.0),
             full_round_in_progress: cursor.as_ref().is_none_or(|c| c.full_epoch.is_some()),
-            journal_entries: self.t()?.journal.len() as u64,
-            mirrored_groups: self.t()?.groups.len() as u64,
+            journal_entries: self.counts.journal.load(Ordering::Relaxed),
+            mirrored_groups: self.counts.groups.load(Ordering::Relaxed),
         })
     }
 
@@ -513,13 +554,15 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let t = self.t()?;
         // One transaction: a crash leaves each delete either held or queued, never both or none.
-        (&t.pending, &t.held_deletes).transaction(|(pending, held)| {
+        let released = (&t.pending, &t.held_deletes).transaction(|(pending, held)| {
+            let mut released = 0i64;
             for ((seq, c), (id, _)) in seqs.iter().zip(&changes).zip(&chosen) {
                 tx_enqueue(pending, *seq, c)?;
-                held.remove(id.as_bytes())?;
+                released += i64::from(held.remove(id.as_bytes())?.is_some());
             }
-            Ok(())
+            Ok(released)
         })?;
+        Counts::adjust(&self.counts.held, -released);
         self.note_enqueued(changes.len());
         t.db.flush()?;
         Ok(chosen.into_iter().map(|(id, _)| id).collect())

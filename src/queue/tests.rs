@@ -33,7 +33,7 @@ pub(super) fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelt
     }
 }
 
-fn removed(id: &str, how: Removed) -> GroupDelta {
+pub(super) fn removed(id: &str, how: Removed) -> GroupDelta {
     GroupDelta {
         id: id.into(),
         removed: Some(how),
