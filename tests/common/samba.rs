@@ -400,7 +400,21 @@ impl SambaDc {
         )
     }
 
+    /// The groups matching `filter` under `ou`, each with its whole `member` list. A running
+    /// service may rename or delete a group between the search and its member read; then the
+    /// search is taken again, so the result is one consistent listing.
     async fn search_groups(&self, ou: &str, filter: &str) -> Vec<SearchEntry> {
+        for _ in 0..50 {
+            if let Some(groups) = self.try_search_groups(ou, filter).await {
+                return groups;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("groups under {ou} kept changing during 50 searches");
+    }
+
+    /// One attempt of [`Self::search_groups`]; `None` if a group vanished while it was read.
+    async fn try_search_groups(&self, ou: &str, filter: &str) -> Option<Vec<SearchEntry>> {
         let mut ldap = self.connect().await;
         let (entries, _) = expect_ok(
             ldap.search(ou, Scope::Subtree, filter, GROUP_ATTRS)
@@ -411,13 +425,17 @@ impl SambaDc {
         let mut groups = Vec::with_capacity(entries.len());
         for entry in entries {
             let mut entry = SearchEntry::construct(entry);
-            let members = read_ranged(&mut ldap, &entry.dn, "member", false).await;
+            let members = try_read_ranged(&mut ldap, &entry.dn, "member", false).await;
+            let Some(members) = members else {
+                let _ = ldap.unbind().await;
+                return None;
+            };
             replace_attr(&mut entry, "member", members);
             groups.push(entry);
         }
         let _ = ldap.unbind().await;
         groups.sort_by(|a, b| a.dn.cmp(&b.dn));
-        groups
+        Some(groups)
     }
 }
 
@@ -471,13 +489,8 @@ async fn read_base(
 /// (`attr;range=LO-HI`), following the ranges the server answers with until
 /// one ends in `*`. Works whether or not the server would have split the
 /// attribute itself.
-async fn read_ranged(ldap: &mut Ldap, dn: &str, attr: &str, extended_dn: bool) -> Vec<String> {
-    try_read_ranged(ldap, dn, attr, extended_dn)
-        .await
-        .unwrap_or_else(|| panic!("read {attr} of {dn}: no such entry"))
-}
-
-/// [`read_ranged`], or `None` if the entry does not exist (any more: a running service may
+///
+/// `None` if the entry does not exist (any more: a running service may
 /// rename or delete it between a search and this read).
 async fn try_read_ranged(
     ldap: &mut Ldap,
