@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use common::outcome::usn_snapshot;
@@ -231,20 +231,7 @@ async fn unowned_objects_with_our_names_are_conflicts_and_stay_byte_for_byte() {
         "{new:?}"
     );
 
-    let dead = svc.run(&["queue", "list", "--dead", "--json"]);
-    let dead: Vec<Value> = serde_json::from_slice(&dead.stdout).unwrap();
-    let classes: BTreeMap<String, String> = dead
-        .iter()
-        .map(|d| {
-            (
-                d["dead_letter"]["change"]["group_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                d["dead_letter"]["error"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let classes = common::outcome::dead_letters(&svc);
     assert!(classes[&same_cn].contains("conflict (name)"), "{classes:?}");
     assert!(
         classes[&same_sam].contains("conflict (sam_account_name)"),

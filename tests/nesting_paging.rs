@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::outcome::dead_letters;
 use common::relay::LdapRelay;
 use common::samba::{self, SambaDc, attr_first, entry_guid, entry_sid, unique_suffix};
 use common::service::{Options, Service, tail};
@@ -137,23 +138,6 @@ fn pending(svc: &Service) -> Vec<Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// `queue list --dead --json`: group id → error text.
-fn dead_letters(svc: &Service) -> BTreeMap<String, String> {
-    let out = svc.run(&["queue", "list", "--dead", "--json"]);
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.iter()
-        .map(|d| {
-            (
-                d["dead_letter"]["change"]["group_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                d["dead_letter"]["error"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// `resync`, asserting success.
