@@ -201,3 +201,85 @@ fn a_synced_group_getting_its_sid_requeues_its_parents_and_nothing_else_does() {
     let p = pending(&store);
     assert!(p.iter().any(|(g, _)| g == "parent"), "{p:?}");
 }
+
+#[test]
+fn outcomes_count_what_was_queued_and_held() {
+    let (_d, store) = open();
+    let groups: Vec<_> = (1..=15)
+        .map(|i| group(&format!("g{i}"), "G", &[]))
+        .collect();
+    let o = commit(&store, &groups, delta(1));
+    assert_eq!(o.enqueued.get("upsert"), Some(&15), "{:?}", o.enqueued);
+    drain(&store);
+    // 12 hard deletes in one round, threshold 10: all held, and counted as such.
+    let gone: Vec<_> = (1..=12)
+        .map(|i| super::tests::removed(&format!("g{i}"), crate::graph::model::Removed::Deleted))
+        .collect();
+    let o = commit(&store, &gone, delta(2));
+    assert_eq!(o.held_deletes, 12);
+    assert_eq!(o.enqueued.get("delete"), None, "{:?}", o.enqueued);
+    // Two below the threshold: queued, not held.
+    let gone: Vec<_> = (13..=14)
+        .map(|i| super::tests::removed(&format!("g{i}"), crate::graph::model::Removed::Deleted))
+        .collect();
+    let o = commit(&store, &gone, delta(3));
+    assert_eq!((o.held_deletes, o.enqueued.get("delete")), (0, Some(&2)));
+}
+
+#[test]
+fn an_upsert_names_the_changed_members_it_can_write_and_not_the_unsupported_ones() {
+    let (_d, store) = open();
+    let mut g = group("g1", "One", &[("u1", false)]);
+    g.members.push(MemberDelta {
+        member: MemberRef {
+            kind: MemberKind::Other,
+            id: "device1".into(),
+        },
+        removed: false,
+    });
+    commit(&store, &[g], delta(1));
+    let upserts: Vec<Vec<MemberRef>> = store
+        .pending_batch(10)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, c)| match c.kind {
+            ChangeKind::Upsert { members } => Some(members),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        upserts,
+        [vec![MemberRef {
+            kind: MemberKind::User,
+            id: "u1".into()
+        }]]
+    );
+}
+
+#[test]
+fn a_group_deleted_and_listed_again_within_one_page_is_not_deleted() {
+    let (_d, store) = open();
+    commit(
+        &store,
+        &[group("g1", "One", &[]), group("g2", "Two", &[])],
+        delta(1),
+    );
+    drain(&store);
+    // Graph promises no order within a round: a delete of g1 and then g1 live again (restored
+    // quickly), with g2 really deleted, all on one page.
+    let o = commit(
+        &store,
+        &[
+            super::tests::removed("g1", crate::graph::model::Removed::Deleted),
+            super::tests::removed("g2", crate::graph::model::Removed::Deleted),
+            group("g1", "One", &[]),
+        ],
+        delta(2),
+    );
+    let deletes: Vec<String> = pending(&store)
+        .into_iter()
+        .filter(|(_, k)| *k == "delete")
+        .map(|(g, _)| g)
+        .collect();
+    assert_eq!(deletes, ["g2"], "{:?}", o.enqueued);
+}
