@@ -63,6 +63,13 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    /// The value is wiped from memory when the last copy goes.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -94,6 +101,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Set by [`Config::load`] when the file holds a secret and others may read it.
+    #[serde(skip)]
+    pub exposed_secrets: Option<String>,
 }
 
 /// `[graph]`: the Entra tenant and app registration.
@@ -460,6 +470,52 @@ fn default_max_backoff() -> Duration {
 
 /// Whether an http(s) URL's host is a loopback address: 127.0.0.0/8, `::1` (also as
 /// `::ffff:127.x.y.z`) or the name `localhost`.
+/// The permission bits of a file (`None` where unknown: not Unix, or unreadable metadata).
+fn file_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The secret keys given in the file itself (not through the environment).
+fn secrets_set_in(text: &str) -> Vec<&'static str> {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new(); // `parse` has already accepted it; nothing to report otherwise
+    };
+    [
+        ("graph", "client_secret", "graph.client_secret"),
+        ("ad", "bind_password", "ad.bind_password"),
+        ("http", "status_token", "http.status_token"),
+    ]
+    .into_iter()
+    .filter(|(table, key, _)| doc.get(*table).and_then(|t| t.get(*key)).is_some())
+    .map(|(_, _, name)| name)
+    .collect()
+}
+
+/// The warning for a config file that holds secrets (`keys`, set in the file itself) and that
+/// its group or others may read, or `None` when it is fine.
+fn exposed_secrets(path: &Path, mode: Option<u32>, keys: &[&str]) -> Option<String> {
+    let mode = mode?;
+    (mode & 0o077 != 0 && !keys.is_empty()).then(|| {
+        format!(
+            "config file {} holds {} and is readable by its group or others (mode {mode:03o}): \
+             chmod 600 it, or pass the secrets through the environment",
+            path.display(),
+            keys.join(", ")
+        )
+    })
+}
+
 fn is_loopback_host(u: &url::Url) -> bool {
     match u.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -495,7 +551,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, path, |name| std::env::var(name).ok())
+        let mut cfg = Self::parse(&text, path, |name| std::env::var(name).ok())?;
+        cfg.exposed_secrets = exposed_secrets(path, file_mode(path), &secrets_set_in(&text));
+        Ok(cfg)
     }
 
     /// Parses `text`; `env` looks up secret overrides (a function so tests need no process env).
@@ -761,6 +819,35 @@ path = "/tmp/x"
             !dbg.contains("envpw") && !dbg.contains("file-secret"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn secrets_in_a_file_others_can_read_are_reported() {
+        let p = Path::new("/etc/ew.toml");
+        let keys = ["ad.bind_password"];
+        let w = exposed_secrets(p, Some(0o644), &keys).expect("world-readable");
+        assert!(w.contains("/etc/ew.toml") && w.contains("ad.bind_password") && w.contains("644"));
+        assert!(
+            exposed_secrets(p, Some(0o640), &keys).is_some(),
+            "group-readable"
+        );
+        assert!(exposed_secrets(p, Some(0o600), &keys).is_none());
+        assert!(exposed_secrets(p, Some(0o400), &keys).is_none());
+        assert!(
+            exposed_secrets(p, Some(0o644), &[]).is_none(),
+            "no secret in the file"
+        );
+        assert!(exposed_secrets(p, None, &keys).is_none());
+        assert_eq!(
+            secrets_set_in(GOOD),
+            ["graph.client_secret", "ad.bind_password"]
+        );
+        let no_secrets = GOOD
+            .lines()
+            .filter(|l| !l.starts_with("client_secret") && !l.starts_with("bind_password"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(secrets_set_in(&no_secrets).is_empty());
     }
 
     #[test]

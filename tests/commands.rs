@@ -371,3 +371,46 @@ async fn repeated_failures_quarantine_the_service_which_recovers_alone() {
         "an attempt while quarantined did not wait the slow cadence: {gaps:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_in_a_config_file_others_can_read_is_warned_about_or_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("perms").await;
+    let sim = GraphSim::start(vec![], vec![], &[]);
+    let svc = Service::new(&sim, dc, &ou);
+    // The bind password in the file itself (the harness passes secrets through the environment).
+    let text = std::fs::read_to_string(&svc.config).unwrap();
+    let text = text.replacen(
+        "\n[ad]\n",
+        &format!("\n[ad]\nbind_password = \"{}\"\n", dc.bind_password),
+        1,
+    );
+    std::fs::write(&svc.config, text).unwrap();
+    let chmod = |mode| {
+        std::fs::set_permissions(&svc.config, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+
+    chmod(0o644);
+    let out = svc.run(&["queue", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ad.bind_password") && err.contains("644") && err.contains("chmod 600"),
+        "no permission warning:\n{err}"
+    );
+    assert!(!err.contains(&dc.bind_password), "the password was printed");
+
+    let out = svc.run(&["--strict-permissions", "queue", "status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--strict-permissions"),
+        "{}",
+        stderr(&out)
+    );
+
+    chmod(0o600);
+    let out = svc.run(&["--strict-permissions", "queue", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("permissions"), "{}", stderr(&out));
+}

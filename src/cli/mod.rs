@@ -26,6 +26,10 @@ pub struct Cli {
         default_value = "./entra-writeback.toml"
     )]
     pub config: PathBuf,
+    /// Refuse to start when the config file holds a secret and its group or others can read it
+    /// (without it, that is a warning).
+    #[arg(long, global = true, env = "ENTRA_WRITEBACK_STRICT_PERMISSIONS")]
+    pub strict_permissions: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -155,7 +159,16 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_logging(cfg.log.format);
+    if let Some(why) = &cfg.exposed_secrets {
+        if cli.strict_permissions {
+            eprintln!("error: {why} (--strict-permissions)");
+            return ExitCode::from(1);
+        }
+        init_logging(cfg.log.format);
+        tracing::warn!(problem = %why, "config file permissions");
+    } else {
+        init_logging(cfg.log.format);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
