@@ -9,7 +9,7 @@
 //! the target OU gone, the store failing) stops the pass, which the caller turns into a pause
 //! and, if it lasts, quarantine.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -175,22 +175,9 @@ impl Worker {
                 self.publish_stats();
                 return Ok(report);
             }
-            // Group by id, keeping each group's changes in sequence order.
-            let mut order: Vec<String> = Vec::new();
-            let mut by_group: BTreeMap<String, Vec<(u64, Change)>> = BTreeMap::new();
-            for (seq, c) in batch {
-                if !by_group.contains_key(&c.group_id) {
-                    order.push(c.group_id.clone());
-                }
-                by_group
-                    .entry(c.group_id.clone())
-                    .or_default()
-                    .push((seq, c));
-            }
             let limit = Arc::new(Semaphore::new(self.retry.concurrency.max(1)));
             let mut tasks = JoinSet::new();
-            for gid in order {
-                let changes = by_group.remove(&gid).unwrap_or_default();
+            for (gid, changes) in crate::queue::group_batch(batch) {
                 let me = self.clone();
                 let permit = limit.clone().acquire_owned().await.expect("semaphore open");
                 let span = tracing::info_span!(

@@ -20,7 +20,7 @@ use entra_writeback::directory::Work;
 use entra_writeback::graph::model::{GroupDelta, GroupPatch, NextStep, Patch, Removed};
 use entra_writeback::queue::mirror::DeletePolicy;
 use entra_writeback::queue::safety::{self, CloudNow, Decision};
-use entra_writeback::queue::{DeleteReason, Resource, Store};
+use entra_writeback::queue::{DeleteReason, Resource, Store, group_batch};
 use proptest::prelude::*;
 
 const GROUPS: usize = 3;
@@ -268,23 +268,12 @@ impl World {
             if batch.is_empty() {
                 return;
             }
-            let mut order: Vec<String> = Vec::new();
-            let mut by_group: BTreeMap<String, Vec<(u64, _)>> = BTreeMap::new();
-            for (seq, c) in batch {
-                if !by_group.contains_key(&c.group_id) {
-                    order.push(c.group_id.clone());
-                }
-                by_group
-                    .entry(c.group_id.clone())
-                    .or_default()
-                    .push((seq, c));
-            }
-            for gid in order {
+            // The worker's own grouping: per group, in sequence order.
+            for (gid, changes) in group_batch(batch) {
                 if limit.is_some_and(|l| done >= l) {
                     return;
                 }
                 done += 1;
-                let changes = by_group.remove(&gid).unwrap();
                 let seqs: Vec<u64> = changes.iter().map(|(s, _)| *s).collect();
                 if let Some(work) = Work::coalesce(changes.iter().map(|(_, c)| &c.kind)) {
                     self.apply(&gid, &work);

@@ -14,17 +14,6 @@ use common::sim::{GraphSim, oid, user};
 use ldap3::{Mod, SearchEntry};
 use serde_json::{Value, json};
 
-async fn add_group(dc: &SambaDc, dn: &str, attrs: Vec<(&str, &str)>) {
-    let mut ldap = dc.connect().await;
-    let mut all: Vec<(&str, HashSet<&str>)> = vec![("objectClass", HashSet::from(["group"]))];
-    all.extend(attrs.into_iter().map(|(k, v)| (k, HashSet::from([v]))));
-    ldap.add(dn, all)
-        .await
-        .unwrap()
-        .success()
-        .unwrap_or_else(|e| panic!("add {dn}: {e}"));
-}
-
 fn suffix(id: &str) -> &str {
     &id[id.len() - 12..]
 }
@@ -39,8 +28,7 @@ async fn hostile_names_are_written_exactly_and_nothing_else_is_touched() {
         .await;
     let tag = 0x600;
     // Unowned neighbours: one in the target OU, one outside; neither may change.
-    add_group(
-        dc,
+    dc.add_group(
         &format!("CN=Sentinel,{ou}"),
         vec![("sAMAccountName", &format!("sent{}", unique_suffix())[..19])],
     )
@@ -164,8 +152,7 @@ async fn unowned_objects_with_our_names_are_conflicts_and_stay_byte_for_byte() {
     let (same_cn, same_sam, dup_anchor, fine) =
         (oid(tag, 1), oid(tag, 2), oid(tag, 3), oid(tag, 4));
     // 1: an unowned group with exactly our CN and sAMAccountName in the target OU.
-    add_group(
-        dc,
+    dc.add_group(
         &format!("CN=Collide_{},{ou}", suffix(&same_cn)),
         vec![
             ("sAMAccountName", &format!("Collide_{}", suffix(&same_cn))),
@@ -174,16 +161,14 @@ async fn unowned_objects_with_our_names_are_conflicts_and_stay_byte_for_byte() {
     )
     .await;
     // 2: an unowned object elsewhere holding our sAMAccountName.
-    add_group(
-        dc,
+    dc.add_group(
         &format!("CN=Someone Else,{other_ou}"),
         vec![("sAMAccountName", &format!("SamOnly_{}", suffix(&same_sam)))],
     )
     .await;
     // 3: two hand-made objects carrying the same anchor.
     for n in ["Dup One", "Dup Two"] {
-        add_group(
-            dc,
+        dc.add_group(
             &format!("CN={n},{ou}"),
             vec![
                 ("adminDescription", &format!("Group_{dup_anchor}")),

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,19 +39,6 @@ fn id(tag: u32, i: u32) -> String {
 
 fn anchor(id: &str) -> String {
     format!("Group_{id}")
-}
-
-/// Adds a group with the given single-valued attributes.
-async fn add_group(dc: &SambaDc, dn: &str, attrs: Vec<(&str, &str)>) {
-    let mut ldap = dc.connect().await;
-    let mut all: Vec<(&str, HashSet<&str>)> = vec![("objectClass", HashSet::from(["group"]))];
-    all.extend(attrs.into_iter().map(|(k, v)| (k, HashSet::from([v]))));
-    ldap.add(dn, all)
-        .await
-        .unwrap()
-        .success()
-        .unwrap_or_else(|e| panic!("add {dn}: {e}"));
-    let _ = ldap.unbind().await;
 }
 
 /// Every attribute of one entry (`*`, `uSNChanged`, `objectGUID`, `objectSid`, `whenChanged`).
@@ -171,8 +158,7 @@ async fn an_ad_synced_group_is_nested_in_a_cloud_group_by_its_sid() {
     // The on-premises original of the synced group: a global security group outside target_ou.
     let s_dn = format!("CN=OnPrem Team,{onprem}");
     let sam = format!("onp{}", unique_suffix());
-    add_group(
-        dc,
+    dc.add_group(
         &s_dn,
         vec![("sAMAccountName", &sam), ("groupType", "-2147483646")],
     )
@@ -552,8 +538,7 @@ async fn a_child_created_but_never_recorded_still_brings_its_parent_to_converge(
     let (_, p_guid) = owned(dc, &ou, &p).await;
     let k_dn = format!("CN=Crash Child_{},{ou}", suffix(&k));
     let sam = format!("CC{}", suffix(&k));
-    add_group(
-        dc,
+    dc.add_group(
         &k_dn,
         vec![
             ("sAMAccountName", &sam),
@@ -770,8 +755,7 @@ async fn an_object_matching_only_the_external_id_is_a_conflict_left_untouched() 
     // adminDescription.
     let x_dn = format!("CN=Imposter A,{ou}");
     let y_dn = format!("CN=Imposter B,{ou}");
-    add_group(
-        dc,
+    dc.add_group(
         &x_dn,
         vec![
             ("sAMAccountName", &format!("impa{}", unique_suffix())),
@@ -780,8 +764,7 @@ async fn an_object_matching_only_the_external_id_is_a_conflict_left_untouched() 
         ],
     )
     .await;
-    add_group(
-        dc,
+    dc.add_group(
         &y_dn,
         vec![
             ("sAMAccountName", &format!("impb{}", unique_suffix())),
@@ -873,8 +856,7 @@ async fn an_object_whose_anchors_disagree_is_never_swept() {
     let tag = 0x5600;
     let (live, gone) = (id(tag, 1), id(tag, 2));
     let dn = format!("CN=Disagreeing,{ou}");
-    add_group(
-        dc,
+    dc.add_group(
         &dn,
         vec![
             ("sAMAccountName", &format!("dis{}", unique_suffix())),
@@ -927,8 +909,7 @@ async fn an_anchored_group_outside_the_owned_ous_is_never_touched() {
     if dc.schema_patched {
         attrs.push(("msDS-ExternalDirectoryObjectId".into(), anchor(&q)));
     }
-    add_group(
-        dc,
+    dc.add_group(
         &o_dn,
         attrs
             .iter()

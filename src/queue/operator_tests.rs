@@ -347,3 +347,32 @@ fn counts_stay_exact_across_every_operation_and_a_reopen() {
     commit(&store, &[group("g10", "G", &[])], delta(5));
     assert_counts_exact(&store, "a commit after the reopen");
 }
+
+#[test]
+fn a_batch_is_split_per_group_in_first_seen_order_with_each_group_in_sequence() {
+    let c = |g: &str| Change {
+        group_id: g.into(),
+        kind: ChangeKind::Reconcile,
+        seen_ms: 0,
+    };
+    let batch = vec![
+        (1, c("b")),
+        (2, c("a")),
+        (3, c("b")),
+        (5, c("c")),
+        (7, c("a")),
+    ];
+    let split: Vec<(String, Vec<u64>)> = group_batch(batch)
+        .into_iter()
+        .map(|(g, cs)| (g, cs.into_iter().map(|(s, _)| s).collect()))
+        .collect();
+    assert_eq!(
+        split,
+        [
+            ("b".to_string(), vec![1, 3]),
+            ("a".to_string(), vec![2, 7]),
+            ("c".to_string(), vec![5]),
+        ]
+    );
+    assert!(group_batch(vec![]).is_empty());
+}

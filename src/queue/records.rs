@@ -267,3 +267,21 @@ pub struct JournalEntry {
     /// When AD confirmed it.
     pub applied_ms: u64,
 }
+
+/// A pending batch split per group: groups in the order their first change appears, each with
+/// its changes in sequence order. The worker applies each entry as one coalesced change, so a
+/// group stays ordered with itself while different groups may run side by side.
+pub fn group_batch(batch: Vec<(u64, Change)>) -> Vec<(String, Vec<(u64, Change)>)> {
+    let mut out: Vec<(String, Vec<(u64, Change)>)> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (seq, c) in batch {
+        match at.get(&c.group_id) {
+            Some(&i) => out[i].1.push((seq, c)),
+            None => {
+                at.insert(c.group_id.clone(), out.len());
+                out.push((c.group_id.clone(), vec![(seq, c)]));
+            }
+        }
+    }
+    out
+}

@@ -400,6 +400,20 @@ impl SambaDc {
         )
     }
 
+    /// Adds a group (as the administrator) with the given single-valued attributes: an object
+    /// the service did not create, for ownership, conflict and adoption tests.
+    pub async fn add_group(&self, dn: &str, attrs: Vec<(&str, &str)>) {
+        let mut ldap = self.connect().await;
+        let mut all: Vec<(&str, HashSet<&str>)> = vec![("objectClass", HashSet::from(["group"]))];
+        all.extend(attrs.into_iter().map(|(k, v)| (k, HashSet::from([v]))));
+        ldap.add(dn, all)
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("add {dn}: {e}"));
+        let _ = ldap.unbind().await;
+    }
+
     /// The groups matching `filter` under `ou`, each with its whole `member` list. A running
     /// service may rename or delete a group between the search and its member read; then the
     /// search is taken again, so the result is one consistent listing.
