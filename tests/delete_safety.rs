@@ -121,41 +121,74 @@ fn groups(tag: u32, n: u32, prefix: &str) -> (Vec<String>, Vec<Value>) {
     (ids, gs)
 }
 
+/// Two groups written back under `soft_delete = "delete"` with `delete_threshold = 1`, then
+/// both soft-deleted in the cloud and a round run: both deletes are held and AD is unchanged.
+/// The starting point of the restore / approve tests.
+struct TwoHeld {
+    dc: &'static SambaDc,
+    ou: String,
+    ids: Vec<String>,
+    sim: GraphSim,
+    svc: Service,
+    /// objectGUIDs before anything was deleted.
+    before: BTreeMap<String, String>,
+}
+
+impl TwoHeld {
+    async fn new(ou_name: &str, tag: u32, prefix: &str, sync_extra: &str) -> TwoHeld {
+        let dc = samba::shared();
+        let ou = dc.fresh_ou(ou_name).await;
+        let (ids, gs) = groups(tag, 2, prefix);
+        let sim = GraphSim::start(vec![], gs, &[]);
+        let svc = service(
+            &sim,
+            dc,
+            &ou,
+            "soft_delete = \"delete\"\ndelete_threshold = 1",
+            sync_extra,
+            "",
+        );
+        svc.once_ok();
+        let before = guids(dc, &ou, &ids).await;
+        for id in &ids {
+            sim.delete_group(id, false).await;
+        }
+        svc.once_ok();
+        assert_eq!(held(&svc), 2);
+        assert_eq!(
+            guids(dc, &ou, &ids).await,
+            before,
+            "held: AD must not change"
+        );
+        TwoHeld {
+            dc,
+            ou,
+            ids,
+            sim,
+            svc,
+            before,
+        }
+    }
+}
+
 /// Two soft-deleted groups under `soft_delete = "delete"` and `delete_threshold = 1` are held;
 /// both restored in the cloud, a round, then `approve-deletes --all`: both live groups stay,
 /// same objects.
 #[tokio::test(flavor = "multi_thread")]
 async fn restored_groups_are_not_deleted_after_approve_all() {
-    let dc = samba::shared();
-    let ou = dc.fresh_ou("ds-restore").await;
-    let (ids, gs) = groups(0x9d01, 2, "Restore");
-    let sim = GraphSim::start(vec![], gs, &[]);
-    let svc = service(
-        &sim,
+    let TwoHeld {
         dc,
-        &ou,
-        "soft_delete = \"delete\"\ndelete_threshold = 1",
-        "",
-        "",
-    );
-    svc.once_ok();
-    let before = guids(dc, &ou, &ids).await;
-
-    for id in &ids {
-        sim.delete_group(id, false).await;
-    }
-    svc.once_ok();
+        ou,
+        ids,
+        sim,
+        svc,
+        before,
+    } = TwoHeld::new("ds-restore", 0x9d01, "Restore", "").await;
     let listed = approve(&svc, &[]);
     assert!(listed.contains("2 delete(s) held"), "{listed}");
     for id in &ids {
         assert!(listed.contains(id.as_str()), "{id} not listed:\n{listed}");
     }
-    assert_eq!(held(&svc), 2);
-    assert_eq!(
-        guids(dc, &ou, &ids).await,
-        before,
-        "held: AD must not change"
-    );
 
     for id in &ids {
         sim.restore_group(id).await;
@@ -186,27 +219,15 @@ async fn restored_groups_are_not_deleted_after_approve_all() {
 /// one still soft-deleted is deleted as the policy says.
 #[tokio::test(flavor = "multi_thread")]
 async fn approve_all_deletes_only_the_group_still_soft_deleted() {
-    let dc = samba::shared();
-    let ou = dc.fresh_ou("ds-restore-one").await;
-    let (ids, gs) = groups(0x9d02, 2, "Half");
-    let (restored, gone) = (&ids[0], &ids[1]);
-    let sim = GraphSim::start(vec![], gs, &[]);
-    let svc = service(
-        &sim,
+    let TwoHeld {
         dc,
-        &ou,
-        "soft_delete = \"delete\"\ndelete_threshold = 1",
-        "",
-        "",
-    );
-    svc.once_ok();
-    let before = guids(dc, &ou, &ids).await;
-    for id in &ids {
-        sim.delete_group(id, false).await;
-    }
-    svc.once_ok();
-    assert_eq!(held(&svc), 2);
-    assert_eq!(guids(dc, &ou, &ids).await, before);
+        ou,
+        ids,
+        sim,
+        svc,
+        before,
+    } = TwoHeld::new("ds-restore-one", 0x9d02, "Half", "").await;
+    let (restored, gone) = (&ids[0], &ids[1]);
 
     sim.restore_group(restored).await;
     svc.once_ok();
@@ -232,25 +253,14 @@ async fn approve_all_deletes_only_the_group_still_soft_deleted() {
 /// delete is re-checked when it executes, so the live groups stay.
 #[tokio::test(flavor = "multi_thread")]
 async fn approved_before_the_restore_is_seen_is_still_not_deleted() {
-    let dc = samba::shared();
-    let ou = dc.fresh_ou("ds-restore-race").await;
-    let (ids, gs) = groups(0x9d03, 2, "Race");
-    let sim = GraphSim::start(vec![], gs, &[]);
-    let svc = service(
-        &sim,
+    let TwoHeld {
         dc,
-        &ou,
-        "soft_delete = \"delete\"\ndelete_threshold = 1",
-        "",
-        "",
-    );
-    svc.once_ok();
-    let before = guids(dc, &ou, &ids).await;
-    for id in &ids {
-        sim.delete_group(id, false).await;
-    }
-    svc.once_ok();
-    assert_eq!(held(&svc), 2);
+        ou,
+        ids,
+        sim,
+        svc,
+        before,
+    } = TwoHeld::new("ds-restore-race", 0x9d03, "Race", "").await;
     for id in &ids {
         sim.restore_group(id).await;
     }
@@ -274,25 +284,14 @@ async fn approved_before_the_restore_is_seen_is_still_not_deleted() {
 /// (`GET /groups/{id}` → live) alone keeps both groups.
 #[tokio::test(flavor = "multi_thread")]
 async fn released_deletes_are_rechecked_against_graph_when_they_execute() {
-    let dc = samba::shared();
-    let ou = dc.fresh_ou("ds-recheck").await;
-    let (ids, gs) = groups(0x9d09, 2, "Recheck");
-    let sim = GraphSim::start(vec![], gs, &[]);
-    let svc = service(
-        &sim,
+    let TwoHeld {
         dc,
-        &ou,
-        "soft_delete = \"delete\"\ndelete_threshold = 1",
-        "quarantine_after = 0",
-        "",
-    );
-    svc.once_ok();
-    let before = guids(dc, &ou, &ids).await;
-    for id in &ids {
-        sim.delete_group(id, false).await;
-    }
-    svc.once_ok();
-    assert_eq!(held(&svc), 2);
+        ou,
+        ids,
+        sim,
+        svc,
+        before,
+    } = TwoHeld::new("ds-recheck", 0x9d09, "Recheck", "quarantine_after = 0").await;
     for id in &ids {
         sim.restore_group(id).await;
     }
