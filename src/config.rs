@@ -273,15 +273,6 @@ pub struct AdConfig {
 }
 
 impl AdConfig {
-    /// The mapping rules these settings describe.
-    pub fn mapping_rules(&self) -> crate::directory::mapping::MappingRules {
-        crate::directory::mapping::MappingRules {
-            target_ou: self.target_ou.clone(),
-            m365_ou: self.target_ou_m365.clone(),
-            cn_template: self.cn_template.clone(),
-        }
-    }
-
     /// Every OU the service writes to, hence owns anchored groups in.
     pub fn owned_ous(&self) -> Vec<String> {
         let mut ous = vec![self.target_ou.clone()];
@@ -293,8 +284,16 @@ impl AdConfig {
     }
 }
 
+/// The CN template used when `ad.cn_template` is not set.
+pub const DEFAULT_CN_TEMPLATE: &str = "{displayName}_{idSuffix}";
+
 fn default_cn_template() -> String {
-    crate::directory::mapping::DEFAULT_CN_TEMPLATE.to_string()
+    DEFAULT_CN_TEMPLATE.to_string()
+}
+
+/// Whether a CN template keeps names unique: it must contain `{id}` or `{idSuffix}`.
+pub fn valid_cn_template(template: &str) -> bool {
+    template.contains("{id}") || template.contains("{idSuffix}")
 }
 
 /// What happens to an AD group whose cloud group was soft-deleted or left scope.
@@ -670,7 +669,7 @@ impl Config {
         );
         for (key, ou) in ous {
             let Some(ou) = ou else { continue };
-            match crate::directory::escape::parse_dn(ou) {
+            match crate::model::dn::parse_dn(ou) {
                 None => return Err((key, format!("`{ou}` is not a distinguished name"))),
                 Some(rdns) if is_naming_context(&rdns) => {
                     return Err((
@@ -691,7 +690,7 @@ impl Config {
                 "required when ad.soft_delete = \"move\"".into(),
             ));
         }
-        if !crate::directory::mapping::valid_cn_template(&self.ad.cn_template) {
+        if !valid_cn_template(&self.ad.cn_template) {
             return Err((
                 "ad.cn_template",
                 "must contain {id} or {idSuffix} so names stay unique".into(),

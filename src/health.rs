@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::queue::now_ms;
+use crate::model::now_ms;
 
 /// When the last Graph round and the last AD bind succeeded, and whether storage is healthy.
 #[derive(Clone, Default)]

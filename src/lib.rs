@@ -20,6 +20,7 @@ pub mod graph;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod model;
 pub mod progress;
 pub mod quarantine;
 pub mod queue;

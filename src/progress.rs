@@ -31,7 +31,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::graph::RoundReport;
-use crate::queue::now_ms;
+use crate::model::now_ms;
 use crate::status::RoundEntry;
 
 /// Bars appear only once a sync has run this long.

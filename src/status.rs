@@ -24,7 +24,8 @@ use crate::directory::ApplyError;
 use crate::graph::{PollError, RoundReport};
 use crate::health::Health;
 use crate::metrics;
-use crate::queue::{ALL_GROUPS, Change, QueueStats, Store, now_ms};
+use crate::model::{ALL_GROUPS, Change, QueueStats, now_ms};
+use crate::queue::Store;
 
 /// Delta rounds remembered for the status page (empty incremental ones are only counted).
 pub const ROUNDS_KEPT: usize = 50;

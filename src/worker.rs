@@ -23,8 +23,9 @@ use crate::directory::DirectoryError;
 use crate::directory::apply::{self, Applier, ApplyError, Work};
 use crate::health::Health;
 use crate::metrics;
+use crate::model::{Change, now_ms};
 use crate::quarantine::Quarantine;
-use crate::queue::{Change, QueueError, Store, now_ms};
+use crate::queue::{QueueError, Store};
 
 /// Changes read from the queue per pass.
 const BATCH: usize = 1024;

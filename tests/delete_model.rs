@@ -17,10 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use entra_writeback::config::SoftDeleteAction;
 use entra_writeback::directory::Work;
-use entra_writeback::graph::model::{GroupDelta, GroupPatch, NextStep, Patch, Removed};
+use entra_writeback::graph::page::{GroupDelta, NextStep};
+use entra_writeback::model::{DeleteReason, Resource};
+use entra_writeback::model::{GroupPatch, Patch, Removed};
 use entra_writeback::queue::mirror::DeletePolicy;
 use entra_writeback::queue::safety::{self, CloudNow, Decision};
-use entra_writeback::queue::{DeleteReason, Resource, Store, group_batch};
+use entra_writeback::queue::{Store, group_batch};
 use proptest::prelude::*;
 
 const GROUPS: usize = 3;
@@ -218,7 +220,7 @@ impl World {
             soft_destructive: self.soft != SoftDeleteAction::Freeze,
         };
         store
-            .commit_group_page(items, &next, before.as_ref(), policy, &|_, p| p.in_scope())
+            .commit_group_page(items, &next, before.as_ref(), policy, &|_, p| p.eligible())
             .unwrap();
     }
 

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use entra_writeback::graph::client::{GraphError, classify};
-use entra_writeback::graph::model::{
-    MemberKind, NextStep, PageError, Patch, Removed, parse_group_page, parse_user_page,
-};
+use entra_writeback::graph::page::{NextStep, PageError, parse_group_page, parse_user_page};
+use entra_writeback::model::{ChangeKind, Resource};
+use entra_writeback::model::{MemberKind, Patch, Removed};
 use entra_writeback::queue::mirror::DeletePolicy;
-use entra_writeback::queue::{ChangeKind, GroupStatus, Resource, Store};
+use entra_writeback::queue::{GroupStatus, Store};
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,9 +1,9 @@
-//! Fuzzes the Graph delta page parser (`graph::model`): arbitrary bytes must never panic, and a
+//! Fuzzes the Graph delta page parser (`graph::page`): arbitrary bytes must never panic, and a
 //! page that parses must keep the invariants the poller relies on (exactly one absolute link;
 //! every object and member has a non-empty id). Seeds: `tests/fixtures/graph/*.json`.
 #![no_main]
 
-use entra_writeback::graph::model::{NextStep, parse_group_page, parse_user_page};
+use entra_writeback::graph::page::{NextStep, parse_group_page, parse_user_page};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

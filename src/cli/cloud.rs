@@ -17,7 +17,7 @@ impl CloudOracle for GraphOracle {
             Ok(match self.0.group_state(group_id).await? {
                 CloudGroupState::Live => {
                     let props = self.0.group_props(group_id).await?;
-                    let in_scope = props.in_scope() && self.0.scope().admits(group_id, &props);
+                    let in_scope = props.eligible() && self.0.scope().admits(group_id, &props);
                     CloudNow::Live { in_scope }
                 }
                 CloudGroupState::SoftDeleted => CloudNow::SoftDeleted,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::{CliError, QueueView};
 use crate::config::Config;
-use crate::queue::{Store, now_ms};
+use crate::model::now_ms;
+use crate::queue::Store;
 
 fn open(cfg: &Config) -> Result<Store, CliError> {
     Store::open(&cfg.state.path).map_err(|e| CliError::ctx("cannot open the queue", e))

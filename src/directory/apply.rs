@@ -13,12 +13,14 @@ use ldap3::Mod;
 use super::ldap::rc;
 use super::plan::{self, ActualGroup, Operation};
 use super::retire::CloudOracle;
-use super::{Directory, DirectoryError, escape, mapping};
+use super::{Directory, DirectoryError, mapping};
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
-use crate::graph::model::{MemberKind, MemberRef};
 use crate::metrics;
-use crate::queue::{ALL_GROUPS, Change, ChangeKind, DeleteReason, QueueError, Store, now_ms};
+use crate::model::dn;
+use crate::model::{ALL_GROUPS, Change, ChangeKind, DeleteReason, now_ms};
+use crate::model::{MemberKind, MemberRef};
+use crate::queue::{QueueError, Store};
 
 /// Why applying a change failed.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +233,7 @@ impl Applier {
         }
         if !created
             && (plan::needs_rename(&desired, &actual)
-                || !escape::same_dn(&parent_of(&actual.dn), &desired.ou))
+                || !dn::same_dn(&parent_of(&actual.dn), &desired.ou))
         {
             match self.rename(&actual, &desired.cn, &desired.ou).await {
                 // The members and attributes above stay applied; the name waits for the clash
@@ -356,8 +358,8 @@ impl Applier {
         cn: &str,
         ou: &str,
     ) -> Result<(), ApplyError> {
-        let target = format!("CN={},{ou}", escape::rdn_value(cn));
-        if !escape::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
+        let target = format!("CN={},{ou}", dn::rdn_value(cn));
+        if !dn::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
             metrics::get().conflicts.with_label_values(&["name"]).inc();
             return Err(DirectoryError::Conflict {
                 kind: "name",
@@ -370,8 +372,8 @@ impl Applier {
             to: target.clone(),
         });
         if !self.dry_run {
-            let moved = !escape::same_dn(&parent_of(&actual.dn), ou);
-            let rdn = format!("CN={}", escape::rdn_value(cn));
+            let moved = !dn::same_dn(&parent_of(&actual.dn), ou);
+            let rdn = format!("CN={}", dn::rdn_value(cn));
             self.dir
                 .conn
                 .rename(&actual.dn, &rdn, moved.then_some(ou))

@@ -1,8 +1,9 @@
 //! Cloud group → desired AD entry. Pure functions, per the contract's "What lands in AD".
 
-use crate::queue::GroupProps;
+use crate::config::{AdConfig, DEFAULT_CN_TEMPLATE};
+use crate::model::GroupProps;
 
-use super::escape;
+use crate::model::dn;
 
 /// `groupType` of a universal security group (`0x80000008`).
 pub const UNIVERSAL_SECURITY: i32 = -2147483640;
@@ -33,9 +34,6 @@ fn id_suffix(group_id: &str) -> String {
     chars[chars.len().saturating_sub(12)..].iter().collect()
 }
 
-/// The contract's default CN template.
-pub const DEFAULT_CN_TEMPLATE: &str = "{displayName}_{idSuffix}";
-
 /// `<displayName, trimmed, ≤ 51 chars>_<last 12 chars of objectId>`, unescaped.
 pub fn cn(display_name: Option<&str>, group_id: &str) -> String {
     cn_from_template(DEFAULT_CN_TEMPLATE, display_name, group_id)
@@ -59,11 +57,6 @@ pub fn cn_from_template(template: &str, display_name: Option<&str>, group_id: &s
     out.chars().take(64).collect::<String>().trim().to_string()
 }
 
-/// Whether a CN template is usable: it must contain `{id}` or `{idSuffix}` (names must be unique).
-pub fn valid_cn_template(template: &str) -> bool {
-    template.contains("{id}") || template.contains("{idSuffix}")
-}
-
 /// Where and how groups are named: the configurable part of the mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingRules {
@@ -76,6 +69,15 @@ pub struct MappingRules {
 }
 
 impl MappingRules {
+    /// The rules the `[ad]` settings describe.
+    pub fn from_config(ad: &AdConfig) -> MappingRules {
+        MappingRules {
+            target_ou: ad.target_ou.clone(),
+            m365_ou: ad.target_ou_m365.clone(),
+            cn_template: ad.cn_template.clone(),
+        }
+    }
+
     /// Rules placing everything in `target_ou` with the default CN template.
     pub fn simple(target_ou: &str) -> MappingRules {
         MappingRules {
@@ -160,7 +162,7 @@ pub fn desired(group_id: &str, props: &GroupProps, rules: &MappingRules) -> Desi
     let ou = rules.ou_for(props).to_string();
     DesiredGroup {
         anchor: anchor(group_id),
-        dn: format!("CN={},{ou}", escape::rdn_value(&cn)),
+        dn: format!("CN={},{ou}", dn::rdn_value(&cn)),
         ou,
         cn,
         sam_account_name: sam_account_name(props.display_name.as_deref(), group_id),
@@ -233,8 +235,10 @@ mod tests {
             cn_from_template("Group_{id}", Some("x"), ID),
             format!("Group_{ID}")
         );
-        assert!(valid_cn_template("{displayName} ({idSuffix})"));
-        assert!(!valid_cn_template("{displayName}"));
+        assert!(crate::config::valid_cn_template(
+            "{displayName} ({idSuffix})"
+        ));
+        assert!(!crate::config::valid_cn_template("{displayName}"));
         let rules = MappingRules {
             m365_ou: Some("OU=M365,DC=t".into()),
             ..MappingRules::simple("OU=Sec,DC=t")

@@ -11,10 +11,10 @@ use ldap3::Mod;
 use super::apply::{Applier, ApplyError, set};
 use super::ldap::rc;
 use super::plan::Operation;
-use super::sid;
 use crate::graph::identity::{AdIdentity, identity};
-use crate::graph::model::{MemberKind, MemberRef};
 use crate::metrics;
+use crate::model::sid;
+use crate::model::{MemberKind, MemberRef};
 
 impl Applier {
     pub(super) async fn desired_member_sids(

@@ -9,14 +9,14 @@
 //! 2696), so a Windows DC's `MaxPageSize` never truncates what the service sees.
 
 pub mod apply;
-pub mod escape;
+
 pub mod ldap;
 pub mod mapping;
 mod members;
 pub mod plan;
 pub mod retire;
-pub mod sid;
 
+use crate::model::{dn, sid};
 use std::collections::BTreeSet;
 
 use ldap3::Scope;
@@ -76,7 +76,7 @@ pub struct Directory {
 }
 
 fn all_contains(all: &[ldap3::SearchEntry], dn: &str) -> bool {
-    all.iter().any(|e| escape::same_dn(&e.dn, dn))
+    all.iter().any(|e| dn::same_dn(&e.dn, dn))
 }
 
 /// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
@@ -136,7 +136,7 @@ impl Directory {
                 .is_empty();
         let target_ou = conn.config().target_ou.clone();
         let owned_ous = conn.config().owned_ous();
-        let rules = conn.config().mapping_rules();
+        let rules = mapping::MappingRules::from_config(conn.config());
         let page_size = conn.config().search_page_size;
         tracing::info!(domain = %domain_base, has_external_id, "connected to AD");
         Ok(Directory {
@@ -200,7 +200,7 @@ impl Directory {
     }
 
     fn anchor_filter(&self, anchor: &str) -> String {
-        let a = escape::filter_value(anchor);
+        let a = dn::filter_value(anchor);
         if self.has_external_id {
             format!(
                 "(&(objectClass=group)(|(msDS-ExternalDirectoryObjectId={a})(adminDescription={a})))"
@@ -389,7 +389,7 @@ impl Directory {
 
     /// DNs of objects in the domain with this `sAMAccountName`.
     pub async fn sam_account_name_holders(&self, sam: &str) -> Result<Vec<String>, DirectoryError> {
-        let filter = format!("(sAMAccountName={})", escape::filter_value(sam));
+        let filter = format!("(sAMAccountName={})", dn::filter_value(sam));
         Ok(self
             .conn
             .search(&self.domain_base, Scope::Subtree, &filter, &["cn"], vec![])

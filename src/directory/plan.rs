@@ -252,7 +252,7 @@ pub fn member_diff(
 mod tests {
     use super::*;
     use crate::directory::mapping::{MappingRules, UNIVERSAL_SECURITY, desired};
-    use crate::queue::GroupProps;
+    use crate::model::GroupProps;
 
     fn d() -> DesiredGroup {
         let p = GroupProps {

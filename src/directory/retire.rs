@@ -18,12 +18,13 @@ use std::pin::Pin;
 
 use super::apply::{Applier, ApplyError};
 use super::ldap::rc;
+use super::mapping;
 use super::plan::{ActualGroup, Operation};
-use super::{escape, mapping};
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
 use crate::metrics;
-use crate::queue::DeleteReason;
+use crate::model::DeleteReason;
+use crate::model::dn;
 use crate::queue::safety::{self, CloudNow, Decision};
 
 /// A boxed future, so [`CloudOracle`] can be used as a trait object.
@@ -101,7 +102,7 @@ impl Applier {
                 SoftDeleteAction::ConvertToDistribution => self.convert(actual).await,
                 SoftDeleteAction::Move => {
                     let ou = self.soft_delete_ou.clone().unwrap_or_default();
-                    if !escape::same_dn(&super::apply::parent_of(&actual.dn), &ou) {
+                    if !dn::same_dn(&super::apply::parent_of(&actual.dn), &ou) {
                         self.rename(actual, &actual.cn, &ou).await?;
                     }
                     Ok(())

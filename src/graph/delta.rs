@@ -16,10 +16,11 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::client::{GraphClient, GraphError};
-use super::model::{self, PageError};
+use super::page::{self, PageError};
 use crate::health::Health;
 use crate::metrics;
-use crate::queue::{Cursor, QueueError, Resource, Store, mirror::DeletePolicy};
+use crate::model::Resource;
+use crate::queue::{Cursor, QueueError, Store, mirror::DeletePolicy};
 
 /// Why a round failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +122,7 @@ impl Poller {
             .store
             .all_groups()?
             .into_iter()
-            .filter(|(id, r)| r.in_scope != scope.admits(id, &r.props))
+            .filter(|(id, r)| r.admitted != scope.admits(id, &r.props))
             .count();
         if changed > 0 && self.store.cursor(Resource::Groups)?.is_some() {
             tracing::warn!(
@@ -141,7 +142,7 @@ impl Poller {
         self.health.graph_ok();
         metrics::get()
             .last_round_ts
-            .set(crate::queue::now_ms() as f64 / 1000.0);
+            .set(crate::model::now_ms() as f64 / 1000.0);
         Ok(groups)
     }
 
@@ -186,14 +187,14 @@ impl Poller {
 
     async fn walk(&self, resource: Resource) -> Result<RoundReport, PollError> {
         let (path, select, endpoint) = match resource {
-            Resource::Groups => ("groups", model::GROUP_SELECT, "groups_delta"),
-            Resource::Users => ("users", model::USER_SELECT, "users_delta"),
+            Resource::Groups => ("groups", page::GROUP_SELECT, "groups_delta"),
+            Resource::Users => ("users", page::USER_SELECT, "users_delta"),
         };
         if resource == Resource::Groups {
             self.check_scope_change()?;
         }
         let scope = self.client.scope().clone();
-        let admits = move |id: &str, p: &crate::queue::GroupProps| scope.admits(id, p);
+        let admits = move |id: &str, p: &crate::model::GroupProps| scope.admits(id, p);
         let mut report = RoundReport::default();
         let mut last_link: Option<String> = None;
         loop {
@@ -240,7 +241,7 @@ impl Poller {
             };
             let outcome = match resource {
                 Resource::Groups => {
-                    let page = model::parse_group_page(&body).map_err(page_err)?;
+                    let page = page::parse_group_page(&body).map_err(page_err)?;
                     report.items += page.items.len();
                     self.store.commit_group_page(
                         &page.items,
@@ -251,7 +252,7 @@ impl Poller {
                     )?
                 }
                 Resource::Users => {
-                    let page = model::parse_user_page(&body).map_err(page_err)?;
+                    let page = page::parse_user_page(&body).map_err(page_err)?;
                     report.items += page.items.len();
                     self.store
                         .commit_user_page(&page.items, &page.link, before.as_ref())?

@@ -9,7 +9,7 @@
 //! This module is pure: it says *which* identity a user has and builds the LDAP filter for it.
 //! Resolving a non-SID identity needs an AD search, which is the directory side's job.
 
-use crate::queue::UserRecord;
+use crate::model::UserRecord;
 
 /// The best AD identity a cloud user has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub fn identity(user: Option<&UserRecord>) -> Result<AdIdentity, Unresolved> {
     fn nonempty(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
-    if let Some(sid) = nonempty(&u.sid).filter(|s| crate::directory::sid::is_valid(s)) {
+    if let Some(sid) = nonempty(&u.sid).filter(|s| crate::model::sid::is_valid(s)) {
         return Ok(AdIdentity::Sid(sid.to_string()));
     }
     if let (Some(sam), Some(domain)) = (nonempty(&u.sam_account_name), nonempty(&u.domain)) {
@@ -84,7 +84,7 @@ impl AdIdentity {
                 domain_to_dn(domain),
                 format!(
                     "(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))",
-                    crate::directory::escape::filter_value(sam_account_name)
+                    crate::model::dn::filter_value(sam_account_name)
                 ),
             )),
             AdIdentity::DistinguishedName(dn) => {
@@ -100,7 +100,7 @@ pub fn domain_to_dn(domain: &str) -> String {
         .trim_end_matches('.')
         .split('.')
         .filter(|l| !l.is_empty())
-        .map(|l| format!("DC={}", crate::directory::escape::rdn_value(l)))
+        .map(|l| format!("DC={}", crate::model::dn::rdn_value(l)))
         .collect::<Vec<_>>()
         .join(",")
 }

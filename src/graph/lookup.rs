@@ -103,19 +103,19 @@ const GROUP_PROPS_SELECT: &str = "id,displayName,description,groupTypes,security
 impl GraphClient {
     /// A live group's current properties (`GET /groups/{id}`), so that a destructive action
     /// for a group that left scope can check it has not come back into scope meanwhile.
-    pub async fn group_props(&self, id: &str) -> Result<crate::queue::GroupProps, GraphError> {
+    pub async fn group_props(&self, id: &str) -> Result<crate::model::GroupProps, GraphError> {
         let id = validate_object_id(id)?;
         let url = format!(
             "{}/v1.0/groups/{id}?$select={GROUP_PROPS_SELECT}",
             self.graph_url()
         );
         let body = self.get("group_get", &url, false).await?;
-        let item = super::model::parse_group_object(&body).map_err(|e| GraphError::Http {
+        let item = super::page::parse_group_object(&body).map_err(|e| GraphError::Http {
             status: 200,
             code: "malformed_group".into(),
             message: e.to_string(),
         })?;
-        let mut props = crate::queue::GroupProps::default();
+        let mut props = crate::model::GroupProps::default();
         props.apply(&item.patch);
         Ok(props)
     }

@@ -9,7 +9,7 @@ pub mod client;
 pub mod delta;
 pub mod identity;
 pub mod lookup;
-pub mod model;
+pub mod page;
 pub mod scope;
 
 pub use client::{GraphClient, GraphError};

@@ -1,9 +1,9 @@
 //! The configured scope (`[graph.scope]`): which cloud groups are written back.
 //!
 //! The contract's scope (cloud groups, security-enabled or Microsoft 365, never groups synced
-//! from AD) is fixed and lives in [`GroupProps::in_scope`]; this module narrows it by
+//! from AD) is fixed and lives in [`GroupProps::eligible`]; this module narrows it by
 //! configuration. The poller evaluates it when it commits a group and stores the answer in
-//! [`crate::queue::GroupRecord::in_scope`], so the worker never needs the configuration. A group
+//! the queue's `GroupRecord::admitted`, so the worker never needs the configuration. A group
 //! that stops matching is handled like a soft delete (`DeleteReason::LeftScope`); one that
 //! starts matching is reconciled in full.
 
@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use regex::Regex;
 
 use crate::config::{GroupTypeFilter, ScopeConfig};
-use crate::queue::GroupProps;
+use crate::model::GroupProps;
 
 /// A compiled `[graph.scope]`.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl Scope {
     }
 
     /// Whether the configuration admits group `id` with these properties. (The contract's own
-    /// rules are checked separately by [`GroupProps::in_scope`].)
+    /// rules are checked separately by [`GroupProps::eligible`].)
     pub fn admits(&self, id: &str, props: &GroupProps) -> bool {
         let type_ok = if props.is_unified() {
             self.microsoft365

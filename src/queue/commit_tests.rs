@@ -6,9 +6,9 @@
 use super::mirror::{DeletePolicy, PageOutcome};
 use super::tests::{delta, group};
 use super::*;
-use crate::graph::model::{
-    GroupDelta, MemberDelta, MemberKind, MemberRef, NextStep, Patch, UserDelta,
-};
+use crate::graph::page::{GroupDelta, MemberDelta, NextStep, UserDelta};
+use crate::model::*;
+use crate::model::{MemberKind, MemberRef, Patch};
 
 const POLICY: DeletePolicy = DeletePolicy {
     threshold: 10,
@@ -24,7 +24,7 @@ fn open() -> (tempfile::TempDir, Store) {
 fn commit(store: &Store, items: &[GroupDelta], link: NextStep) -> PageOutcome {
     let before = store.cursor(Resource::Groups).unwrap();
     store
-        .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.in_scope())
+        .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.eligible())
         .unwrap()
 }
 
@@ -117,7 +117,7 @@ fn a_user_whose_identity_changes_requeues_the_groups_listing_it() {
     let u = UserDelta {
         id: "u1".into(),
         removed: None,
-        patch: crate::graph::model::UserPatch {
+        patch: crate::model::UserPatch {
             sid: Patch::Value("S-1-5-21-1-2-3-1001".into()),
             ..Default::default()
         },
@@ -213,14 +213,14 @@ fn outcomes_count_what_was_queued_and_held() {
     drain(&store);
     // 12 hard deletes in one round, threshold 10: all held, and counted as such.
     let gone: Vec<_> = (1..=12)
-        .map(|i| super::tests::removed(&format!("g{i}"), crate::graph::model::Removed::Deleted))
+        .map(|i| super::tests::removed(&format!("g{i}"), crate::model::Removed::Deleted))
         .collect();
     let o = commit(&store, &gone, delta(2));
     assert_eq!(o.held_deletes, 12);
     assert_eq!(o.enqueued.get("delete"), None, "{:?}", o.enqueued);
     // Two below the threshold: queued, not held.
     let gone: Vec<_> = (13..=14)
-        .map(|i| super::tests::removed(&format!("g{i}"), crate::graph::model::Removed::Deleted))
+        .map(|i| super::tests::removed(&format!("g{i}"), crate::model::Removed::Deleted))
         .collect();
     let o = commit(&store, &gone, delta(3));
     assert_eq!((o.held_deletes, o.enqueued.get("delete")), (0, Some(&2)));
@@ -270,8 +270,8 @@ fn a_group_deleted_and_listed_again_within_one_page_is_not_deleted() {
     let o = commit(
         &store,
         &[
-            super::tests::removed("g1", crate::graph::model::Removed::Deleted),
-            super::tests::removed("g2", crate::graph::model::Removed::Deleted),
+            super::tests::removed("g1", crate::model::Removed::Deleted),
+            super::tests::removed("g2", crate::model::Removed::Deleted),
             group("g1", "One", &[]),
         ],
         delta(2),

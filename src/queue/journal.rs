@@ -2,6 +2,7 @@
 //! groups) and the deletes held by the delete threshold.
 
 use super::records::*;
+use crate::model::*;
 use sled::Transactional;
 
 use std::sync::atomic::Ordering;

@@ -10,7 +10,9 @@ use sled::Transactional;
 
 use super::records::*;
 use super::store::{Counts, QueueError, Store, cursor_key, dec, enc, tx_enqueue};
-use crate::graph::model::{GroupDelta, MemberKind, MemberRef, NextStep, Removed, UserDelta};
+use crate::graph::page::{GroupDelta, NextStep, UserDelta};
+use crate::model::*;
+use crate::model::{MemberKind, MemberRef, Removed};
 
 /// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
 /// to the mirror: AD may hold a frozen or stale copy of them).
@@ -346,7 +348,7 @@ impl Store {
                         props: GroupProps::default(),
                         status: GroupStatus::Live,
                         full_epoch: 0,
-                        in_scope: true,
+                        admitted: true,
                     });
                     if r.status == GroupStatus::SoftDeleted {
                         // Restored: it comes back like a new group, with its full member list
@@ -357,7 +359,7 @@ impl Store {
                         restored.push(item.id.clone());
                     }
                     r.props.apply(&item.patch);
-                    r.in_scope = admits(&item.id, &r.props);
+                    r.admitted = admits(&item.id, &r.props);
                     if old_ad_identity.is_some_and(|o| o != r.props.ad_identity()) {
                         // A group synced from AD got (or lost) its SID: the parents that list
                         // it can now reference its original object.

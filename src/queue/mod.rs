@@ -33,7 +33,7 @@ pub mod safety;
 mod store;
 
 pub use records::*;
-pub use store::{QueueError, QueueStats, Store};
+pub use store::{QueueError, Store};
 
 #[cfg(test)]
 mod commit_tests;

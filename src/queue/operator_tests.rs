@@ -4,7 +4,9 @@
 
 use super::tests::{commit, delta, group};
 use super::*;
-use crate::graph::model::{MemberKind, MemberRef, NextStep, Patch, UserDelta, UserPatch};
+use crate::graph::page::{NextStep, UserDelta};
+use crate::model::*;
+use crate::model::{MemberKind, MemberRef, Patch, UserPatch};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +222,7 @@ fn the_membership_index_follows_additions_and_removals() {
                 threshold: 10,
                 soft_destructive: false,
             },
-            &|_, p| p.in_scope(),
+            &|_, p| p.eligible(),
         )
         .unwrap();
     assert_eq!(store.groups_containing("u1").unwrap(), ["g2"]);
@@ -308,15 +310,15 @@ fn counts_stay_exact_across_every_operation_and_a_reopen() {
     commit(
         &store,
         &[
-            super::tests::removed("g5", crate::graph::model::Removed::Deleted),
-            super::tests::removed("g6", crate::graph::model::Removed::Deleted),
+            super::tests::removed("g5", crate::model::Removed::Deleted),
+            super::tests::removed("g6", crate::model::Removed::Deleted),
         ],
         delta(2),
     );
     assert_counts_exact(&store, "groups removed from the mirror");
     // More hard deletes than the threshold (2): held by the page commit; then one comes back,
     // which cancels its hold in the same commit.
-    let gone = |id: &str| super::tests::removed(id, crate::graph::model::Removed::Deleted);
+    let gone = |id: &str| super::tests::removed(id, crate::model::Removed::Deleted);
     commit(&store, &[gone("g7"), gone("g8"), gone("g9")], delta(3));
     assert_eq!(store.held_deletes().unwrap().len(), 4, "g2 + g7..g9");
     assert_counts_exact(&store, "deletes held by a page");

@@ -153,7 +153,7 @@ mod tests {
             ["live", "live_out_of_scope", "soft_deleted", "purged"]
         );
     }
-    use crate::queue::GroupProps;
+    use crate::model::GroupProps;
 
     fn rec(status: GroupStatus, in_scope: bool) -> GroupRecord {
         GroupRecord {
@@ -163,7 +163,7 @@ mod tests {
             },
             status,
             full_epoch: 0,
-            in_scope,
+            admitted: in_scope,
         }
     }
 

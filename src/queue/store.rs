@@ -11,6 +11,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::records::*;
+use crate::model::*;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,27 +76,6 @@ impl From<TransactionError<QueueError>> for QueueError {
             TransactionError::Storage(e) => QueueError::Io(e),
         }
     }
-}
-
-/// A snapshot of the queue for `queue status`, `/metrics` and `/readyz`.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueStats {
-    /// Pending changes.
-    pub depth: u64,
-    /// Age of the oldest pending change, seconds.
-    pub oldest_age_secs: Option<f64>,
-    /// Dead letters.
-    pub dead_letters: u64,
-    /// Deletes held by the delete threshold.
-    pub held_deletes: u64,
-    /// Age of the groups cursor, seconds.
-    pub cursor_age_secs: Option<f64>,
-    /// Whether a full enumeration is in progress.
-    pub full_round_in_progress: bool,
-    /// Journal entries.
-    pub journal_entries: u64,
-    /// Groups in the mirror.
-    pub mirrored_groups: u64,
 }
 
 const FORMAT_KEY: &[u8] = b"format";

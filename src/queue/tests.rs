@@ -2,9 +2,9 @@
 
 use super::mirror::DeletePolicy;
 use super::*;
-use crate::graph::model::{
-    GroupDelta, GroupPatch, MemberDelta, MemberKind, MemberRef, NextStep, Patch, Removed,
-};
+use crate::graph::page::{GroupDelta, MemberDelta, NextStep};
+use crate::model::*;
+use crate::model::{GroupPatch, MemberKind, MemberRef, Patch, Removed};
 
 const POLICY: DeletePolicy = DeletePolicy {
     threshold: 2,
@@ -57,7 +57,7 @@ pub(super) fn delta(n: u32) -> NextStep {
 pub(super) fn commit(store: &Store, items: &[GroupDelta], link: NextStep) {
     let before = store.cursor(Resource::Groups).unwrap();
     store
-        .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.in_scope())
+        .commit_group_page(items, &link, before.as_ref(), POLICY, &|_, p| p.eligible())
         .unwrap();
 }
 
@@ -330,7 +330,7 @@ fn a_foreign_directory_is_refused_untouched() {
 fn commit_with(store: &Store, items: &[GroupDelta], link: NextStep, policy: DeletePolicy) {
     let before = store.cursor(Resource::Groups).unwrap();
     store
-        .commit_group_page(items, &link, before.as_ref(), policy, &|_, p| p.in_scope())
+        .commit_group_page(items, &link, before.as_ref(), policy, &|_, p| p.eligible())
         .unwrap();
 }
 

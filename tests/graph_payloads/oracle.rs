@@ -3,10 +3,9 @@
 //! `None` where the page breaks the shape (the parser must then reject it). The randomized test
 //! compares the parser with it on every mutated body.
 
-use entra_writeback::graph::model::{
-    DeltaPage, GroupDelta, GroupPatch, MemberDelta, MemberKind, MemberRef, NextStep, Patch,
-    Removed, UserDelta, UserPatch,
-};
+use entra_writeback::graph::page::{DeltaPage, GroupDelta, MemberDelta, NextStep, UserDelta};
+
+use entra_writeback::model::{GroupPatch, MemberKind, MemberRef, Patch, Removed, UserPatch};
 use serde_json::{Map, Value};
 
 type Object = Map<String, Value>;

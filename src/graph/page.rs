@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::model::{GroupPatch, MemberKind, MemberRef, Patch, Removed, UserPatch};
+
 /// Why a page was rejected. A rejected page never advances the cursor.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -37,87 +39,6 @@ pub enum NextStep {
     Delta(String),
 }
 
-/// A property's state in a delta item.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Patch<T> {
-    /// Not in the item: unchanged (or never set).
-    #[default]
-    Absent,
-    /// Explicitly `null`: cleared.
-    Null,
-    /// A new (or repeated) value.
-    Value(T),
-}
-
-impl<T: Clone> Patch<T> {
-    /// Applies this patch to a stored optional value.
-    pub fn apply_to(&self, slot: &mut Option<T>) {
-        match self {
-            Patch::Absent => {}
-            Patch::Null => *slot = None,
-            Patch::Value(v) => *slot = Some(v.clone()),
-        }
-    }
-}
-
-/// Why an object carries `@removed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Removed {
-    /// Soft-deleted (restorable), or otherwise changed out of view.
-    Changed,
-    /// Permanently deleted.
-    Deleted,
-}
-
-/// The directory object types that can be group members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum MemberKind {
-    /// `#microsoft.graph.user`
-    User,
-    /// `#microsoft.graph.group` (a nested group)
-    Group,
-    /// Devices, contacts, service principals and anything unknown: never written to AD.
-    Other,
-}
-
-impl MemberKind {
-    fn from_odata(t: Option<&str>) -> MemberKind {
-        match t.map(|t| {
-            t.trim_start_matches('#')
-                .trim_start_matches("microsoft.graph.")
-        }) {
-            Some("user") => MemberKind::User,
-            Some("group") => MemberKind::Group,
-            _ => MemberKind::Other,
-        }
-    }
-    /// A one-letter tag used in storage keys.
-    pub fn tag(self) -> u8 {
-        match self {
-            MemberKind::User => b'u',
-            MemberKind::Group => b'g',
-            MemberKind::Other => b'o',
-        }
-    }
-    /// The inverse of [`MemberKind::tag`].
-    pub fn from_tag(tag: u8) -> MemberKind {
-        match tag {
-            b'u' => MemberKind::User,
-            b'g' => MemberKind::Group,
-            _ => MemberKind::Other,
-        }
-    }
-}
-
-/// A member reference: its type and object id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MemberRef {
-    /// Object type.
-    pub kind: MemberKind,
-    /// Object id.
-    pub id: String,
-}
-
 /// One entry of `members@delta`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDelta {
@@ -125,28 +46,6 @@ pub struct MemberDelta {
     pub member: MemberRef,
     /// True if the membership ended (`@removed`).
     pub removed: bool,
-}
-
-/// The group properties the service tracks (the `$select` list).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupPatch {
-    /// `displayName`
-    pub display_name: Patch<String>,
-    /// `description`
-    pub description: Patch<String>,
-    /// `groupTypes`
-    pub group_types: Patch<Vec<String>>,
-    /// `securityEnabled`
-    pub security_enabled: Patch<bool>,
-    /// `mailEnabled`
-    pub mail_enabled: Patch<bool>,
-    /// `mailNickname`
-    pub mail_nickname: Patch<String>,
-    /// `onPremisesSyncEnabled`
-    pub on_premises_sync_enabled: Patch<bool>,
-    /// `onPremisesSecurityIdentifier`: the AD SID of a group that came from AD (synced, or
-    /// source of authority converted), by which its original AD object is found.
-    pub on_premises_security_identifier: Patch<String>,
 }
 
 /// The `$select` list of group rounds.
@@ -168,21 +67,6 @@ pub struct GroupDelta {
     pub members: Vec<MemberDelta>,
 }
 
-/// The on-premises identity properties of a user.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserPatch {
-    /// `onPremisesSecurityIdentifier`: the AD SID, the best key.
-    pub sid: Patch<String>,
-    /// `onPremisesSamAccountName`
-    pub sam_account_name: Patch<String>,
-    /// `onPremisesDomainName`
-    pub domain: Patch<String>,
-    /// `onPremisesDistinguishedName` (may be stale)
-    pub distinguished_name: Patch<String>,
-    /// `userPrincipalName`, for logs and `plan`
-    pub user_principal_name: Patch<String>,
-}
-
 /// One user item of a delta page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserDelta {
@@ -192,6 +76,18 @@ pub struct UserDelta {
     pub removed: Option<Removed>,
     /// Changed properties.
     pub patch: UserPatch,
+}
+
+/// The member kind an `@odata.type` names.
+fn member_kind(t: Option<&str>) -> MemberKind {
+    match t.map(|t| {
+        t.trim_start_matches('#')
+            .trim_start_matches("microsoft.graph.")
+    }) {
+        Some("user") => MemberKind::User,
+        Some("group") => MemberKind::Group,
+        _ => MemberKind::Other,
+    }
 }
 
 /// Parses a groups delta page.
@@ -336,7 +232,7 @@ fn parse_group(o: &Map<String, Value>) -> Result<GroupDelta, String> {
 fn parse_member(v: &Value) -> Result<MemberDelta, String> {
     let o = v.as_object().ok_or("not an object")?;
     let id = id_of(o)?;
-    let kind = MemberKind::from_odata(o.get("@odata.type").and_then(Value::as_str));
+    let kind = member_kind(o.get("@odata.type").and_then(Value::as_str));
     Ok(MemberDelta {
         member: MemberRef { kind, id },
         removed: o.get("@removed").is_some_and(|r| !r.is_null()),
