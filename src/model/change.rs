@@ -81,7 +81,7 @@ pub struct Change {
 }
 
 /// A snapshot of the queue for `queue status`, `/metrics` and `/readyz`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStats {
     /// Pending changes.
     pub depth: u64,

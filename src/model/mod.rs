@@ -10,11 +10,13 @@
 mod change;
 mod cloud;
 pub mod dn;
+pub mod event;
 mod group;
 pub mod sid;
 
 pub use change::*;
 pub use cloud::*;
+pub use event::{Event, Events};
 pub use group::*;
 
 use serde::{Deserialize, Serialize};
