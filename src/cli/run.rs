@@ -12,9 +12,9 @@ use crate::config::{Config, SoftDeleteAction};
 use crate::directory::{Applier, Connection, Directory};
 use crate::graph::{GraphClient, Poller};
 use crate::health::Health;
-use crate::quarantine::Quarantine;
 use crate::queue::{Store, mirror::DeletePolicy};
-use crate::worker::Worker;
+use crate::sync::quarantine::Quarantine;
+use crate::sync::worker::Worker;
 
 fn policy(cfg: &Config) -> DeletePolicy {
     DeletePolicy {

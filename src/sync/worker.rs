@@ -24,8 +24,8 @@ use crate::directory::apply::{self, Applier, ApplyError, Work};
 use crate::health::Health;
 use crate::metrics;
 use crate::model::{Change, now_ms};
-use crate::quarantine::Quarantine;
 use crate::queue::{QueueError, Store};
+use crate::sync::quarantine::Quarantine;
 
 /// Changes read from the queue per pass.
 const BATCH: usize = 1024;
