@@ -390,6 +390,19 @@ impl Default for SyncConfig {
     }
 }
 
+impl SyncConfig {
+    /// The one retry schedule of the service (Graph requests, AD applies, connecting to AD):
+    /// exponential from `min_backoff` to `max_backoff` with jitter, `max_attempts` tries in
+    /// all. No wait is shorter than `floor`.
+    pub fn backoff(&self, floor: Duration) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_backoff.max(floor))
+            .with_max_delay(self.max_backoff.max(floor))
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
+    }
+}
+
 /// `[log]`: output format.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,10 +9,12 @@ mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
+use crate::observe::{Observers, Progress};
 
 /// Write Microsoft Entra ID groups back into on-premises Active Directory.
 #[derive(Debug, Parser)]
@@ -127,7 +129,7 @@ impl CliError {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, writer: crate::observe::progress::LogWriter) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ENTRA_WRITEBACK_LOG")
@@ -142,7 +144,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(!json && std::io::stderr().is_terminal())
-        .with_writer(crate::progress::LogWriter);
+        .with_writer(writer);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -159,24 +161,26 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let progress = Arc::new(Progress::new());
     if let Some(why) = &cfg.exposed_secrets {
         if cli.strict_permissions {
             eprintln!("error: {why} (--strict-permissions)");
             return ExitCode::from(1);
         }
-        init_logging(cfg.log.format);
+        init_logging(cfg.log.format, progress.log_writer());
         tracing::warn!(problem = %why, "config file permissions");
     } else {
-        init_logging(cfg.log.format);
+        init_logging(cfg.log.format, progress.log_writer());
     }
+    let observers = Observers::new(progress.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Run { once: false } => run::run(cfg).await,
-            Command::Run { once: true } => run::run_once(cfg).await,
+            Command::Run { once: false } => run::run(cfg, observers).await,
+            Command::Run { once: true } => run::run_once(cfg, observers).await,
             Command::Plan => run::plan(cfg).await,
             Command::Check => run::check(cfg).await,
             Command::Queue { view } => ops::queue(cfg, view),
@@ -192,7 +196,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    crate::progress::finish();
+    progress.finish();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 
 use super::client::GraphError;
 use crate::config::{AssertionAlgorithm, GraphConfig, Secret};
+use crate::model::Events;
 
 /// `client_assertion_type` of a JWT bearer assertion.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -52,30 +53,62 @@ pub struct CertificateCredential {
     rng: SystemRandom,
 }
 
+/// Why a certificate file cannot be used, or an assertion cannot be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The file cannot be read.
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    /// No `CERTIFICATE` block.
+    #[error("no CERTIFICATE block")]
+    NoCertificate,
+    /// A `CERTIFICATE` block that does not decode.
+    #[error("unreadable CERTIFICATE block: {0}")]
+    BadCertificate(#[source] rustls_pki_types::pem::Error),
+    /// No private key block.
+    #[error("no PRIVATE KEY block")]
+    NoKey,
+    /// A private key block that does not decode.
+    #[error("unreadable private key: {0}")]
+    BadKey(#[source] rustls_pki_types::pem::Error),
+    /// A key of another type than RSA.
+    #[error("the private key is not an RSA key (PKCS#8 or PKCS#1)")]
+    NotRsa,
+    /// An RSA key ring refuses (too short, malformed).
+    #[error("the private key is not a usable RSA key: {0}")]
+    UnusableRsa(ring::error::KeyRejected),
+    /// The system's random source failed.
+    #[error("no randomness for the assertion id")]
+    NoRandomness,
+    /// Signing failed.
+    #[error("signing the client assertion failed")]
+    Signing,
+}
+
 impl CertificateCredential {
     /// Loads a PEM file holding the certificate (the first `CERTIFICATE` block is the app's)
     /// and its RSA private key (`PRIVATE KEY` PKCS#8, or `RSA PRIVATE KEY` PKCS#1).
     pub fn from_pem_file(path: &Path, alg: AssertionAlgorithm) -> Result<Self, GraphError> {
-        let pem = std::fs::read(path).map_err(|e| bad_cert(path, &e.to_string()))?;
+        let pem = std::fs::read(path).map_err(|e| bad_cert(path, &CertificateError::Read(e)))?;
         Self::from_pem(&pem, alg).map_err(|e| bad_cert(path, &e))
     }
 
     /// [`Self::from_pem_file`] on bytes; the error says what is missing or wrong.
-    pub fn from_pem(pem: &[u8], alg: AssertionAlgorithm) -> Result<Self, String> {
+    pub fn from_pem(pem: &[u8], alg: AssertionAlgorithm) -> Result<Self, CertificateError> {
         let cert = CertificateDer::pem_slice_iter(pem)
             .next()
-            .ok_or("no CERTIFICATE block")?
-            .map_err(|e| format!("unreadable CERTIFICATE block: {e}"))?;
+            .ok_or(CertificateError::NoCertificate)?
+            .map_err(CertificateError::BadCertificate)?;
         let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
-            rustls_pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block".to_string(),
-            e => format!("unreadable private key: {e}"),
+            rustls_pki_types::pem::Error::NoItemsFound => CertificateError::NoKey,
+            e => CertificateError::BadKey(e),
         })?;
         let key = match &key {
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err("the private key is not an RSA key (PKCS#8 or PKCS#1)".into()),
+            _ => return Err(CertificateError::NotRsa),
         }
-        .map_err(|e| format!("the private key is not a usable RSA key: {e}"))?;
+        .map_err(CertificateError::UnusableRsa)?;
         let digest = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, cert.as_ref()));
         Ok(CertificateCredential {
             key,
@@ -92,7 +125,7 @@ impl CertificateCredential {
         client_id: &str,
         audience: &str,
         now_unix: u64,
-    ) -> Result<String, String> {
+    ) -> Result<String, CertificateError> {
         let alg = match self.alg {
             AssertionAlgorithm::RS256 => "RS256",
             AssertionAlgorithm::PS256 => "PS256",
@@ -116,16 +149,16 @@ impl CertificateCredential {
         let mut sig = vec![0; self.key.public().modulus_len()];
         self.key
             .sign(padding, &self.rng, signing_input.as_bytes(), &mut sig)
-            .map_err(|_| "signing the client assertion failed".to_string())?;
+            .map_err(|_| CertificateError::Signing)?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 
     /// A random (version 4) UUID.
-    fn jti(&self) -> Result<String, String> {
+    fn jti(&self) -> Result<String, CertificateError> {
         let mut b = [0u8; 16];
         self.rng
             .fill(&mut b)
-            .map_err(|_| "no randomness for the assertion id".to_string())?;
+            .map_err(|_| CertificateError::NoRandomness)?;
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -140,7 +173,7 @@ impl CertificateCredential {
     }
 }
 
-fn bad_cert(path: &Path, why: &str) -> GraphError {
+fn bad_cert(path: &Path, why: &CertificateError) -> GraphError {
     GraphError::Auth {
         error: "bad_certificate".into(),
         description: format!("graph.client_certificate {}: {why}", path.display()),
@@ -248,12 +281,12 @@ impl TokenSource {
     }
 
     /// A valid token: the cached one, or a fresh one when it is near expiry.
-    pub async fn token(&self, http: &reqwest::Client) -> Result<Secret, GraphError> {
+    pub async fn token(&self, http: &reqwest::Client, events: &Events) -> Result<Secret, GraphError> {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref().filter(|c| Instant::now() < c.renew_at) {
             return Ok(c.token.clone());
         }
-        let fresh = self.request(http).await?;
+        let fresh = self.request(http, events).await?;
         let token = fresh.0.clone();
         *cache = Some(Cached {
             token: fresh.0,
@@ -284,7 +317,7 @@ impl TokenSource {
                     .assertion(&self.client_id, &self.token_url, now)
                     .map_err(|e| GraphError::Auth {
                         error: "assertion".into(),
-                        description: e,
+                        description: e.to_string(),
                         hint: "",
                     })?;
                 form.push(("client_assertion_type", ASSERTION_TYPE.to_string()));
@@ -294,11 +327,15 @@ impl TokenSource {
         Ok(form)
     }
 
-    async fn request(&self, http: &reqwest::Client) -> Result<(Secret, Instant), GraphError> {
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        events: &Events,
+    ) -> Result<(Secret, Instant), GraphError> {
         let started = Instant::now();
         let form = self.form()?;
         let resp = http.post(&self.token_url).form(&form).send().await;
-        let (status, retry_after, body) = super::client::read_response("token", resp).await?;
+        let (status, retry_after, body) = super::client::read_response("token", resp, events).await?;
         if (200..300).contains(&status) {
             let reply: TokenReply =
                 serde_json::from_slice(&body).map_err(|e| GraphError::Auth {
@@ -484,9 +521,9 @@ mod tests {
     fn bad_certificate_files_are_named_clearly() {
         let no_key = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
         let e = CertificateCredential::from_pem(no_key, AssertionAlgorithm::RS256).err();
-        assert_eq!(e.as_deref(), Some("no PRIVATE KEY block"));
+        assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("no PRIVATE KEY block"));
         let e = CertificateCredential::from_pem(b"", AssertionAlgorithm::RS256).err();
-        assert_eq!(e.as_deref(), Some("no CERTIFICATE block"));
+        assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("no CERTIFICATE block"));
         let e = CertificateCredential::from_pem_file(
             Path::new("/nonexistent.pem"),
             AssertionAlgorithm::RS256,

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use serde_json::Value;
 
 use super::auth::TokenSource;
 use super::scope::Scope;
 use crate::config::{GraphConfig, SyncConfig};
-use crate::metrics;
+use crate::model::{Event, Events};
 
 /// Why a Graph request failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +56,10 @@ pub enum GraphError {
         /// The error code or status that said so.
         code: String,
     },
-    /// The `[graph]` configuration cannot be used (normally caught when the file is loaded).
-    #[error("{0}")]
-    Config(String),
+    /// The `[graph.scope]` configuration cannot be used (normally caught when the file is
+    /// loaded).
+    #[error(transparent)]
+    Scope(#[from] super::scope::ScopeError),
     /// HTTP 404 (`Request_ResourceNotFound`): the object is not there. An answer, not a
     /// failure: never retried, and lookups tell it apart from every other error.
     #[error("Graph answered HTTP 404: {code}: {message}")]
@@ -109,7 +110,7 @@ impl GraphError {
             GraphError::Http { .. } => "http",
             GraphError::NotFound { .. } => "not_found",
             GraphError::InvalidId(_) => "invalid_id",
-            GraphError::Config(_) => "config",
+            GraphError::Scope(_) => "config",
         }
     }
 }
@@ -196,8 +197,22 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 pub(super) async fn read_response(
     endpoint: &'static str,
     resp: Result<reqwest::Response, reqwest::Error>,
+    events: &Events,
 ) -> Result<(u16, Option<Duration>, Vec<u8>), GraphError> {
-    let resp = metrics::observe_graph(endpoint, resp)?;
+    let status_class = match &resp {
+        Ok(r) => match r.status().as_u16() {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        },
+        Err(_) => "error",
+    };
+    events.emit(Event::GraphRequest {
+        endpoint,
+        status_class,
+    });
+    let resp = resp.map_err(GraphError::network)?;
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -274,18 +289,24 @@ pub struct GraphClient {
     scope: Arc<Scope>,
     /// `graph.prefer_return_minimal`.
     prefer_minimal: bool,
+    /// Where requests, throttling and retries are reported.
+    events: Events,
 }
 
 impl GraphClient {
-    /// Builds the client from `[graph]`; retry timing from `[sync]`.
-    pub fn new(cfg: &GraphConfig, retry: &SyncConfig) -> Result<GraphClient, GraphError> {
+    /// Builds the client from `[graph]`; retry timing from `[sync]`; reports to `events`.
+    pub fn new(
+        cfg: &GraphConfig,
+        retry: &SyncConfig,
+        events: Events,
+    ) -> Result<GraphClient, GraphError> {
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("entra-writeback/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(GraphError::network)?;
-        let scope = Scope::new(&cfg.scope).map_err(GraphError::Config)?;
+        let scope = Scope::new(&cfg.scope)?;
         Ok(GraphClient {
             http,
             tokens: Arc::new(TokenSource::new(cfg)?),
@@ -294,12 +315,18 @@ impl GraphClient {
             limiter: Arc::new(RateLimiter::new(cfg.max_requests_per_second)),
             scope: Arc::new(scope),
             prefer_minimal: cfg.prefer_return_minimal,
+            events,
         })
     }
 
     /// The Graph endpoint (`graph_url`, no trailing slash), for modules building request URLs.
     pub(crate) fn graph_url(&self) -> &str {
         &self.graph_url
+    }
+
+    /// Where this client reports (the lookups share it).
+    pub(crate) fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The configured scope.
@@ -319,7 +346,7 @@ impl GraphClient {
 
     /// Gets a token now (for `check`).
     pub async fn check_token(&self) -> Result<(), GraphError> {
-        self.tokens.token(&self.http).await.map(|_| ())
+        self.tokens.token(&self.http, &self.events).await.map(|_| ())
     }
 
     /// One GET of a delta link, no retries (but through the rate limiter).
@@ -329,7 +356,7 @@ impl GraphClient {
         url: &str,
         minimal: bool,
     ) -> Result<Vec<u8>, GraphError> {
-        let token = self.tokens.token(&self.http).await?;
+        let token = self.tokens.token(&self.http, &self.events).await?;
         self.limiter.acquire().await;
         let mut req = self
             .http
@@ -340,7 +367,7 @@ impl GraphClient {
             req = req.header("Prefer", "return=minimal");
         }
         let resp = req.send().await;
-        let (status, retry_after, body) = read_response(endpoint, resp).await?;
+        let (status, retry_after, body) = read_response(endpoint, resp, &self.events).await?;
         if (200..300).contains(&status) {
             return Ok(body.to_vec());
         }
@@ -352,10 +379,7 @@ impl GraphClient {
                 ..
             }
         ) {
-            metrics::get()
-                .graph_throttled
-                .with_label_values(&[endpoint])
-                .inc();
+            self.events.emit(Event::GraphThrottled { endpoint });
         }
         if matches!(err, GraphError::Unauthorized) {
             self.tokens.invalidate().await;
@@ -372,25 +396,20 @@ impl GraphClient {
         url: &str,
         minimal: bool,
     ) -> Result<Vec<u8>, GraphError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_backoff.max(MIN_RETRY_WAIT))
-            .with_max_delay(self.retry.max_backoff.max(MIN_RETRY_WAIT))
-            .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
-            .with_jitter();
         (|| self.get_once(endpoint, url, minimal))
-            .retry(backoff)
+            .retry(self.retry.backoff(MIN_RETRY_WAIT))
             .when(GraphError::is_transient)
             .adjust(|e, dur| match (e, dur) {
                 (GraphError::Server { retry_after: Some(ra), .. }, Some(_)) => {
                     let ra = (*ra).max(MIN_RETRY_WAIT);
-                    metrics::get().graph_retry_after_seconds.inc_by(ra.as_secs_f64());
+                    self.events.emit(Event::GraphRetryAfter { waited: ra });
                     self.limiter.pause_for(ra);
                     Some(ra)
                 }
                 (_, d) => d.map(|d| d.max(MIN_RETRY_WAIT)),
             })
             .notify(|e, d| {
-                metrics::get().retries.with_label_values(&["graph"]).inc();
+                self.events.emit(Event::Retry { stage: "graph" });
                 tracing::warn!(endpoint, error = %e, wait_ms = d.as_millis() as u64, "Graph request failed; retrying");
             })
             .await

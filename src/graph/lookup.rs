@@ -9,7 +9,7 @@
 //! failure is an error, never "purged": callers treat an error as "don't know, leave AD alone".
 
 use super::client::{GraphClient, GraphError};
-use crate::metrics;
+use crate::model::Event;
 
 /// Where a group stands in the cloud right now, as Graph answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +67,7 @@ impl GraphClient {
     pub async fn group_state(&self, id: &str) -> Result<CloudGroupState, GraphError> {
         let result = self.group_state_uncounted(id).await;
         let label = result.as_ref().map_or("error", |s| s.as_str());
-        metrics::get()
-            .graph_lookups
-            .with_label_values(&[label])
-            .inc();
+        self.events().emit(Event::GroupLookup { result: label });
         match &result {
             Ok(state) => tracing::debug!(group = id, state = state.as_str(), "group looked up"),
             Err(e) => tracing::warn!(group = id, error = %e, "group lookup failed"),

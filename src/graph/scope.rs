@@ -37,14 +37,25 @@ impl Default for Scope {
     }
 }
 
+/// A `[graph.scope]` pattern that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("graph.scope.{key}: {source}")]
+pub struct ScopeError {
+    /// The key under `[graph.scope]`.
+    pub key: &'static str,
+    /// What the regex engine said.
+    #[source]
+    pub source: regex::Error,
+}
+
 impl Scope {
     /// Compiles the configuration (already validated by `Config::load`; errors name the key).
-    pub fn new(cfg: &ScopeConfig) -> Result<Scope, String> {
-        let compile = |key: &str, p: &Option<String>| {
+    pub fn new(cfg: &ScopeConfig) -> Result<Scope, ScopeError> {
+        let compile = |key: &'static str, p: &Option<String>| {
             p.as_deref()
                 .map(Regex::new)
                 .transpose()
-                .map_err(|e| format!("graph.scope.{key}: {e}"))
+                .map_err(|source| ScopeError { key, source })
         };
         Ok(Scope {
             security: cfg.group_types.contains(&GroupTypeFilter::Security),

@@ -14,8 +14,10 @@
 
 mod access;
 mod page;
+mod snapshot;
 
 pub use access::{Refusal, StatusAccess};
+pub use snapshot::{About, DeadEntry, Snapshot};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,16 +29,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::health::Health;
-use crate::metrics;
+use crate::model::{Event, Events};
+use crate::observe::Observers;
 use crate::queue::Store;
-use crate::status::{About, Snapshot};
 
-/// What the handlers need: readiness, the queue, and the instance facts for the page.
+/// What the handlers need: the observers, the queue, and the instance facts for the page.
 #[derive(Clone)]
 pub struct Context {
-    /// Liveness and readiness state.
-    pub health: Health,
+    /// Metrics, status history, progress and readiness.
+    pub observers: Observers,
+    /// Where the queue gauges read at each scrape are reported.
+    pub events: Events,
     /// `/readyz` freshness window.
     pub ready_window: Duration,
     /// The service's open store (queue depth, dead letters).
@@ -50,14 +53,21 @@ pub struct Context {
 impl Context {
     /// Sets the gauges that describe the present (queue, readiness) from their sources.
     fn refresh_gauges(&self) {
-        metrics::publish_queue_gauges(&self.store, &self.health);
-        let _ = self.health.readiness(self.ready_window); // sets entra_writeback_ready
+        match self.store.stats() {
+            Ok(s) => self.events.emit(Event::Queue(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queue stats");
+                self.events.emit(Event::Storage { failed: true });
+            }
+        }
+        let ready = self.observers.readiness.readiness(self.ready_window);
+        self.observers.metrics.set_ready(ready.is_ok());
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StatusCode> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            Snapshot::collect(&me.store, &me.health, me.ready_window, &me.about)
+            Snapshot::collect(&me.store, &me.observers, me.ready_window, &me.about)
         })
         .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
@@ -80,7 +90,7 @@ async fn metrics_handler(State(cx): State<Context>) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            metrics::get().render(),
+            cx.observers.metrics.render(),
         )
             .into_response(),
     )
@@ -91,7 +101,7 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(cx): State<Context>) -> Response {
-    no_store(match cx.health.readiness(cx.ready_window) {
+    no_store(match cx.observers.readiness.readiness(cx.ready_window) {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()).into_response(),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,

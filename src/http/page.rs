@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::status::{ChangeEntry, DeadEntry, RoundEntry, Snapshot};
+use super::snapshot::{DeadEntry, Snapshot};
+use crate::observe::status::{ChangeEntry, RoundEntry};
 
 /// Seconds between automatic reloads.
 pub const REFRESH_SECS: u32 = 5;
@@ -505,7 +506,8 @@ mod tests {
     }
 
     fn troubled() -> Snapshot {
-        use crate::status::*;
+        use super::super::snapshot::About;
+        use crate::observe::status::*;
         let now = 1_700_000_000_000;
         Snapshot {
             version: "0.0.0",
@@ -535,7 +537,7 @@ mod tests {
                 items: 1200,
                 enqueued: 900,
             }],
-            initial_sync: Some(crate::progress::SyncSnapshot {
+            initial_sync: Some(crate::observe::progress::SyncSnapshot {
                 started_ms: now - 5_000,
                 elapsed_secs: 5.0,
                 phase: "reading Graph",

@@ -19,20 +19,23 @@
 //! Either way one summary line is logged when it ends. `ENTRA_WRITEBACK_PROGRESS=log` forces
 //! log lines on a terminal too, `off` turns both off (the summary line stays).
 //!
-//! The state is process-wide and fed by [`crate::status`]'s hooks. No tracing event is ever
-//! emitted while this module's locks are held (the log writer takes one of them).
+//! [`Progress`] is an [`Observer`] of the domain's events (pages committed, rounds finished,
+//! groups applied). No tracing event is ever emitted while its locks are held (the log writer
+//! takes one of them).
+//!
+//! # May import
+//! [`crate::model`] only.
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::graph::RoundReport;
-use crate::model::now_ms;
-use crate::status::RoundEntry;
+use crate::model::event::{Event, GroupOutcome, Observer, RoundTally};
+use crate::model::{Resource, now_ms};
 
 /// Bars appear only once a sync has run this long.
 const BAR_DELAY: Duration = Duration::from_secs(1);
@@ -50,21 +53,15 @@ enum Mode {
     Off,
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Settings {
     mode: Mode,
     interval: Duration,
 }
 
-static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Turns progress reporting off for this process (`plan`: its "applied" changes are dry runs).
-pub fn disable() {
-    DISABLED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-fn settings() -> &'static Settings {
-    static S: OnceLock<Settings> = OnceLock::new();
-    S.get_or_init(|| {
+impl Settings {
+    /// From `ENTRA_WRITEBACK_PROGRESS` and `ENTRA_WRITEBACK_PROGRESS_INTERVAL`.
+    fn from_env() -> Settings {
         let want = std::env::var("ENTRA_WRITEBACK_PROGRESS").unwrap_or_default();
         let mode = match want.trim() {
             "off" => Mode::Off,
@@ -78,7 +75,14 @@ fn settings() -> &'static Settings {
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_INTERVAL);
         Settings { mode, interval }
-    })
+    }
+}
+
+/// The bars on screen, if any: what [`LogWriter`] suspends. Shared with the log writer.
+type Shown = Arc<Mutex<Option<MultiProgress>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One Graph stream's counts during the sync (several rounds if one failed and resumed).
@@ -128,11 +132,12 @@ struct Sync {
     groups_done: bool,
     last_line: Instant,
     bars: Option<Bars>,
+    settings: Settings,
 }
 
 impl Sync {
     /// A sync that starts now.
-    fn new(started_ms: u64) -> Sync {
+    fn new(started_ms: u64, settings: Settings) -> Sync {
         Sync {
             started: Instant::now(),
             started_ms,
@@ -144,6 +149,7 @@ impl Sync {
             groups_done: false,
             last_line: Instant::now(),
             bars: None,
+            settings,
         }
     }
 }
@@ -181,17 +187,6 @@ enum Line {
     Complete(SyncSnapshot),
 }
 
-fn state() -> MutexGuard<'static, Option<Sync>> {
-    static S: Mutex<Option<Sync>> = Mutex::new(None);
-    S.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The bars on screen, if any: what [`LogWriter`] suspends.
-fn shown() -> MutexGuard<'static, Option<MultiProgress>> {
-    static B: Mutex<Option<MultiProgress>> = Mutex::new(None);
-    B.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Initial sync progress, for the status page.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncSnapshot {
@@ -226,11 +221,6 @@ fn snapshot_of(s: &Sync) -> SyncSnapshot {
     }
 }
 
-/// The running initial sync, if any.
-pub fn snapshot() -> Option<SyncSnapshot> {
-    state().as_ref().map(snapshot_of)
-}
-
 fn rate(n: usize, since: Option<Instant>) -> f64 {
     let secs = since.map_or(0.0, |t| t.elapsed().as_secs_f64());
     if secs > 0.0 { n as f64 / secs } else { 0.0 }
@@ -245,7 +235,7 @@ fn stream_message(s: &Stream) -> String {
     }
 }
 
-fn make_bars(s: &Sync) -> Bars {
+fn make_bars(s: &Sync, shown: &Shown) -> Bars {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
     let spinner = ProgressStyle::with_template("{spinner:.cyan} {prefix:<13} {msg}")
         .expect("valid template")
@@ -274,7 +264,7 @@ fn make_bars(s: &Sync) -> Bars {
     ad.set_prefix("AD");
     let ad = multi.add(ad);
     ad.enable_steady_tick(Duration::from_millis(120));
-    *shown() = Some(multi.clone());
+    *lock(shown) = Some(multi.clone());
     Bars { multi, streams, ad }
 }
 
@@ -304,12 +294,12 @@ fn ad_message(s: &Sync) -> String {
     msg
 }
 
-fn draw(s: &mut Sync) {
-    if settings().mode != Mode::Bars {
+fn draw(s: &mut Sync, shown: &Shown) {
+    if s.settings.mode != Mode::Bars {
         return;
     }
     if s.bars.is_none() && s.started.elapsed() >= BAR_DELAY {
-        s.bars = Some(make_bars(s));
+        s.bars = Some(make_bars(s, shown));
     }
     let Some(bars) = &s.bars else { return };
     for (resource, bar) in &bars.streams {
@@ -325,7 +315,7 @@ fn draw(s: &mut Sync) {
     bars.ad.set_message(ad_message(s));
 }
 
-fn clear_bars(s: &mut Sync) {
+fn clear_bars(s: &mut Sync, shown: &Shown) {
     if let Some(bars) = s.bars.take() {
         for (resource, bar) in &bars.streams {
             match s.streams.get(resource) {
@@ -334,22 +324,22 @@ fn clear_bars(s: &mut Sync) {
             }
         }
         bars.ad.finish_with_message(ad_message(s));
-        *shown() = None;
+        *lock(shown) = None;
         drop(bars.multi);
     }
 }
 
 /// Progress line due now (log-lines mode), or the end of the sync.
-fn after_update(guard: &mut Option<Sync>) -> Option<Line> {
+fn after_update(guard: &mut Option<Sync>, shown: &Shown) -> Option<Line> {
     let s = guard.as_mut()?;
     if s.complete() {
-        clear_bars(s);
+        clear_bars(s, shown);
         let snap = snapshot_of(s);
         *guard = None;
         return Some(Line::Complete(snap));
     }
-    draw(s);
-    if settings().mode == Mode::Lines && s.last_line.elapsed() >= settings().interval {
+    draw(s, shown);
+    if s.settings.mode == Mode::Lines && s.last_line.elapsed() >= s.settings.interval {
         s.last_line = Instant::now();
         return Some(Line::Progress(snapshot_of(s)));
     }
@@ -381,106 +371,157 @@ fn emit(line: Option<Line>) {
     }
 }
 
-/// Hook (through [`crate::status::page`]): a page of `resource` was committed.
-pub fn page(resource: &'static str, so_far: &RoundReport) {
-    let line = {
-        let mut guard = state();
-        if guard.is_none() {
-            if !so_far.full || DISABLED.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
+/// Initial-sync progress: an [`Observer`]. One per process, shared with its [`LogWriter`].
+pub struct Progress {
+    settings: Settings,
+    state: Mutex<Option<Sync>>,
+    shown: Shown,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// Progress shown as the environment asks (see the module doc).
+    pub fn new() -> Progress {
+        Progress {
+            settings: Settings::from_env(),
+            state: Mutex::new(None),
+            shown: Shown::default(),
+        }
+    }
+
+    /// The tracing writer that keeps log lines above this progress's bars.
+    pub fn log_writer(&self) -> LogWriter {
+        LogWriter(self.shown.clone())
+    }
+
+    /// The running initial sync, if any.
+    pub fn snapshot(&self) -> Option<SyncSnapshot> {
+        lock(&self.state).as_ref().map(snapshot_of)
+    }
+
+    /// Runs `f` on the sync in progress (starting one if `start`), then decides what to log.
+    fn update(&self, start: bool, f: impl FnOnce(&mut Sync)) {
+        let line = {
+            let mut guard = lock(&self.state);
+            if guard.is_none() {
+                if !start {
+                    return;
+                }
+                *guard = Some(Sync::new(now_ms(), self.settings));
             }
-            *guard = Some(Sync::new(now_ms()));
-        }
-        let s = guard.as_mut().expect("just set");
-        let st = s.streams.entry(resource).or_default();
-        st.running = true;
-        st.started.get_or_insert_with(Instant::now);
-        st.pages = so_far.pages;
-        st.items = so_far.items;
-        st.enqueued = so_far.enqueued;
-        after_update(&mut guard)
-    };
-    emit(line);
-}
-
-/// Hook (through [`crate::status::round_finished`]): a round ended, well or not.
-pub fn round_finished(round: &RoundEntry) {
-    let line = {
-        let mut guard = state();
-        let Some(s) = guard.as_mut() else { return };
-        let Some(st) = s.streams.get_mut(round.resource) else {
-            return;
+            f(guard.as_mut().expect("just set"));
+            after_update(&mut guard, &self.shown)
         };
-        if round.result != "error" {
-            // The round's own totals are final; the last page hook saw the same.
-            st.pages = round.pages;
-            st.items = round.items;
-            st.enqueued = round.enqueued;
-            st.finished = true;
+        emit(line);
+    }
+
+    /// A page of `resource` was committed; a full round's first page starts a sync.
+    fn page(&self, resource: &'static str, so_far: &RoundTally) {
+        self.update(so_far.full, |s| {
+            let st = s.streams.entry(resource).or_default();
+            st.running = true;
+            st.started.get_or_insert_with(Instant::now);
+            st.pages = so_far.pages;
+            st.items = so_far.items;
+            st.enqueued = so_far.enqueued;
+        });
+    }
+
+    /// A round ended, well or not.
+    fn round_finished(&self, resource: &'static str, outcome: &Result<RoundTally, String>) {
+        self.update(false, |s| {
+            let Some(st) = s.streams.get_mut(resource) else {
+                return;
+            };
+            if let Ok(round) = outcome {
+                // The round's own totals are final; the last page event saw the same.
+                st.pages = round.pages;
+                st.items = round.items;
+                st.enqueued = round.enqueued;
+                st.finished = true;
+            }
+            st.done_pages += st.pages;
+            st.done_items += st.items;
+            let enqueued = st.enqueued;
+            (st.pages, st.items, st.enqueued, st.running) = (0, 0, 0, false);
+            s.queued_done += enqueued;
+            if resource == Resource::Groups.as_str() && outcome.is_ok() {
+                s.groups_done = true;
+            }
+        });
+    }
+
+    /// The worker finished changes (applied or dead-lettered).
+    fn finished_changes(&self, applied: usize, dead: usize) {
+        self.update(false, |s| {
+            s.first_finished.get_or_insert_with(Instant::now);
+            s.applied += applied;
+            s.dead += dead;
+        });
+    }
+
+    /// At exit: takes the bars down and, if a sync is still unfinished, says how far it got.
+    pub fn finish(&self) {
+        let unfinished = {
+            let mut guard = lock(&self.state);
+            let mut s = guard.take();
+            if let Some(s) = s.as_mut() {
+                clear_bars(s, &self.shown);
+            }
+            s.map(|s| snapshot_of(&s))
+        };
+        if let Some(p) = unfinished {
+            tracing::info!(
+                phase = p.phase,
+                graph_items = p.graph_items,
+                queued = p.queued,
+                applied = p.applied,
+                dead_letters = p.dead_letters,
+                "initial sync not finished; it resumes at the next start"
+            );
         }
-        st.done_pages += st.pages;
-        st.done_items += st.items;
-        let enqueued = st.enqueued;
-        (st.pages, st.items, st.enqueued, st.running) = (0, 0, 0, false);
-        s.queued_done += enqueued;
-        if round.resource == "groups" && round.result != "error" {
-            s.groups_done = true;
-        }
-        after_update(&mut guard)
-    };
-    emit(line);
+    }
 }
 
-/// Hook (through [`crate::status`]): the worker finished changes (applied or dead-lettered).
-pub fn finished_changes(applied: usize, dead: usize) {
-    let line = {
-        let mut guard = state();
-        let Some(s) = guard.as_mut() else { return };
-        s.first_finished.get_or_insert_with(Instant::now);
-        s.applied += applied;
-        s.dead += dead;
-        after_update(&mut guard)
-    };
-    emit(line);
-}
-
-/// At exit: takes the bars down and, if a sync is still unfinished, says how far it got.
-pub fn finish() {
-    let unfinished = {
-        let mut guard = state();
-        let mut s = guard.take();
-        if let Some(s) = s.as_mut() {
-            clear_bars(s);
+impl Observer for Progress {
+    fn observe(&self, event: &Event) {
+        match event {
+            Event::PageCommitted { resource, round } => self.page(resource.as_str(), round),
+            Event::RoundFinished {
+                resource, outcome, ..
+            } => self.round_finished(resource.as_str(), outcome),
+            Event::GroupFinished {
+                seen_ms, outcome, ..
+            } => match outcome {
+                GroupOutcome::Applied => self.finished_changes(seen_ms.len(), 0),
+                GroupOutcome::DeadLettered { .. } => self.finished_changes(0, seen_ms.len()),
+                GroupOutcome::Retrying { .. } => {}
+            },
+            _ => {}
         }
-        s.map(|s| snapshot_of(&s))
-    };
-    if let Some(p) = unfinished {
-        tracing::info!(
-            phase = p.phase,
-            graph_items = p.graph_items,
-            queued = p.queued,
-            applied = p.applied,
-            dead_letters = p.dead_letters,
-            "initial sync not finished; it resumes at the next start"
-        );
     }
 }
 
 /// The tracing writer: stderr, printed above the progress bars while they are shown.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogWriter;
+#[derive(Clone, Default)]
+pub struct LogWriter(Shown);
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LogWriter;
     fn make_writer(&'a self) -> LogWriter {
-        LogWriter
+        self.clone()
     }
 }
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // One call per event (tracing-subscriber formats a whole line, then writes it).
-        let bars = shown().clone();
+        let bars = lock(&self.0).clone();
         match bars {
             Some(m) => m.suspend(|| io::stderr().write_all(buf))?,
             None => io::stderr().write_all(buf)?,
@@ -497,7 +538,13 @@ mod tests {
     use super::*;
 
     fn sync() -> Sync {
-        Sync::new(0)
+        Sync::new(
+            0,
+            Settings {
+                mode: Mode::Off,
+                interval: DEFAULT_INTERVAL,
+            },
+        )
     }
 
     #[test]

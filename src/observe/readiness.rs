@@ -1,14 +1,20 @@
-//! Liveness and readiness state shared by the poller, the worker and `/readyz`.
+//! Readiness (`/readyz`): an [`Observer`] that remembers when Graph and AD last answered,
+//! whether storage fails and whether the service is quarantined.
+//!
+//! # May import
+//! [`crate::model`] only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::model::event::{Event, Observer};
 use crate::model::now_ms;
 
-/// When the last Graph round and the last AD bind succeeded, and whether storage is healthy.
+/// When the last Graph cycle and the last AD success happened, whether storage is healthy and
+/// whether the service is quarantined. Cheap to clone: clones share one state.
 #[derive(Clone, Default)]
-pub struct Health {
+pub struct Readiness {
     inner: Arc<Inner>,
 }
 
@@ -22,30 +28,27 @@ struct Inner {
     ad_failing: AtomicBool,
 }
 
-impl Health {
+impl Readiness {
     /// A Graph poll cycle completed.
-    pub fn graph_ok(&self) {
+    fn graph_ok(&self) {
         self.inner.graph_ok_ms.store(now_ms(), Ordering::Relaxed);
     }
     /// An AD bind (or operation) succeeded.
-    pub fn ad_ok(&self) {
+    fn ad_ok(&self) {
         self.inner.ad_ok_ms.store(now_ms(), Ordering::Relaxed);
         self.inner.ad_failing.store(false, Ordering::Relaxed);
-        crate::metrics::get().ad_up.set(1);
     }
     /// AD could not be reached or bound.
-    pub fn ad_failed(&self) {
+    fn ad_failed(&self) {
         self.inner.ad_failing.store(true, Ordering::Relaxed);
-        crate::metrics::get().ad_up.set(0);
     }
     /// The state store failed (or recovered).
-    pub fn set_storage_failed(&self, failed: bool) {
+    fn set_storage_failed(&self, failed: bool) {
         self.inner.storage_failed.store(failed, Ordering::Relaxed);
     }
     /// Quarantine entered or left.
-    pub fn set_quarantined(&self, q: bool) {
+    fn set_quarantined(&self, q: bool) {
         self.inner.quarantined.store(q, Ordering::Relaxed);
-        crate::metrics::get().quarantined.set(q as i64);
     }
     /// Whether the service is quarantined.
     pub fn quarantined(&self) -> bool {
@@ -80,40 +83,47 @@ impl Health {
         if self.quarantined() {
             why.push("quarantined after repeated failures");
         }
-        crate::metrics::get().ready.set(why.is_empty() as i64);
         if why.is_empty() { Ok(()) } else { Err(why) }
     }
 }
 
-/// Keeps the AD half of readiness honest while the queue is idle: whenever AD has not answered
-/// for `every`, reads the target OU (one base-scope search; reconnecting and re-binding if the
-/// DC dropped the idle connection). Success and transport failures update [`Health`] through
-/// the connection, so `/readyz` and `entra_writeback_ad_up` reflect whether AD is reachable now,
-/// not merely whether there was work lately. Ends when `stop` is set.
-pub async fn keep_ad_fresh(
-    dir: crate::directory::Directory,
-    health: Health,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let every = every.max(Duration::from_secs(1));
-    loop {
-        if crate::graph::delta::sleep_or_stop(every, &mut stop).await {
-            return;
+impl Observer for Readiness {
+    fn observe(&self, event: &Event) {
+        match event {
+            Event::CycleSucceeded => self.graph_ok(),
+            Event::AdReachable { up: true } => self.ad_ok(),
+            Event::AdReachable { up: false } => self.ad_failed(),
+            Event::Storage { failed } => self.set_storage_failed(*failed),
+            Event::Quarantine { active } => self.set_quarantined(*active),
+            _ => {}
         }
-        let idle = health
-            .last_ad_ok_ms()
-            .is_none_or(|t| now_ms().saturating_sub(t) >= every.as_millis() as u64);
-        if !idle {
-            continue;
-        }
-        match dir.target_ou_exists().await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                target_ou = %dir.target_ou,
-                "AD probe: the target OU is gone or no longer visible"
-            ),
-            Err(e) => tracing::warn!(error = %e, "AD probe failed"),
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_drive_readiness() {
+        let r = Readiness::default();
+        let w = Duration::from_secs(60);
+        assert_eq!(r.readiness(w).unwrap_err().len(), 2);
+        r.observe(&Event::CycleSucceeded);
+        r.observe(&Event::AdReachable { up: true });
+        assert!(r.readiness(w).is_ok());
+        r.observe(&Event::AdReachable { up: false });
+        assert_eq!(
+            r.readiness(w).unwrap_err(),
+            vec!["AD is not answering (the last attempt failed)"]
+        );
+        r.observe(&Event::AdReachable { up: true });
+        r.observe(&Event::Storage { failed: true });
+        r.observe(&Event::Quarantine { active: true });
+        assert_eq!(r.readiness(w).unwrap_err().len(), 2);
+        assert!(r.quarantined());
+        r.observe(&Event::Storage { failed: false });
+        r.observe(&Event::Quarantine { active: false });
+        assert!(r.readiness(w).is_ok());
     }
 }
