@@ -5,9 +5,11 @@
 //! `lookup` asks Graph where one group stands (live, soft-deleted, purged) before AD is touched.
 
 pub mod auth;
+pub mod certificate;
 pub mod client;
 pub mod delta;
 pub mod identity;
+pub mod limiter;
 pub mod lookup;
 pub mod page;
 pub mod scope;
