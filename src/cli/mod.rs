@@ -5,6 +5,7 @@
 
 mod cloud;
 mod ops;
+mod loops;
 mod run;
 
 use std::path::PathBuf;

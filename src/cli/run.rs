@@ -4,15 +4,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::CliError;
+use super::loops::{self, ApplyParts};
 use crate::config::{Config, SoftDeleteAction};
 use crate::directory::{Applier, Connection, Directory};
-use crate::graph::{GraphClient, Poller};
-use crate::health::Health;
+use crate::graph::GraphClient;
+use crate::model::{Event, Events};
+use crate::observe::Observers;
 use crate::queue::{Store, mirror::DeletePolicy};
+use crate::sync::poll::Poller;
 use crate::sync::quarantine::Quarantine;
 use crate::sync::worker::Worker;
 
@@ -24,18 +29,13 @@ fn policy(cfg: &Config) -> DeletePolicy {
 }
 
 /// Connects to AD, retrying transient failures `[sync] max_attempts` times.
-async fn open_directory(cfg: &Config, health: &Health) -> Result<Directory, CliError> {
-    let conn = Connection::new(&cfg.ad, health.clone()).map_err(|e| CliError::ctx("AD", e))?;
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(cfg.sync.min_backoff)
-        .with_max_delay(cfg.sync.max_backoff)
-        .with_max_times(cfg.sync.max_attempts.saturating_sub(1) as usize)
-        .with_jitter();
+pub(super) async fn open_directory(cfg: &Config, events: &Events) -> Result<Directory, CliError> {
+    let conn = Connection::new(&cfg.ad, events.clone()).map_err(|e| CliError::ctx("AD", e))?;
     (|| Directory::open(conn.clone()))
-        .retry(backoff)
+        .retry(cfg.sync.backoff(Duration::ZERO))
         .when(|e| e.is_transient())
         .notify(|e, d| {
-            crate::metrics::get().retries.with_label_values(&["ad"]).inc();
+            events.emit(Event::Retry { stage: "ad" });
             tracing::warn!(error = %e, wait_ms = d.as_millis() as u64, "AD not reachable; retrying");
         })
         .await
@@ -44,12 +44,12 @@ async fn open_directory(cfg: &Config, health: &Health) -> Result<Directory, CliE
 
 /// The cloud check every destructive action passes, over the same client (tokens, rate
 /// ceiling) as the poller.
-fn oracle(graph: GraphClient) -> Arc<dyn crate::directory::CloudOracle> {
+pub(super) fn oracle(graph: GraphClient) -> Arc<dyn crate::directory::CloudOracle> {
     Arc::new(super::cloud::GraphOracle(graph))
 }
 
-fn graph_client(cfg: &Config) -> Result<GraphClient, CliError> {
-    GraphClient::new(&cfg.graph, &cfg.sync).map_err(|e| CliError::ctx("Graph", e))
+fn graph_client(cfg: &Config, events: &Events) -> Result<GraphClient, CliError> {
+    GraphClient::new(&cfg.graph, &cfg.sync, events.clone()).map_err(|e| CliError::ctx("Graph", e))
 }
 
 fn open_store(cfg: &Config) -> Result<Store, CliError> {
@@ -57,34 +57,24 @@ fn open_store(cfg: &Config) -> Result<Store, CliError> {
 }
 
 /// `run --once`: one full delta round, drain the queue, exit 0 only if it drained cleanly.
-pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
+pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, CliError> {
     let store = open_store(&cfg)?;
-    let health = Health::default();
+    let events = observers.events();
     let wake = Arc::new(Notify::new());
-    let graph = graph_client(&cfg)?;
-    let poller = Poller::new(
-        graph.clone(),
-        store.clone(),
-        policy(&cfg),
-        wake,
-        health.clone(),
-    );
+    let graph = graph_client(&cfg, &events)?;
+    let stop = CancellationToken::new();
+    let poller = Poller::new(graph.clone(), store.clone(), policy(&cfg), wake, events.clone());
     let report = poller
-        .cycle()
+        .cycle(&stop)
         .await
         .map_err(|e| CliError::ctx("Graph round", e))?;
-    let dir = open_directory(&cfg, &health).await?;
+    let dir = open_directory(&cfg, &events).await?;
     let dead_before = store
         .stats()
         .map_err(|e| CliError::ctx("state", e))?
         .dead_letters;
-    let worker = Worker::new(
-        store.clone(),
-        Applier::new(dir, store.clone(), oracle(graph), false),
-        cfg.sync.clone(),
-        health,
-    );
-    let (_stop_tx, stop) = watch::channel(false);
+    let applier = Applier::new(dir, store.clone(), oracle(graph), false, events.clone());
+    let worker = Worker::new(store.clone(), applier, cfg.sync.clone(), events);
     let drained = worker.drain(&stop).await;
     store.flush().await.map_err(|e| CliError::ctx("state", e))?;
     let stats = store.stats().map_err(|e| CliError::ctx("state", e))?;
@@ -95,7 +85,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         applied = drained.applied,
         dead = drained.dead,
         remaining = stats.depth,
-        ldap_operations = ldap_operations(),
+        ldap_operations = observers.metrics.ad_operations_total(),
         "run --once finished"
     );
     if stats.dead_letters > dead_before || stats.depth > 0 {
@@ -107,15 +97,6 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// LDAP operations made by this process so far (from the metrics).
-fn ldap_operations() -> u64 {
-    let m = crate::metrics::get();
-    ["bind", "search", "add", "modify", "modrdn", "delete"]
-        .iter()
-        .flat_map(|op| ["ok", "error"].map(|r| m.ad_operations.with_label_values(&[op, r]).get()))
-        .sum()
 }
 
 async fn shutdown_signal() {
@@ -133,177 +114,87 @@ async fn shutdown_signal() {
     }
 }
 
-/// `run`: poll, queue and apply until SIGTERM/SIGINT; serves `/metrics`, `/healthz`, `/readyz`.
-pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
-    let store = open_store(&cfg)?;
-    let health = Health::default();
-    let wake = Arc::new(Notify::new());
-    let (stop_tx, stop) = watch::channel(false);
-    let window = (cfg.graph.poll_interval * 3).max(Duration::from_secs(60));
+/// Binds the monitoring listener; returns the server future (it ends when `stop` fires).
+async fn serve_http(
+    cfg: &Config,
+    observers: &Observers,
+    store: &Store,
+    window: Duration,
+    stop: CancellationToken,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, CliError> {
     let http = crate::http::Context {
-        health: health.clone(),
+        observers: observers.clone(),
+        events: observers.events(),
         ready_window: window,
         store: store.clone(),
-        about: crate::status::About::new(&cfg, window),
+        about: crate::http::About::new(cfg, window),
         status_access: crate::http::StatusAccess::from_config(
             cfg.http.listen,
             cfg.http.status_token.as_ref(),
         ),
     };
     let status_access = http.status_access.describe();
-    let (addr, server) = crate::http::bind(cfg.http.listen, http, stop.clone())
+    let (addr, server) = crate::http::bind(cfg.http.listen, http, stop)
         .await
         .map_err(|e| CliError::ctx(&format!("http.listen {}", cfg.http.listen), e))?;
     tracing::info!(%addr, status_page = status_access, "serving the status page (/), /metrics, /healthz, /readyz");
-    let server = tokio::spawn(server);
+    Ok(server)
+}
 
-    let graph = graph_client(&cfg)?;
-    let poller = Poller::new(
-        graph.clone(),
-        store.clone(),
-        policy(&cfg),
-        wake.clone(),
-        health.clone(),
-    );
+/// `run`: poll, queue and apply until SIGTERM/SIGINT; serves `/metrics`, `/healthz`, `/readyz`.
+pub async fn run(cfg: Config, observers: Observers) -> Result<ExitCode, CliError> {
+    let store = open_store(&cfg)?;
+    let events = observers.events();
+    let wake = Arc::new(Notify::new());
+    let stop = CancellationToken::new();
+    let window = (cfg.graph.poll_interval * 3).max(Duration::from_secs(60));
+    let server = serve_http(&cfg, &observers, &store, window, stop.clone()).await?;
+    let graph = graph_client(&cfg, &events)?;
     let quarantine = Arc::new(Quarantine::new(
         cfg.sync.quarantine_after,
         cfg.sync.quarantine_interval,
-        health.clone(),
+        events.clone(),
     ));
-    let poll_task = {
-        let mut stop = stop.clone();
-        let interval = cfg.graph.poll_interval;
-        let (health, store, quarantine) = (health.clone(), store.clone(), quarantine.clone());
-        tokio::spawn(async move {
-            loop {
-                match poller.cycle().await {
-                    Ok(_) => {
-                        health.set_storage_failed(false);
-                        quarantine.success();
-                    }
-                    Err(e) => {
-                        quarantine.failure();
-                        tracing::error!(error = %e, "poll cycle failed; cursor kept, retrying next interval");
-                        if let crate::graph::PollError::Store(se) = &e {
-                            // Disk full or I/O error: stop taking pages, report unready, and
-                            // reopen the database until it is writable again.
-                            health.set_storage_failed(true);
-                            if se.is_transient() {
-                                let store = store.clone();
-                                match tokio::task::spawn_blocking(move || store.recover()).await {
-                                    Ok(Ok(())) => {
-                                        tracing::info!("state store reopened and writable")
-                                    }
-                                    Ok(Err(e)) => {
-                                        tracing::warn!(error = %e, "state store still failing")
-                                    }
-                                    Err(e) => {
-                                        tracing::warn!(error = %e, "state store recovery task failed")
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                if crate::graph::delta::sleep_or_stop(quarantine.cadence(interval), &mut stop).await
-                {
-                    return;
-                }
-            }
-        })
+    let poller = Poller::new(graph.clone(), store.clone(), policy(&cfg), wake.clone(), events.clone());
+    let (connected, directory) = watch::channel(None);
+    let readiness = observers.readiness.clone();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(server);
+    tasks.spawn(loops::poll(
+        poller,
+        store.clone(),
+        quarantine.clone(),
+        events.clone(),
+        cfg.graph.poll_interval,
+        stop.clone(),
+    ));
+    let parts = ApplyParts {
+        store: store.clone(),
+        graph,
+        wake: wake.clone(),
+        quarantine,
+        events,
+        connected,
     };
-
-    let work_task = {
-        let (store, health, cfg, wake) = (store.clone(), health.clone(), cfg.clone(), wake.clone());
-        let quarantine = quarantine.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let dir = loop {
-                match open_directory(&cfg, &health).await {
-                    Ok(d) => break d,
-                    Err(e) => {
-                        tracing::error!(error = %e, "AD unavailable; changes keep queueing");
-                        if crate::graph::delta::sleep_or_stop(cfg.sync.max_backoff, &mut stop).await
-                        {
-                            return;
-                        }
-                    }
-                }
-            };
-            crate::metrics::count_managed_groups(&dir).await;
-            tokio::spawn(crate::health::keep_ad_fresh(
-                dir.clone(),
-                health.clone(),
-                window / 3,
-                stop.clone(),
-            ));
-            let worker = Worker::new(
-                store.clone(),
-                Applier::new(dir, store, oracle(graph), false),
-                cfg.sync.clone(),
-                health,
-            );
-            worker.run(wake, stop, quarantine).await;
-        })
-    };
-
-    let trim_task = {
-        let (store, cfg) = (store.clone(), cfg.clone());
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                match store.trim_journal(
-                    cfg.state.journal_retention.as_millis() as u64,
-                    cfg.state.journal_max_entries,
-                ) {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "journal trimmed"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "journal trim failed"),
-                }
-                if crate::graph::delta::sleep_or_stop(Duration::from_secs(600), &mut stop).await {
-                    return;
-                }
-            }
-        })
-    };
-
-    let reconcile_task = {
-        let (store, wake) = (store.clone(), wake.clone());
-        let interval = cfg.sync.reconcile_interval;
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            if interval.is_zero() {
-                return;
-            }
-            loop {
-                if crate::graph::delta::sleep_or_stop(interval, &mut stop).await {
-                    return;
-                }
-                match store.enqueue_reconcile_all() {
-                    Ok(Some(n)) => {
-                        tracing::info!(groups = n, "periodic reconciliation queued");
-                        wake.notify_one();
-                    }
-                    Ok(None) => tracing::info!(
-                        "periodic reconciliation skipped: a full enumeration is pending or in \
-                         progress (its end reconciles every group)"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "cannot queue periodic reconciliation"),
-                }
-            }
-        })
-    };
+    tasks.spawn(loops::apply(cfg.clone(), parts, stop.clone()));
+    tasks.spawn(loops::probe(
+        directory,
+        move || readiness.last_ad_ok_ms(),
+        window / 3,
+        stop.clone(),
+    ));
+    tasks.spawn(loops::trim(store.clone(), cfg.clone(), stop.clone()));
+    tasks.spawn(loops::reconcile(
+        store.clone(),
+        wake,
+        cfg.sync.reconcile_interval,
+        stop.clone(),
+    ));
 
     shutdown_signal().await;
     tracing::info!("stopping: finishing in-flight work");
-    let _ = stop_tx.send(true);
-    let all = async {
-        let _ = poll_task.await;
-        let _ = work_task.await;
-        let _ = trim_task.await;
-        let _ = reconcile_task.await;
-        let _ = server.await;
-    };
+    stop.cancel();
+    let all = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(30), all)
         .await
         .is_err()
@@ -319,25 +210,25 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
 
 /// `plan`: a full round into a scratch store, then a dry-run reconcile against AD.
 pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
-    crate::progress::disable();
+    // A dry run reports nothing: its "applied" changes are not real.
+    let events = Events::none();
     let scratch = Store::open_temporary().map_err(|e| CliError::ctx("scratch store", e))?;
-    let health = Health::default();
-    let graph = graph_client(&cfg)?;
+    let graph = graph_client(&cfg, &events)?;
+    let stop = CancellationToken::new();
     let poller = Poller::new(
         graph.clone(),
         scratch.clone(),
         policy(&cfg),
         Arc::new(Notify::new()),
-        health.clone(),
+        events.clone(),
     );
     poller
-        .cycle()
+        .cycle(&stop)
         .await
         .map_err(|e| CliError::ctx("Graph round", e))?;
-    let dir = open_directory(&cfg, &health).await?;
-    let applier = Applier::new(dir, scratch.clone(), oracle(graph), true);
-    let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), health);
-    let (_tx, stop) = watch::channel(false);
+    let dir = open_directory(&cfg, &events).await?;
+    let applier = Applier::new(dir, scratch.clone(), oracle(graph), true, events.clone());
+    let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), events);
     worker
         .drain(&stop)
         .await
@@ -355,14 +246,13 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
 /// `check`: config, Graph token, AD bind, target OU exists and allows creating groups.
 pub async fn check(cfg: Config) -> Result<ExitCode, CliError> {
     println!("config: ok");
-    let graph = graph_client(&cfg)?;
+    let graph = graph_client(&cfg, &Events::none())?;
     graph
         .check_token()
         .await
         .map_err(|e| CliError::ctx("Graph token", e))?;
     println!("graph: token acquired for tenant {}", cfg.graph.tenant_id);
-    let health = Health::default();
-    let conn = Connection::new(&cfg.ad, health).map_err(|e| CliError::ctx("AD", e))?;
+    let conn = Connection::new(&cfg.ad, Events::none()).map_err(|e| CliError::ctx("AD", e))?;
     let dir = Directory::open(conn)
         .await
         .map_err(|e| CliError::ctx("AD", e))?;
@@ -399,8 +289,7 @@ pub async fn check(cfg: Config) -> Result<ExitCode, CliError> {
 
 /// `decommission`: list owned groups; with `yes`, delete them all.
 pub async fn decommission(cfg: Config, yes: bool) -> Result<ExitCode, CliError> {
-    let health = Health::default();
-    let dir = open_directory(&cfg, &health).await?;
+    let dir = open_directory(&cfg, &Events::none()).await?;
     let owned = dir.list_owned().await.map_err(|e| CliError::ctx("AD", e))?;
     println!(
         "{} group(s) owned by entra-writeback under {}:",

@@ -27,7 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::{Event, Events};
 use crate::observe::Observers;
@@ -182,17 +182,18 @@ pub fn router(cx: Context) -> Router {
 pub async fn bind(
     addr: SocketAddr,
     cx: Context,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = router(cx);
     let server = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the monitoring listener failed");
+        }
     };
     Ok((local, server))
 }
