@@ -15,7 +15,8 @@
 //!
 //! Beside them: [`observe`] (metrics, status history, progress, readiness: consumers of the
 //! events, importing only `model`), [`http`] (the monitoring listener) and [`cli`] (the
-//! commands; the composition root).
+//! commands; the composition root). The Graph simulator the tests run against is its own
+//! crate, `graph-sim` (`crates/graph-sim`).
 #![warn(clippy::too_many_lines)]
 
 pub mod cli;
@@ -26,5 +27,4 @@ pub mod http;
 pub mod model;
 pub mod observe;
 pub mod queue;
-pub mod sim;
 pub mod sync;
