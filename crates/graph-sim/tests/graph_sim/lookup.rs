@@ -3,16 +3,19 @@
 //! rather than "purged".
 
 use std::path::Path;
+use std::sync::Arc;
 
 use entra_writeback::config::Config;
 use entra_writeback::graph::{CloudGroupState, GraphClient, GraphError};
-use entra_writeback::metrics;
+use entra_writeback::model::Events;
+use entra_writeback::observe::Metrics;
 use serde_json::{Value, json};
 
 use super::{Sim, TENANT};
 
-/// A client for the simulator at `base`, with short retry waits (3 attempts).
-fn client(base: &str) -> GraphClient {
+/// A client for the simulator at `base`, with short retry waits (3 attempts), and the
+/// metrics it reports to.
+fn client(base: &str) -> (GraphClient, Arc<Metrics>) {
     let text = format!(
         "[graph]\ntenant_id = \"{TENANT}\"\nclient_id = \"app\"\nclient_secret = \"s3cret\"\n\
          authority_url = \"{base}\"\ngraph_url = \"{base}\"\n\
@@ -21,7 +24,12 @@ fn client(base: &str) -> GraphClient {
          [sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"200ms\"\nmax_attempts = 3\n"
     );
     let cfg = Config::parse(&text, Path::new("t.toml"), |_| None).unwrap();
-    GraphClient::new(&cfg.graph, &cfg.sync).unwrap()
+    let metrics = Arc::new(Metrics::new());
+    let events = Events::to(vec![metrics.clone()]);
+    (
+        GraphClient::new(&cfg.graph, &cfg.sync, events).unwrap(),
+        metrics,
+    )
 }
 
 /// The Graph requests logged since the last call, as "STATUS PATH?QUERY"; clears the log.
@@ -46,11 +54,14 @@ async fn graph_requests(sim: &Sim) -> Vec<String> {
         .collect()
 }
 
-fn lookups(result: &str) -> u64 {
-    metrics::get()
-        .graph_lookups
-        .with_label_values(&[result])
-        .get()
+/// `entra_writeback_graph_lookups_total{result}` as exported.
+fn lookups(metrics: &Metrics, result: &str) -> u64 {
+    let series = format!("entra_writeback_graph_lookups_total{{result=\"{result}\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+        .expect("the series is exported")
 }
 
 #[tokio::test]
@@ -61,9 +72,9 @@ async fn group_state_tells_live_soft_deleted_and_purged_apart() {
         .await;
     sim.admin(del.clone(), "/admin/groups/g1?hard=true", Value::Null)
         .await;
-    let graph = client(&sim.base);
+    let (graph, metrics) = client(&sim.base);
     let before: Vec<u64> = ["live", "soft_deleted", "purged", "error"]
-        .map(lookups)
+        .map(|r| lookups(&metrics, r))
         .to_vec();
     graph_requests(&sim).await;
 
@@ -140,7 +151,7 @@ async fn group_state_tells_live_soft_deleted_and_purged_apart() {
     );
 
     let after: Vec<u64> = ["live", "soft_deleted", "purged", "error"]
-        .map(lookups)
+        .map(|r| lookups(&metrics, r))
         .to_vec();
     let counted: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(counted, [1, 2, 2, 5], "live, soft_deleted, purged, error");
@@ -149,7 +160,7 @@ async fn group_state_tells_live_soft_deleted_and_purged_apart() {
         after[2]
     );
     assert!(
-        metrics::get().render().contains(&purged),
+        metrics.render().contains(&purged),
         "exported as {purged}"
     );
 }
