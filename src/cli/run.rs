@@ -12,6 +12,7 @@ use crate::config::{Config, SoftDeleteAction};
 use crate::directory::{Applier, Connection, Directory};
 use crate::graph::{GraphClient, Poller};
 use crate::health::Health;
+use crate::model::Events;
 use crate::queue::{Store, mirror::DeletePolicy};
 use crate::sync::quarantine::Quarantine;
 use crate::sync::worker::Worker;
@@ -24,8 +25,8 @@ fn policy(cfg: &Config) -> DeletePolicy {
 }
 
 /// Connects to AD, retrying transient failures `[sync] max_attempts` times.
-async fn open_directory(cfg: &Config, health: &Health) -> Result<Directory, CliError> {
-    let conn = Connection::new(&cfg.ad, health.clone()).map_err(|e| CliError::ctx("AD", e))?;
+async fn open_directory(cfg: &Config, _health: &Health) -> Result<Directory, CliError> {
+    let conn = Connection::new(&cfg.ad, Events::none()).map_err(|e| CliError::ctx("AD", e))?;
     let backoff = ExponentialBuilder::default()
         .with_min_delay(cfg.sync.min_backoff)
         .with_max_delay(cfg.sync.max_backoff)
@@ -82,7 +83,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         store.clone(),
         Applier::new(dir, store.clone(), oracle(graph), false),
         cfg.sync.clone(),
-        health,
+        Events::none(),
     );
     let (_stop_tx, stop) = watch::channel(false);
     let drained = worker.drain(&stop).await;
@@ -168,7 +169,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
     let quarantine = Arc::new(Quarantine::new(
         cfg.sync.quarantine_after,
         cfg.sync.quarantine_interval,
-        health.clone(),
+        Events::none(),
     ));
     let poll_task = {
         let mut stop = stop.clone();
@@ -241,7 +242,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                 store.clone(),
                 Applier::new(dir, store, oracle(graph), false),
                 cfg.sync.clone(),
-                health,
+                Events::none(),
             );
             worker.run(wake, stop, quarantine).await;
         })
@@ -336,7 +337,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         .map_err(|e| CliError::ctx("Graph round", e))?;
     let dir = open_directory(&cfg, &health).await?;
     let applier = Applier::new(dir, scratch.clone(), oracle(graph), true);
-    let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), health);
+    let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), Events::none());
     let (_tx, stop) = watch::channel(false);
     worker
         .drain(&stop)
@@ -361,8 +362,7 @@ pub async fn check(cfg: Config) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| CliError::ctx("Graph token", e))?;
     println!("graph: token acquired for tenant {}", cfg.graph.tenant_id);
-    let health = Health::default();
-    let conn = Connection::new(&cfg.ad, health).map_err(|e| CliError::ctx("AD", e))?;
+    let conn = Connection::new(&cfg.ad, Events::none()).map_err(|e| CliError::ctx("AD", e))?;
     let dir = Directory::open(conn)
         .await
         .map_err(|e| CliError::ctx("AD", e))?;
