@@ -34,6 +34,7 @@ mod read;
 pub mod retire;
 pub mod seam;
 mod tls;
+pub mod work;
 
 use std::sync::Arc;
 

@@ -350,3 +350,7 @@ fn work_label(w: &Work) -> &'static str {
         Work::Sweep => "sweep",
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

@@ -9,11 +9,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::{Mod, Scope};
 
-use super::filter::{self, Filter};
 use crate::directory::error::{DirectoryError, ResultCode};
-use crate::directory::seam::DnForm;
 use crate::model::dn;
 
 /// `objectClassViolation`.
@@ -89,7 +87,8 @@ fn parent_key(k: &str) -> Option<&str> {
     k.split_once('\0').map(|(_, p)| p)
 }
 
-fn in_scope(k: &str, base: &str, scope: Scope) -> bool {
+/// Whether the entry at key `k` is within `scope` of the base at key `base`.
+pub(super) fn in_scope(k: &str, base: &str, scope: Scope) -> bool {
     match scope {
         Scope::Base => k == base,
         Scope::OneLevel => parent_key(k) == Some(base),
@@ -183,7 +182,12 @@ impl Dit {
         o
     }
 
-    fn object(&self, op: &'static str, dn_str: &str) -> Result<(&String, &Object), DirectoryError> {
+    /// The entry at `dn_str` and its key: 34 for a malformed DN, 32 if there is none.
+    pub(super) fn object(
+        &self,
+        op: &'static str,
+        dn_str: &str,
+    ) -> Result<(&String, &Object), DirectoryError> {
         let k = key(dn_str)
             .ok_or_else(|| refused(op, dn_str, ResultCode::INVALID_DN_SYNTAX, "invalid DN"))?;
         self.objects
@@ -211,7 +215,8 @@ impl Dit {
         self.objects.get(&key(value)?)
     }
 
-    fn by_guid(&self, guid: &str) -> Option<&Object> {
+    /// The entry with this `objectGUID`.
+    pub(super) fn by_guid(&self, guid: &str) -> Option<&Object> {
         self.objects.values().find(|o| o.guid == guid)
     }
 
@@ -481,63 +486,5 @@ impl Dit {
             o.members.retain(|g| *g != gone.guid);
         }
         Ok(())
-    }
-
-    /// LDAP search: 32 if the base is missing; the rootDSE at base `""`.
-    pub(super) fn search(
-        &self,
-        base: &str,
-        scope: Scope,
-        filter_str: &str,
-        attrs: &[&str],
-        form: DnForm,
-    ) -> Result<Vec<SearchEntry>, DirectoryError> {
-        let op = "search";
-        let filter: Filter = filter::parse(filter_str)
-            .ok_or_else(|| refused(op, base, ResultCode::PROTOCOL_ERROR, "bad search filter"))?;
-        if base.is_empty() && matches!(scope, Scope::Base) {
-            return Ok(vec![self.root_dse(attrs)]);
-        }
-        let (bk, _) = self.object(op, base)?;
-        Ok(self
-            .objects
-            .iter()
-            .filter(|(k, _)| in_scope(k, bk, scope))
-            .filter(|(_, o)| filter.matches(&|a| self.values_for_filter(o, a)))
-            .map(|(_, o)| self.entry(o, attrs, form))
-            .collect())
-    }
-
-    fn values_for_filter(&self, o: &Object, attr: &str) -> Vec<String> {
-        match attr.to_ascii_lowercase().as_str() {
-            "distinguishedname" => vec![o.dn.clone()],
-            "member" => o
-                .members
-                .iter()
-                .filter_map(|g| self.by_guid(g).map(|m| m.dn.clone()))
-                .collect(),
-            _ => o.values(attr),
-        }
-    }
-
-    fn root_dse(&self, attrs: &[&str]) -> SearchEntry {
-        let mut e = SearchEntry {
-            dn: String::new(),
-            attrs: Default::default(),
-            bin_attrs: Default::default(),
-        };
-        for (name, value) in [
-            ("defaultNamingContext", &self.domain),
-            ("schemaNamingContext", &self.schema),
-        ] {
-            if attrs.is_empty()
-                || attrs
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(name) || *a == "*")
-            {
-                e.attrs.insert(name.to_string(), vec![value.clone()]);
-            }
-        }
-        e
     }
 }

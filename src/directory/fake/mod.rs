@@ -24,7 +24,7 @@
 
 mod dit;
 mod filter;
-mod render;
+mod search;
 
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;

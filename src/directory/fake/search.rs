@@ -1,19 +1,80 @@
-//! What a search returns for one entry of the fake: the requested attributes as AD returns
-//! them — `objectSid`/`objectGUID` binary, `member` as DNs or extended DNs, ranged reads
-//! (`member;range=LO-HI`) capped at `MaxValRange` and named as AD names them, computed
-//! `allowedChildClassesEffective`, and no attribute without values.
+//! Searching the fake: scope and filter over the tree, the rootDSE, and what a search returns
+//! for one entry — the requested attributes as AD returns them: `objectSid`/`objectGUID`
+//! binary, `member` as DNs or extended DNs, ranged reads (`member;range=LO-HI`) capped at
+//! `MaxValRange` and named as AD names them, computed `allowedChildClassesEffective`, and no
+//! attribute without values.
 //!
-//! Imports: the fake's tree and the directory's seam types.
+//! Imports: the fake's tree and filters, the directory's seam and error types.
 
-use ldap3::SearchEntry;
+use ldap3::{Scope, SearchEntry};
 
-use super::dit::{Dit, Object, sid_bytes};
+use super::dit::{Dit, Object, in_scope, refused, sid_bytes};
+use super::filter::{self, Filter};
+use crate::directory::error::{DirectoryError, ResultCode};
 use crate::directory::seam::DnForm;
 
 /// Classes a container lets the (fully privileged) fake service account create.
 const CHILD_CLASSES: &[&str] = &["group", "user", "contact", "organizationalUnit"];
 
 impl Dit {
+    /// LDAP search: 32 if the base is missing; the rootDSE at base `""`.
+    pub(super) fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter_str: &str,
+        attrs: &[&str],
+        form: DnForm,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let op = "search";
+        let filter: Filter = filter::parse(filter_str)
+            .ok_or_else(|| refused(op, base, ResultCode::PROTOCOL_ERROR, "bad search filter"))?;
+        if base.is_empty() && matches!(scope, Scope::Base) {
+            return Ok(vec![self.root_dse(attrs)]);
+        }
+        let (bk, _) = self.object(op, base)?;
+        Ok(self
+            .objects
+            .iter()
+            .filter(|(k, _)| in_scope(k, bk, scope))
+            .filter(|(_, o)| filter.matches(&|a| self.values_for_filter(o, a)))
+            .map(|(_, o)| self.entry(o, attrs, form))
+            .collect())
+    }
+
+    fn values_for_filter(&self, o: &Object, attr: &str) -> Vec<String> {
+        match attr.to_ascii_lowercase().as_str() {
+            "distinguishedname" => vec![o.dn.clone()],
+            "member" => o
+                .members
+                .iter()
+                .filter_map(|g| self.by_guid(g).map(|m| m.dn.clone()))
+                .collect(),
+            _ => o.values(attr),
+        }
+    }
+
+    fn root_dse(&self, attrs: &[&str]) -> SearchEntry {
+        let mut e = SearchEntry {
+            dn: String::new(),
+            attrs: Default::default(),
+            bin_attrs: Default::default(),
+        };
+        for (name, value) in [
+            ("defaultNamingContext", &self.domain),
+            ("schemaNamingContext", &self.schema),
+        ] {
+            if attrs.is_empty()
+                || attrs
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(name) || *a == "*")
+            {
+                e.attrs.insert(name.to_string(), vec![value.clone()]);
+            }
+        }
+        e
+    }
+
     /// The entry for `o` with the `attrs` asked for (none, or `*`: every stored one).
     pub(super) fn entry(&self, o: &Object, attrs: &[&str], form: DnForm) -> SearchEntry {
         let mut e = SearchEntry {
@@ -95,7 +156,7 @@ impl Dit {
         let values: Vec<String> = o
             .members
             .iter()
-            .filter_map(|g| self.objects.values().find(|m| m.guid == *g))
+            .filter_map(|g| self.by_guid(g))
             .map(|m| match (form, &m.sid) {
                 (DnForm::Plain, _) => m.dn.clone(),
                 (DnForm::Extended, Some(s)) => format!("<GUID={}>;<SID={s}>;{}", m.guid, m.dn),
