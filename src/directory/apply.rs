@@ -2,8 +2,18 @@
 //! operations (pure, [`super::plan`]), execute them. In dry-run mode (`plan`) the operations are
 //! recorded instead of executed.
 //!
-//! Re-applying is harmless: "already a member" (68/20) and "not a member" (53/16) count as done,
-//! creation looks up the anchor first, deletion of a missing object is a no-op.
+//! # Guarantees
+//! - Re-applying is harmless: "already a member" (68/20) and "not a member" (53/16) count as
+//!   done, creation looks up the anchor first, deletion of a missing object is a no-op.
+//! - A name or `sAMAccountName` held by an object we do not own is a conflict
+//!   ([`Event::Conflict`]), never overwritten; a refused rename leaves the rest applied.
+//! - Members are removed only when the mirror's lists are complete (no full enumeration in
+//!   progress).
+//! - Once a group's object exists, the parents listing it are queued in the same transaction
+//!   that records it, so nesting survives retries and crashes.
+//!
+//! Imports: the directory's own modules (through the [`Ldap`] seam), [`crate::config`],
+//! [`crate::graph`] (errors), [`crate::queue`] (the mirror), [`crate::model`] (events).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};

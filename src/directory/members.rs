@@ -3,6 +3,14 @@
 //! Batches of `member_batch_size` values per modify; a batch refused because one value is
 //! already there (68/20), already gone (53/16) or names no AD object (32, or Samba's 53) is
 //! retried value by value, so one bad member never blocks the others.
+//!
+//! # Guarantees
+//! - Members are matched by SID only; a member with no AD object is skipped and reported
+//!   ([`Event::MembersSkipped`]), never guessed by name.
+//! - A group synced *from* AD is referenced by its original object's SID.
+//!
+//! Imports: the directory's own modules, [`crate::graph::identity`], [`crate::queue`] (records),
+//! [`crate::model`].
 
 use std::collections::BTreeSet;
 

@@ -14,7 +14,7 @@
 //!   reaches an observability module or a global.
 //!
 //! All of it runs over the [`Ldap`] seam: [`Connection`] (ldap3) in production, the in-memory
-//! [`fake::FakeDirectory`] in in-process tests.
+//! `fake::FakeDirectory` in in-process tests (compiled for tests or with the `fake` feature).
 //!
 //! # May import
 //! [`crate::model`], [`crate::config`], [`crate::graph`] (user identities, Graph errors) and

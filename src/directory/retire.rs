@@ -5,11 +5,11 @@
 //! - Every destructive action is re-validated when it executes: the mirror must no longer want
 //!   the group **and** Graph, asked right then, must say it is not live
 //!   ([`crate::queue::safety::decide`]). A queued or held delete is only a hint.
-//! - Sweeps run only on a complete picture ([`Store::complete_picture`]): never during a full
+//! - Sweeps run only on a complete picture ([`crate::queue::Store::complete_picture`]): never during a full
 //!   enumeration, never before the first one has completed. Held groups are left out of them.
 //! - A sweep that would take more destructive actions than `delete_threshold` holds them all for
 //!   `approve-deletes`.
-//! - Nothing without our anchor under an owned OU is ever touched (see [`Directory::find_owned`]).
+//! - Nothing without our anchor under an owned OU is ever touched (see [`super::Directory::find_owned`]).
 //!
 //! Imports: `directory` (the seam, mapping, plan), `queue` (mirror, safety), `graph` (errors),
 //! `model` (delete reasons, events).

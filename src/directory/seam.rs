@@ -2,7 +2,7 @@
 //! [`super::Directory`], the applier and the worker need, and nothing else.
 //!
 //! Two implementations: [`super::Connection`] (ldap3 over TCP/TLS, the production path) and,
-//! for in-process tests, [`super::fake::FakeDirectory`] (an in-memory DIT). Everything above the
+//! for in-process tests, `super::fake::FakeDirectory` (an in-memory DIT). Everything above the
 //! seam — anchors, conflicts, paging across owned OUs, ranged `member` reads, batching and
 //! the result-code rules of member writes — is the same code for both.
 //!

@@ -8,6 +8,16 @@
 //! queued while every other group proceeds. Only systemic failure (AD unreachable, bind refused,
 //! the target OU gone, the store failing) stops the pass, which the caller turns into a pause
 //! and, if it lasts, quarantine.
+//!
+//! # Guarantees
+//! - A change is acked only after AD confirmed it; a permanent failure dead-letters it with its
+//!   error class and text; a transient one leaves it queued.
+//! - A group's changes are applied in queue order, as one coalesced piece of work, by one task.
+//! - Everything it does is reported through the [`Events`] handed in at construction
+//!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
+//!
+//! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
+//! [`crate::queue`], [`crate::model`], [`crate::graph::delta`] (the stop-aware sleep).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
