@@ -109,13 +109,7 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
         Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
     }
     let _ = parts.connected.send(Some(dir.clone()));
-    let applier = Applier::new(
-        dir,
-        parts.store.clone(),
-        oracle(parts.graph),
-        false,
-        parts.events.clone(),
-    );
+    let applier = Applier::new(dir, parts.store.clone(), oracle(parts.graph), false);
     let worker = Worker::new(parts.store, applier, cfg.sync.clone(), parts.events);
     worker.run(parts.wake, stop, parts.quarantine).await;
 }

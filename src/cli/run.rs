@@ -73,7 +73,7 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
         .stats()
         .map_err(|e| CliError::ctx("state", e))?
         .dead_letters;
-    let applier = Applier::new(dir, store.clone(), oracle(graph), false, events.clone());
+    let applier = Applier::new(dir, store.clone(), oracle(graph), false);
     let worker = Worker::new(store.clone(), applier, cfg.sync.clone(), events);
     let drained = worker.drain(&stop).await;
     store.flush().await.map_err(|e| CliError::ctx("state", e))?;
@@ -227,7 +227,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| CliError::ctx("Graph round", e))?;
     let dir = open_directory(&cfg, &events).await?;
-    let applier = Applier::new(dir, scratch.clone(), oracle(graph), true, events.clone());
+    let applier = Applier::new(dir, scratch.clone(), oracle(graph), true);
     let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), events);
     worker
         .drain(&stop)
