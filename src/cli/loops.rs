@@ -18,15 +18,7 @@ use crate::model::event::ManagedGroups;
 use crate::model::{Event, Events, now_ms};
 use crate::queue::Store;
 use crate::sync::poll::{PollError, Poller};
-use crate::sync::{Quarantine, Worker};
-
-/// Sleeps `d` unless `stop` is cancelled first; true if it was.
-pub async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => stop.is_cancelled(),
-        _ = stop.cancelled() => true,
-    }
-}
+use crate::sync::{Quarantine, Worker, sleep_or_stop};
 
 /// Poll: a users + groups cycle every `poll_interval` (the quarantine cadence after repeated
 /// failures). A store failure (disk full, I/O error) marks storage failed and reopens the

@@ -11,3 +11,11 @@ pub mod worker;
 
 pub use quarantine::Quarantine;
 pub use worker::Worker;
+
+/// Sleeps `d` unless `stop` is cancelled first; true if it was (or already is).
+pub async fn sleep_or_stop(d: std::time::Duration, stop: &tokio_util::sync::CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => stop.is_cancelled(),
+        _ = stop.cancelled() => true,
+    }
+}

@@ -17,14 +17,15 @@
 //!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
 //!
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
-//! [`crate::queue`], [`crate::model`], [`crate::graph::delta`] (the stop-aware sleep).
+//! [`crate::queue`], [`crate::model`], [`crate::config`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
-use tokio::sync::{Notify, Semaphore, watch};
+use backon::Retryable;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -168,10 +169,10 @@ impl<L: Ldap> Worker<L> {
     /// Applies pending changes until the queue is empty, `stop` is set, or a group stays stuck
     /// on transient errors after `max_attempts` (then the changes stay queued and the error is
     /// returned).
-    pub async fn drain(&self, stop: &watch::Receiver<bool>) -> Result<DrainReport, WorkerError> {
+    pub async fn drain(&self, stop: &CancellationToken) -> Result<DrainReport, WorkerError> {
         let mut report = DrainReport::default();
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return Ok(report);
             }
             let parked = self.parked_now();
@@ -282,13 +283,8 @@ impl<L: Ldap> Worker<L> {
     /// Applies `work`, retrying transient failures with exponential backoff (`[sync]`
     /// attempts and delays); every retry is reported.
     async fn apply_with_retries(&self, gid: &str, work: &Work) -> Result<(), ApplyError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_backoff)
-            .with_max_delay(self.retry.max_backoff)
-            .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
-            .with_jitter();
         (|| self.applier.apply(gid, work))
-            .retry(backoff)
+            .retry(self.retry.backoff(Duration::ZERO))
             .when(ApplyError::is_transient)
             .notify(|e, d| {
                 self.events.emit(Event::Retry { stage: "ad" });
@@ -315,15 +311,15 @@ impl<L: Ldap> Worker<L> {
     pub async fn run(
         &self,
         wake: Arc<Notify>,
-        mut stop: watch::Receiver<bool>,
+        stop: CancellationToken,
         quarantine: Arc<Quarantine>,
     ) {
         let mut pause = Duration::ZERO;
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
-            if !pause.is_zero() && crate::graph::delta::sleep_or_stop(pause, &mut stop).await {
+            if !pause.is_zero() && super::sleep_or_stop(pause, &stop).await {
                 return;
             }
             match self.drain(&stop).await {
@@ -346,7 +342,7 @@ impl<L: Ldap> Worker<L> {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => {}
+                _ = stop.cancelled() => {}
             }
         }
     }

@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
 
 use super::{DrainReport, Worker, WorkerError};
 use crate::config::SyncConfig;
@@ -148,8 +147,9 @@ impl Lab {
     }
 
     async fn drain(&self) -> Result<DrainReport, WorkerError> {
-        let (_tx, stop) = watch::channel(false);
-        self.worker.drain(&stop).await
+        self.worker
+            .drain(&tokio_util::sync::CancellationToken::new())
+            .await
     }
 
     /// The DN of the AD group anchored to `id`, if there is one.
