@@ -10,10 +10,11 @@ use tokio::sync::{Notify, watch};
 use super::CliError;
 use crate::config::{Config, SoftDeleteAction};
 use crate::directory::{Applier, Connection, Directory};
-use crate::graph::{GraphClient, Poller};
+use crate::graph::GraphClient;
 use crate::health::Health;
 use crate::model::Events;
 use crate::queue::{Store, mirror::DeletePolicy};
+use crate::sync::Poller;
 use crate::sync::quarantine::Quarantine;
 use crate::sync::worker::Worker;
 
@@ -68,7 +69,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         store.clone(),
         policy(&cfg),
         wake,
-        health.clone(),
+        Events::none(), // wired by the lead
     );
     let report = poller
         .cycle()
@@ -164,7 +165,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
         store.clone(),
         policy(&cfg),
         wake.clone(),
-        health.clone(),
+        Events::none(), // wired by the lead
     );
     let quarantine = Arc::new(Quarantine::new(
         cfg.sync.quarantine_after,
@@ -185,7 +186,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     Err(e) => {
                         quarantine.failure();
                         tracing::error!(error = %e, "poll cycle failed; cursor kept, retrying next interval");
-                        if let crate::graph::PollError::Store(se) = &e {
+                        if let crate::sync::PollError::Store(se) = &e {
                             // Disk full or I/O error: stop taking pages, report unready, and
                             // reopen the database until it is writable again.
                             health.set_storage_failed(true);
@@ -206,8 +207,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                         }
                     }
                 }
-                if crate::graph::delta::sleep_or_stop(quarantine.cadence(interval), &mut stop).await
-                {
+                if crate::sync::sleep_or_stop(quarantine.cadence(interval), &mut stop).await {
                     return;
                 }
             }
@@ -224,8 +224,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     Ok(d) => break d,
                     Err(e) => {
                         tracing::error!(error = %e, "AD unavailable; changes keep queueing");
-                        if crate::graph::delta::sleep_or_stop(cfg.sync.max_backoff, &mut stop).await
-                        {
+                        if crate::sync::sleep_or_stop(cfg.sync.max_backoff, &mut stop).await {
                             return;
                         }
                     }
@@ -261,7 +260,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "journal trim failed"),
                 }
-                if crate::graph::delta::sleep_or_stop(Duration::from_secs(600), &mut stop).await {
+                if crate::sync::sleep_or_stop(Duration::from_secs(600), &mut stop).await {
                     return;
                 }
             }
@@ -277,7 +276,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                 return;
             }
             loop {
-                if crate::graph::delta::sleep_or_stop(interval, &mut stop).await {
+                if crate::sync::sleep_or_stop(interval, &mut stop).await {
                     return;
                 }
                 match store.enqueue_reconcile_all() {
@@ -329,7 +328,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         scratch.clone(),
         policy(&cfg),
         Arc::new(Notify::new()),
-        health.clone(),
+        Events::none(),
     );
     poller
         .cycle()

@@ -17,7 +17,7 @@
 //!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
 //!
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
-//! [`crate::queue`], [`crate::model`], [`crate::graph::delta`] (the stop-aware sleep).
+//! [`crate::queue`], [`crate::model`], [`super::sleep_or_stop`] (the stop-aware sleep).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -323,7 +323,7 @@ impl<L: Ldap> Worker<L> {
             if *stop.borrow() {
                 return;
             }
-            if !pause.is_zero() && crate::graph::delta::sleep_or_stop(pause, &mut stop).await {
+            if !pause.is_zero() && crate::sync::sleep_or_stop(pause, &mut stop).await {
                 return;
             }
             match self.drain(&stop).await {
