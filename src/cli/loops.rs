@@ -17,7 +17,7 @@ use crate::graph::GraphClient;
 use crate::model::event::ManagedGroups;
 use crate::model::{Event, Events, now_ms};
 use crate::queue::Store;
-use crate::sync::poll::{PollError, Poller};
+use crate::sync::{PollError, Poller};
 use crate::sync::{Quarantine, Worker, sleep_or_stop};
 
 /// Poll: a users + groups cycle every `poll_interval` (the quarantine cadence after repeated
@@ -37,6 +37,7 @@ pub async fn poll(
                 events.emit(Event::Storage { failed: false });
                 quarantine.success();
             }
+            Err(PollError::Stopped) => return,
             Err(e) => {
                 quarantine.failure();
                 tracing::error!(error = %e, "poll cycle failed; cursor kept, retrying next interval");

@@ -17,7 +17,7 @@ use crate::graph::GraphClient;
 use crate::model::{Event, Events};
 use crate::observe::Observers;
 use crate::queue::{Store, mirror::DeletePolicy};
-use crate::sync::poll::Poller;
+use crate::sync::Poller;
 use crate::sync::quarantine::Quarantine;
 use crate::sync::worker::Worker;
 

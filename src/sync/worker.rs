@@ -17,7 +17,7 @@
 //!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
 //!
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
-//! [`crate::queue`], [`crate::model`], [`crate::config`].
+//! [`crate::queue`], [`crate::model`], [`crate::config`], [`super::sleep_or_stop`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
