@@ -210,9 +210,16 @@ fn the_checks_themselves_see_imports_and_cycles() {
         BTreeSet::from(["graph".to_string(), "queue".to_string()])
     );
     let mut g: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
-    g.entry("a".into()).or_default().insert("b".into(), "x".into());
-    g.entry("b".into()).or_default().insert("a".into(), "y".into());
-    assert_eq!(find_cycle(&g), Some(vec!["a".into(), "b".into(), "a".into()]));
+    g.entry("a".into())
+        .or_default()
+        .insert("b".into(), "x".into());
+    g.entry("b".into())
+        .or_default()
+        .insert("a".into(), "y".into());
+    assert_eq!(
+        find_cycle(&g),
+        Some(vec!["a".into(), "b".into(), "a".into()])
+    );
     g.get_mut("b").unwrap().clear();
     assert_eq!(find_cycle(&g), None);
 }

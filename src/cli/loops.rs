@@ -98,7 +98,9 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
     match dir.list_owned().await {
         Ok(owned) => parts
             .events
-            .emit(Event::ManagedGroups(ManagedGroups::Counted(owned.len() as u64))),
+            .emit(Event::ManagedGroups(ManagedGroups::Counted(
+                owned.len() as u64
+            ))),
         Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
     }
     let _ = parts.connected.send(Some(dir.clone()));
@@ -165,7 +167,12 @@ pub async fn trim(store: Store, cfg: Config, stop: CancellationToken) {
 
 /// Reconcile: every `[sync] reconcile_interval` (0 = never), every group is queued for full
 /// convergence, unless a full enumeration is pending or running (its end reconciles anyway).
-pub async fn reconcile(store: Store, wake: Arc<Notify>, interval: Duration, stop: CancellationToken) {
+pub async fn reconcile(
+    store: Store,
+    wake: Arc<Notify>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
     if interval.is_zero() {
         return;
     }

@@ -4,8 +4,8 @@
 //! line and exit 1.
 
 mod cloud;
-mod ops;
 mod loops;
+mod ops;
 mod run;
 
 use std::path::PathBuf;

@@ -23,88 +23,10 @@ fn secs(v: Option<f64>) -> String {
 /// `queue status|list|show`.
 pub fn queue(cfg: Config, view: QueueView) -> Result<ExitCode, CliError> {
     let store = open(&cfg)?;
-    let fail = |e| CliError::ctx("reading the queue", e);
     match view {
-        QueueView::Status { json } => {
-            let s = store.stats().map_err(fail)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&s).expect("serializable")
-                );
-            } else {
-                println!("pending changes:   {}", s.depth);
-                println!("oldest pending:    {}", secs(s.oldest_age_secs));
-                println!("dead letters:      {}", s.dead_letters);
-                println!("held deletes:      {}", s.held_deletes);
-                println!("cursor age:        {}", secs(s.cursor_age_secs));
-                println!(
-                    "full round:        {}",
-                    if s.full_round_in_progress {
-                        "pending/in progress"
-                    } else {
-                        "no"
-                    }
-                );
-                println!("journal entries:   {}", s.journal_entries);
-                println!("groups mirrored:   {}", s.mirrored_groups);
-            }
-        }
-        QueueView::List { dead, json, limit } => {
-            let rows: Vec<serde_json::Value> = if dead {
-                store
-                    .list_dead(limit)
-                    .map_err(fail)?
-                    .into_iter()
-                    .map(|(seq, d)| serde_json::json!({"seq": seq, "dead_letter": d}))
-                    .collect()
-            } else {
-                store
-                    .list_pending(limit)
-                    .map_err(fail)?
-                    .into_iter()
-                    .map(|(seq, c)| serde_json::json!({"seq": seq, "change": c}))
-                    .collect()
-            };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).expect("serializable")
-                );
-            } else if rows.is_empty() {
-                println!(
-                    "{}",
-                    if dead {
-                        "no dead letters"
-                    } else {
-                        "queue is empty"
-                    }
-                );
-            } else {
-                for r in rows {
-                    let c = r
-                        .get("change")
-                        .or_else(|| r.pointer("/dead_letter/change"))
-                        .cloned()
-                        .unwrap_or_default();
-                    let age = c["seen_ms"]
-                        .as_u64()
-                        .map(|t| now_ms().saturating_sub(t) as f64 / 1000.0);
-                    let err = r
-                        .pointer("/dead_letter/error")
-                        .and_then(|e| e.as_str())
-                        .unwrap_or("");
-                    println!(
-                        "{:>20}  {:<9} {:<38} {:>8}  {err}",
-                        r["seq"],
-                        c["kind"].as_str().unwrap_or("?"),
-                        c["group_id"].as_str().unwrap_or("?"),
-                        secs(age)
-                    );
-                }
-            }
-        }
-        QueueView::Show { seq } => match store.show(seq).map_err(fail)? {
+        QueueView::Status { json } => print_status(&store, json)?,
+        QueueView::List { dead, json, limit } => print_list(&store, dead, json, limit)?,
+        QueueView::Show { seq } => match store.show(seq).map_err(read_failed)? {
             Some(v) => println!(
                 "{}",
                 serde_json::to_string_pretty(&v).expect("serializable")
@@ -113,6 +35,100 @@ pub fn queue(cfg: Config, view: QueueView) -> Result<ExitCode, CliError> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_failed(e: impl std::fmt::Display) -> CliError {
+    CliError::ctx("reading the queue", e)
+}
+
+/// `queue status [--json]`.
+fn print_status(store: &Store, json: bool) -> Result<(), CliError> {
+    let s = store.stats().map_err(read_failed)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("serializable")
+        );
+        return Ok(());
+    }
+    println!("pending changes:   {}", s.depth);
+    println!("oldest pending:    {}", secs(s.oldest_age_secs));
+    println!("dead letters:      {}", s.dead_letters);
+    println!("held deletes:      {}", s.held_deletes);
+    println!("cursor age:        {}", secs(s.cursor_age_secs));
+    println!(
+        "full round:        {}",
+        if s.full_round_in_progress {
+            "pending/in progress"
+        } else {
+            "no"
+        }
+    );
+    println!("journal entries:   {}", s.journal_entries);
+    println!("groups mirrored:   {}", s.mirrored_groups);
+    Ok(())
+}
+
+/// `queue list [--dead] [--json] [--limit N]`.
+fn print_list(store: &Store, dead: bool, json: bool, limit: usize) -> Result<(), CliError> {
+    let rows: Vec<serde_json::Value> = if dead {
+        store
+            .list_dead(limit)
+            .map_err(read_failed)?
+            .into_iter()
+            .map(|(seq, d)| serde_json::json!({"seq": seq, "dead_letter": d}))
+            .collect()
+    } else {
+        store
+            .list_pending(limit)
+            .map_err(read_failed)?
+            .into_iter()
+            .map(|(seq, c)| serde_json::json!({"seq": seq, "change": c}))
+            .collect()
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("serializable")
+        );
+    } else if rows.is_empty() {
+        println!(
+            "{}",
+            if dead {
+                "no dead letters"
+            } else {
+                "queue is empty"
+            }
+        );
+    } else {
+        for r in rows {
+            println!("{}", list_line(&r));
+        }
+    }
+    Ok(())
+}
+
+/// One row of `queue list`: sequence, kind, group, age, error.
+fn list_line(r: &serde_json::Value) -> String {
+    let c = r
+        .get("change")
+        .or_else(|| r.pointer("/dead_letter/change"))
+        .cloned()
+        .unwrap_or_default();
+    let age = c["seen_ms"]
+        .as_u64()
+        .map(|t| now_ms().saturating_sub(t) as f64 / 1000.0);
+    let err = r
+        .pointer("/dead_letter/error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("");
+    format!(
+        "{:>20}  {:<9} {:<38} {:>8}  {err}",
+        r["seq"],
+        c["kind"].as_str().unwrap_or("?"),
+        c["group_id"].as_str().unwrap_or("?"),
+        secs(age)
+    )
 }
 
 /// Parses `--since`: RFC 3339 (`2026-11-22T10:00:00Z`) or a duration ago (`2h`).

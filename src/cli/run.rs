@@ -63,7 +63,13 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
     let wake = Arc::new(Notify::new());
     let graph = graph_client(&cfg, &events)?;
     let stop = CancellationToken::new();
-    let poller = Poller::new(graph.clone(), store.clone(), policy(&cfg), wake, events.clone());
+    let poller = Poller::new(
+        graph.clone(),
+        store.clone(),
+        policy(&cfg),
+        wake,
+        events.clone(),
+    );
     let report = poller
         .cycle(&stop)
         .await
@@ -155,7 +161,13 @@ pub async fn run(cfg: Config, observers: Observers) -> Result<ExitCode, CliError
         cfg.sync.quarantine_interval,
         events.clone(),
     ));
-    let poller = Poller::new(graph.clone(), store.clone(), policy(&cfg), wake.clone(), events.clone());
+    let poller = Poller::new(
+        graph.clone(),
+        store.clone(),
+        policy(&cfg),
+        wake.clone(),
+        events.clone(),
+    );
     let (connected, directory) = watch::channel(None);
     let readiness = observers.readiness.clone();
     let mut tasks = JoinSet::new();

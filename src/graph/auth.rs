@@ -11,13 +11,14 @@
 //! National clouds: the token URL follows `authority_url` and the scope is
 //! `{graph_url}/.default`, so a US Government or China tenant works by setting both.
 
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-pub use super::certificate::{ASSERTION_LIFETIME, ASSERTION_TYPE, CertificateCredential, CertificateError};
+pub use super::certificate::{
+    ASSERTION_LIFETIME, ASSERTION_TYPE, CertificateCredential, CertificateError,
+};
 use super::client::GraphError;
 use crate::config::{GraphConfig, Secret};
 use crate::model::Events;
@@ -131,7 +132,11 @@ impl TokenSource {
     }
 
     /// A valid token: the cached one, or a fresh one when it is near expiry.
-    pub async fn token(&self, http: &reqwest::Client, events: &Events) -> Result<Secret, GraphError> {
+    pub async fn token(
+        &self,
+        http: &reqwest::Client,
+        events: &Events,
+    ) -> Result<Secret, GraphError> {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref().filter(|c| Instant::now() < c.renew_at) {
             return Ok(c.token.clone());
@@ -185,7 +190,8 @@ impl TokenSource {
         let started = Instant::now();
         let form = self.form()?;
         let resp = http.post(&self.token_url).form(&form).send().await;
-        let (status, retry_after, body) = super::client::read_response("token", resp, events).await?;
+        let (status, retry_after, body) =
+            super::client::read_response("token", resp, events).await?;
         if (200..300).contains(&status) {
             let reply: TokenReply =
                 serde_json::from_slice(&body).map_err(|e| GraphError::Auth {
@@ -250,6 +256,8 @@ fn urlencode_path(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::AssertionAlgorithm;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use std::path::Path;
 
     /// A throwaway test certificate and key (see `tests/fixtures/graph/README.md`).
@@ -373,9 +381,15 @@ mod tests {
     fn bad_certificate_files_are_named_clearly() {
         let no_key = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
         let e = CertificateCredential::from_pem(no_key, AssertionAlgorithm::RS256).err();
-        assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("no PRIVATE KEY block"));
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("no PRIVATE KEY block")
+        );
         let e = CertificateCredential::from_pem(b"", AssertionAlgorithm::RS256).err();
-        assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("no CERTIFICATE block"));
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("no CERTIFICATE block")
+        );
         let e = CertificateCredential::from_pem_file(
             Path::new("/nonexistent.pem"),
             AssertionAlgorithm::RS256,

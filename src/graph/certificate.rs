@@ -26,7 +26,7 @@ pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// An app certificate with its RSA private key, loaded once.
 pub struct CertificateCredential {
-    key: RsaKeyPair,
+    pub(super) key: RsaKeyPair,
     /// base64url SHA-1 of the certificate (DER): the `x5t` header.
     pub x5t: String,
     /// base64url SHA-256 of the certificate (DER): the `x5t#S256` header.

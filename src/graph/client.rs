@@ -13,8 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-
-
 use backon::Retryable;
 use serde_json::Value;
 
@@ -278,7 +276,10 @@ impl GraphClient {
 
     /// Gets a token now (for `check`).
     pub async fn check_token(&self) -> Result<(), GraphError> {
-        self.tokens.token(&self.http, &self.events).await.map(|_| ())
+        self.tokens
+            .token(&self.http, &self.events)
+            .await
+            .map(|_| ())
     }
 
     /// One GET of a delta link, no retries (but through the rate limiter).

@@ -157,6 +157,7 @@ mod tests {
         assert!(
             Scope::new(&bad)
                 .unwrap_err()
+                .to_string()
                 .contains("display_name_pattern")
         );
     }

@@ -133,7 +133,13 @@ fn registered<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c:
 }
 
 /// A labelled counter family with the given series pre-created.
-fn counters(r: &Registry, name: &str, help: &str, labels: &[&str], series: &[Vec<&str>]) -> IntCounterVec {
+fn counters(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    series: &[Vec<&str>],
+) -> IntCounterVec {
     let c = counter_vec(r, name, help, labels);
     for s in series {
         c.with_label_values(s);
@@ -153,7 +159,6 @@ fn each<'a>(values: &[&'a str]) -> Vec<Vec<&'a str>> {
     values.iter().map(|v| vec![*v]).collect()
 }
 
-
 impl CloudFamilies {
     fn new(r: &Registry) -> CloudFamilies {
         let mut rounds_series = Vec::new();
@@ -167,8 +172,20 @@ impl CloudFamilies {
         }
         let graph_series = cross(&ENDPOINTS, &STATUS_CLASSES);
         CloudFamilies {
-            requests: counters(r, "graph_requests_total", "Graph HTTP requests.", &["endpoint", "status_class"], &graph_series),
-            throttled: counters(r, "graph_throttled_total", "Graph 429/503/504 answers.", &["endpoint"], &each(&ENDPOINTS)),
+            requests: counters(
+                r,
+                "graph_requests_total",
+                "Graph HTTP requests.",
+                &["endpoint", "status_class"],
+                &graph_series,
+            ),
+            throttled: counters(
+                r,
+                "graph_throttled_total",
+                "Graph 429/503/504 answers.",
+                &["endpoint"],
+                &each(&ENDPOINTS),
+            ),
             lookups: counters(
                 r,
                 "graph_lookups_total",
@@ -184,10 +201,33 @@ impl CloudFamilies {
                 )
                 .expect("valid metric"),
             ),
-            rounds: counters(r, "delta_rounds_total", "Delta rounds.", &["resource", "kind", "result"], &rounds_series),
-            round_duration: histogram_vec(r, "delta_round_duration_seconds", "Delta round duration.", &["resource"], &RESOURCES, &ROUND_BUCKETS),
-            last_round_ts: gauge(r, "last_successful_round_timestamp_seconds", "Unix time of the last successful poll cycle."),
-            changes_enqueued: counters(r, "changes_enqueued_total", "Changes queued.", &["kind"], &each(&["upsert", "reconcile", "delete", "sweep"])),
+            rounds: counters(
+                r,
+                "delta_rounds_total",
+                "Delta rounds.",
+                &["resource", "kind", "result"],
+                &rounds_series,
+            ),
+            round_duration: histogram_vec(
+                r,
+                "delta_round_duration_seconds",
+                "Delta round duration.",
+                &["resource"],
+                &RESOURCES,
+                &ROUND_BUCKETS,
+            ),
+            last_round_ts: gauge(
+                r,
+                "last_successful_round_timestamp_seconds",
+                "Unix time of the last successful poll cycle.",
+            ),
+            changes_enqueued: counters(
+                r,
+                "changes_enqueued_total",
+                "Changes queued.",
+                &["kind"],
+                &each(&["upsert", "reconcile", "delete", "sweep"]),
+            ),
         }
     }
 }
@@ -195,22 +235,45 @@ impl CloudFamilies {
 impl AdFamilies {
     fn new(r: &Registry) -> AdFamilies {
         AdFamilies {
-            operations: counters(r, "ad_operations_total", "LDAP operations.", &["op", "result"], &cross(&AD_OPS, &["ok", "error"])),
-            duration: histogram_vec(r, "ad_operation_duration_seconds", "LDAP operation latency.", &["op"], &AD_OPS, &AD_BUCKETS),
+            operations: counters(
+                r,
+                "ad_operations_total",
+                "LDAP operations.",
+                &["op", "result"],
+                &cross(&AD_OPS, &["ok", "error"]),
+            ),
+            duration: histogram_vec(
+                r,
+                "ad_operation_duration_seconds",
+                "LDAP operation latency.",
+                &["op"],
+                &AD_OPS,
+                &AD_BUCKETS,
+            ),
             up: int_gauge(r, "ad_up", "1 if the last AD bind succeeded."),
             members_skipped: counters(
                 r,
                 "members_skipped_total",
                 "Members not written to AD.",
                 &["reason"],
-                &each(&["cloud_only", "unresolved", "unsupported_type", "not_in_scope"]),
+                &each(&[
+                    "cloud_only",
+                    "unresolved",
+                    "unsupported_type",
+                    "not_in_scope",
+                ]),
             ),
             conflicts: counters(
                 r,
                 "conflicts_total",
                 "Ownership and naming conflicts.",
                 &["kind"],
-                &each(&["name", "sam_account_name", "anchor_mismatch", "duplicate_anchor"]),
+                &each(&[
+                    "name",
+                    "sam_account_name",
+                    "anchor_mismatch",
+                    "duplicate_anchor",
+                ]),
             ),
             managed_groups: int_gauge(r, "managed_groups", "Groups owned in AD."),
             reconcile_corrections: counters(
@@ -234,16 +297,36 @@ impl AdFamilies {
 impl WorkFamilies {
     fn new(r: &Registry) -> WorkFamilies {
         WorkFamilies {
-            changes_applied: counters(r, "changes_applied_total", "Changes finished.", &["result"], &each(&["ok", "retry", "dead"])),
+            changes_applied: counters(
+                r,
+                "changes_applied_total",
+                "Changes finished.",
+                &["result"],
+                &each(&["ok", "retry", "dead"]),
+            ),
             queue_depth: int_gauge(r, "queue_depth", "Pending changes."),
-            queue_oldest_age: gauge(r, "queue_oldest_age_seconds", "Age of the oldest pending change."),
+            queue_oldest_age: gauge(
+                r,
+                "queue_oldest_age_seconds",
+                "Age of the oldest pending change.",
+            ),
             dead_letters: int_gauge(r, "dead_letters", "Current dead letters."),
             dead_letters_total: registered(
                 r,
-                IntCounter::new("entra_writeback_dead_letters_total", "Changes dead-lettered.").expect("valid metric"),
+                IntCounter::new(
+                    "entra_writeback_dead_letters_total",
+                    "Changes dead-lettered.",
+                )
+                .expect("valid metric"),
             ),
             held_deletes: int_gauge(r, "held_deletes", "Deletes held by the delete threshold."),
-            retries: counters(r, "retries_total", "Retries.", &["stage"], &each(&["graph", "ad"])),
+            retries: counters(
+                r,
+                "retries_total",
+                "Retries.",
+                &["stage"],
+                &each(&["graph", "ad"]),
+            ),
             replication_lag: registered(
                 r,
                 Histogram::with_opts(
@@ -255,7 +338,11 @@ impl WorkFamilies {
                 )
                 .expect("valid metric"),
             ),
-            parked_groups: int_gauge(r, "parked_groups", "Groups waiting out their own backoff after repeated transient failures."),
+            parked_groups: int_gauge(
+                r,
+                "parked_groups",
+                "Groups waiting out their own backoff after repeated transient failures.",
+            ),
             quarantined: int_gauge(r, "quarantined", "1 while quarantined."),
             ready: int_gauge(r, "ready", "1 while ready."),
         }
@@ -304,7 +391,9 @@ impl Metrics {
     pub fn ad_operations_total(&self) -> u64 {
         AD_OPS
             .iter()
-            .flat_map(|op| ["ok", "error"].map(|r| self.ad.operations.with_label_values(&[op, r]).get()))
+            .flat_map(|op| {
+                ["ok", "error"].map(|r| self.ad.operations.with_label_values(&[op, r]).get())
+            })
             .sum()
     }
 
@@ -314,22 +403,35 @@ impl Metrics {
             GroupOutcome::Applied => {
                 let now = now_ms();
                 for t in seen_ms {
-                    self.work.replication_lag
+                    self.work
+                        .replication_lag
                         .observe(now.saturating_sub(*t) as f64 / 1000.0);
                 }
-                self.work.changes_applied.with_label_values(&["ok"]).inc_by(n);
+                self.work
+                    .changes_applied
+                    .with_label_values(&["ok"])
+                    .inc_by(n);
             }
             GroupOutcome::DeadLettered { .. } => {
-                self.work.changes_applied.with_label_values(&["dead"]).inc_by(n);
+                self.work
+                    .changes_applied
+                    .with_label_values(&["dead"])
+                    .inc_by(n);
                 self.work.dead_letters_total.inc_by(n);
             }
             GroupOutcome::Retrying { .. } => {}
         }
     }
 
-    fn round_finished(&self, resource: Resource, duration: Duration, outcome: &Result<RoundTally, String>) {
+    fn round_finished(
+        &self,
+        resource: Resource,
+        duration: Duration,
+        outcome: &Result<RoundTally, String>,
+    ) {
         let res = resource.as_str();
-        self.cloud.round_duration
+        self.cloud
+            .round_duration
             .with_label_values(&[res])
             .observe(duration.as_secs_f64());
         let (kind, result) = match outcome {
@@ -339,12 +441,17 @@ impl Metrics {
             ),
             Err(_) => ("unknown", "error"),
         };
-        self.cloud.rounds.with_label_values(&[res, kind, result]).inc();
+        self.cloud
+            .rounds
+            .with_label_values(&[res, kind, result])
+            .inc();
     }
 
     fn queue(&self, s: &QueueStats) {
         self.work.queue_depth.set(s.depth as i64);
-        self.work.queue_oldest_age.set(s.oldest_age_secs.unwrap_or(0.0));
+        self.work
+            .queue_oldest_age
+            .set(s.oldest_age_secs.unwrap_or(0.0));
         self.work.dead_letters.set(s.dead_letters as i64);
         self.work.held_deletes.set(s.held_deletes as i64);
     }
@@ -359,39 +466,75 @@ impl Default for Metrics {
 impl Observer for Metrics {
     fn observe(&self, event: &Event) {
         match event {
-            Event::GraphRequest { endpoint, status_class } => {
-                self.cloud.requests.with_label_values(&[endpoint, status_class]).inc()
+            Event::GraphRequest {
+                endpoint,
+                status_class,
+            } => self
+                .cloud
+                .requests
+                .with_label_values(&[endpoint, status_class])
+                .inc(),
+            Event::GraphThrottled { endpoint } => {
+                self.cloud.throttled.with_label_values(&[endpoint]).inc()
             }
-            Event::GraphThrottled { endpoint } => self.cloud.throttled.with_label_values(&[endpoint]).inc(),
-            Event::GraphRetryAfter { waited } => self.cloud.retry_after_seconds.inc_by(waited.as_secs_f64()),
+            Event::GraphRetryAfter { waited } => {
+                self.cloud.retry_after_seconds.inc_by(waited.as_secs_f64())
+            }
             Event::Retry { stage } => self.work.retries.with_label_values(&[stage]).inc(),
             Event::GroupLookup { result } => self.cloud.lookups.with_label_values(&[result]).inc(),
             Event::PageCommitted { .. } | Event::Storage { .. } => {}
-            Event::RoundFinished { resource, duration, outcome } => self.round_finished(*resource, *duration, outcome),
+            Event::RoundFinished {
+                resource,
+                duration,
+                outcome,
+            } => self.round_finished(*resource, *duration, outcome),
             Event::CycleSucceeded => self.cloud.last_round_ts.set(now_ms() as f64 / 1000.0),
-            Event::ChangesEnqueued { kind, count } => self.cloud.changes_enqueued.with_label_values(&[kind]).inc_by(*count),
-            Event::MembersSkipped { reason, count } => self.ad.members_skipped.with_label_values(&[reason]).inc_by(*count),
+            Event::ChangesEnqueued { kind, count } => self
+                .cloud
+                .changes_enqueued
+                .with_label_values(&[kind])
+                .inc_by(*count),
+            Event::MembersSkipped { reason, count } => self
+                .ad
+                .members_skipped
+                .with_label_values(&[reason])
+                .inc_by(*count),
             Event::AdOperation { op, ok, duration } => {
-                self.ad.duration.with_label_values(&[op]).observe(duration.as_secs_f64());
-                self.ad.operations
+                self.ad
+                    .duration
+                    .with_label_values(&[op])
+                    .observe(duration.as_secs_f64());
+                self.ad
+                    .operations
                     .with_label_values(&[*op, if *ok { "ok" } else { "error" }])
                     .inc();
             }
             Event::AdReachable { up } => self.ad.up.set(*up as i64),
             Event::Conflict { kind } => self.ad.conflicts.with_label_values(&[kind]).inc(),
-            Event::ManagedGroups(ManagedGroups::Counted(n)) => self.ad.managed_groups.set(*n as i64),
+            Event::ManagedGroups(ManagedGroups::Counted(n)) => {
+                self.ad.managed_groups.set(*n as i64)
+            }
             Event::ManagedGroups(ManagedGroups::Created) => self.ad.managed_groups.inc(),
             Event::ManagedGroups(ManagedGroups::Deleted) => self.ad.managed_groups.dec(),
-            Event::ReconcileCorrection { kind, count } => {
-                self.ad.reconcile_corrections.with_label_values(&[kind]).inc_by(*count)
+            Event::ReconcileCorrection { kind, count } => self
+                .ad
+                .reconcile_corrections
+                .with_label_values(&[kind])
+                .inc_by(*count),
+            Event::DeleteCancelled { reason } => {
+                self.ad.deletes_cancelled.with_label_values(&[reason]).inc()
             }
-            Event::DeleteCancelled { reason } => self.ad.deletes_cancelled.with_label_values(&[reason]).inc(),
-            Event::GroupFinished { seen_ms, outcome, .. } => self.group_finished(seen_ms, outcome),
-            Event::ChangeRetried => self.work.changes_applied.with_label_values(&["retry"]).inc(),
+            Event::GroupFinished {
+                seen_ms, outcome, ..
+            } => self.group_finished(seen_ms, outcome),
+            Event::ChangeRetried => self
+                .work
+                .changes_applied
+                .with_label_values(&["retry"])
+                .inc(),
             Event::ParkedGroups { count } => self.work.parked_groups.set(*count as i64),
             Event::Quarantine { active } => self.work.quarantined.set(*active as i64),
             Event::Queue(stats) => self.queue(stats),
         }
     }
 }
-

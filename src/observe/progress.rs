@@ -395,8 +395,8 @@ impl Observer for Progress {
 
 mod bars;
 
-use bars::{Bars, clear_bars, draw};
 pub use bars::LogWriter;
+use bars::{Bars, clear_bars, draw};
 
 #[cfg(test)]
 mod tests {

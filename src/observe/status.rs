@@ -214,7 +214,12 @@ impl History {
             GroupOutcome::Applied => {
                 self.totals.applied += n as u64;
                 let oldest = seen_ms.iter().min();
-                ("applied", oldest.map(|t| now.saturating_sub(*t)), None, None)
+                (
+                    "applied",
+                    oldest.map(|t| now.saturating_sub(*t)),
+                    None,
+                    None,
+                )
             }
             GroupOutcome::Retrying { class, error } => {
                 ("retrying", None, Some(*class), Some(error.clone()))
@@ -257,7 +262,9 @@ impl History {
             Event::ChangesEnqueued { count, .. } => self.totals.enqueued += count,
             Event::Retry { .. } => self.totals.retries += 1,
             Event::Conflict { .. } => self.totals.conflicts += 1,
-            Event::ManagedGroups(ManagedGroups::Counted(n)) => self.totals.managed_groups = *n as i64,
+            Event::ManagedGroups(ManagedGroups::Counted(n)) => {
+                self.totals.managed_groups = *n as i64
+            }
             Event::ManagedGroups(ManagedGroups::Created) => self.totals.managed_groups += 1,
             Event::ManagedGroups(ManagedGroups::Deleted) => self.totals.managed_groups -= 1,
             Event::AdReachable { up } => self.ad_up = *up,

@@ -23,10 +23,10 @@
 //! # May import
 //! [`crate::model`], [`crate::graph`] and [`crate::queue`]; never an observability module.
 
-use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::Notify;
 use tracing::Instrument;

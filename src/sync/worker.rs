@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use backon::Retryable;
 use tokio::sync::{Notify, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::SyncConfig;

@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-
 use super::{DrainReport, Worker, WorkerError};
 use crate::config::SyncConfig;
 use crate::directory::fake::{FakeDirectory, Fault, FaultRule, ad_config};

@@ -159,8 +159,5 @@ async fn group_state_tells_live_soft_deleted_and_purged_apart() {
         "entra_writeback_graph_lookups_total{{result=\"purged\"}} {}\n",
         after[2]
     );
-    assert!(
-        metrics.render().contains(&purged),
-        "exported as {purged}"
-    );
+    assert!(metrics.render().contains(&purged), "exported as {purged}");
 }
