@@ -214,3 +214,71 @@ impl Observer for Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of one exported series, e.g. `entra_writeback_ad_up`.
+    fn value(m: &Metrics, series: &str) -> f64 {
+        let prefix = format!("{series} ");
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} is not exported"))
+    }
+
+    #[test]
+    fn events_move_the_series_they_name() {
+        let m = Metrics::new();
+        assert_eq!(value(&m, "entra_writeback_ad_up"), 0.0);
+        m.observe(&Event::AdReachable { up: true });
+        m.observe(&Event::AdOperation {
+            op: "add",
+            ok: false,
+            duration: Duration::from_millis(3),
+        });
+        m.observe(&Event::ManagedGroups(ManagedGroups::Counted(5)));
+        m.observe(&Event::ManagedGroups(ManagedGroups::Deleted));
+        m.observe(&Event::GroupFinished {
+            group_id: "g".into(),
+            work: "upsert",
+            seen_ms: vec![now_ms(), now_ms()],
+            duration: Duration::from_millis(1),
+            outcome: GroupOutcome::DeadLettered {
+                class: "ldap",
+                error: "x".into(),
+            },
+        });
+        m.observe(&Event::RoundFinished {
+            resource: Resource::Groups,
+            duration: Duration::from_secs(1),
+            outcome: Err("down".into()),
+        });
+        assert_eq!(value(&m, "entra_writeback_ad_up"), 1.0);
+        assert_eq!(
+            value(
+                &m,
+                r#"entra_writeback_ad_operations_total{op="add",result="error"}"#
+            ),
+            1.0
+        );
+        assert_eq!(value(&m, "entra_writeback_managed_groups"), 4.0);
+        assert_eq!(value(&m, "entra_writeback_dead_letters_total"), 2.0);
+        assert_eq!(
+            value(
+                &m,
+                r#"entra_writeback_changes_applied_total{result="dead"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &m,
+                r#"entra_writeback_delta_rounds_total{kind="unknown",resource="groups",result="error"}"#
+            ),
+            1.0
+        );
+        assert_eq!(m.ad_operations_total(), 1);
+    }
+}
