@@ -46,7 +46,14 @@ pub fn graph_sim_binary() -> PathBuf {
         };
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let built = mtime(bin).unwrap_or(SystemTime::UNIX_EPOCH);
-        if let Ok(deps) = std::fs::read_to_string(bin.with_extension("d")) {
+        // The dep-info file lists the binary's sources, but only when it was written with the
+        // binary (`cargo test` re-links without rewriting it): an older one says nothing.
+        let dep_info = bin.with_extension("d");
+        let fresh_dep_info = mtime(&dep_info).is_some_and(|t| t >= built);
+        if let Some(deps) = fresh_dep_info
+            .then(|| std::fs::read_to_string(&dep_info).ok())
+            .flatten()
+        {
             // `TARGET: SOURCE SOURCE ...`, a space inside a path escaped as `\ `.
             let deps = deps
                 .split_once(": ")
