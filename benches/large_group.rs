@@ -1,6 +1,9 @@
 //! Large-group benchmark against a real Samba AD DC and graph-sim (prints figures; asserts
-//! nothing about time). Run: `cargo bench --bench large_group` (as root: it starts the Samba
-//! lab).
+//! nothing about time). Run: `cargo build --release -p graph-sim && cargo bench --bench
+//! large_group` (as root: it starts the Samba lab). graph-sim is another package of the
+//! workspace, so `cargo bench` does not build it; without a release build the debug one is used
+//! (with a note), and with neither the benchmark says how to build it
+//! (`common::sim::graph_sim_binary`).
 //!
 //! 1. Initial write of one `BENCH_MEMBERS`-member group (default 50,000) with `run --once`:
 //!    time and LDAP operations. The first cut took about 10 minutes for 50,000 members, while

@@ -1,5 +1,9 @@
 //! Replication benchmark against a real Samba AD DC and graph-sim (prints figures; asserts
-//! nothing about time). Run: `cargo bench --bench replication` (as root: it starts the Samba lab).
+//! nothing about time). Run: `cargo build --release -p graph-sim && cargo bench --bench
+//! replication` (as root: it starts the Samba lab). graph-sim is another package of the
+//! workspace, so `cargo bench` does not build it; without a release build the debug one is used
+//! (with a note), and with neither the benchmark says how to build it
+//! (`common::sim::graph_sim_binary`).
 //!
 //! 1. Initial sync: `BENCH_GROUPS` groups (default 500) of 10 members each, with `run --once`.
 //! 2. End-to-end latency: with `run` polling every second, `BENCH_CHANGES` (default 20)

@@ -19,7 +19,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 say "installing missing Debian packages (Samba, LDAP tools, Prometheus)"
 bash "$root/deploy/test-deps.sh"
 say "building entra-writeback and graph-sim"
-(cd "$root" && cargo build --quiet --bins)
+(cd "$root" && cargo build --quiet --workspace --bins)
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 
 say "starting Samba AD DC on 127.0.0.2"

@@ -11,7 +11,8 @@
 //!
 //! Beside them: [`config`] (the TOML contract), [`cli`] (commands), [`http`] and [`metrics`]
 //! (monitoring), [`status`] and [`progress`] (the status page's history, initial-sync
-//! progress), [`health`] (readiness), and [`sim`] (the Graph simulator behind `graph-sim`).
+//! progress) and [`health`] (readiness). The Graph simulator the tests run against is its own
+//! crate, `graph-sim` (`crates/graph-sim`).
 
 pub mod cli;
 pub mod config;
@@ -23,6 +24,5 @@ pub mod metrics;
 pub mod model;
 pub mod progress;
 pub mod queue;
-pub mod sim;
 pub mod status;
 pub mod sync;

@@ -1,8 +1,9 @@
 //! The `graph-sim` binary as a child process, and its admin API.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -14,6 +15,65 @@ pub const TENANT: &str = "contoso.onmicrosoft.com";
 pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 /// Its secret.
 pub const CLIENT_SECRET: &str = "sim-secret-value";
+
+/// The `graph-sim` binary. It belongs to another package of the workspace (`crates/graph-sim`),
+/// so cargo gives this one no `CARGO_BIN_EXE_graph-sim`; it is found instead: `$GRAPH_SIM_BIN`
+/// if set, else the one of this test's profile (the test runs as `target/PROFILE/deps/NAME-HASH`,
+/// the binary is `target/PROFILE/graph-sim`), else the debug one. `cargo test --all-targets` in
+/// the repository root builds it before any test runs; `cargo test --test NAME` does not, so a
+/// binary older than any of its sources (cargo's `graph-sim.d` beside it lists them) is refused
+/// rather than tested against. Panics, saying how to build it, when there is none.
+pub fn graph_sim_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("GRAPH_SIM_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/PROFILE/deps/NAME");
+        let name = format!("graph-sim{}", std::env::consts::EXE_SUFFIX);
+        let mut candidates = vec![profile.join(&name)];
+        if !profile.ends_with("debug") {
+            candidates.push(profile.with_file_name("debug").join(&name));
+        }
+        let build = "build it with `cargo build -p graph-sim` (`--release` for `cargo bench`), or \
+                     run `cargo test --all-targets` in the repository root, or set GRAPH_SIM_BIN";
+        let Some(bin) = candidates.iter().find(|c| c.is_file()) else {
+            panic!("no graph-sim binary at {candidates:?}: {build}");
+        };
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let built = mtime(bin).unwrap_or(SystemTime::UNIX_EPOCH);
+        if let Ok(deps) = std::fs::read_to_string(bin.with_extension("d")) {
+            // `TARGET: SOURCE SOURCE ...`, a space inside a path escaped as `\ `.
+            let deps = deps
+                .split_once(": ")
+                .map_or("", |(_, s)| s)
+                .replace("\\ ", "\0");
+            let mut sources = deps
+                .split_whitespace()
+                .map(|s| PathBuf::from(s.replace('\0', " ")));
+            if let Some(src) = sources.find(|s| mtime(s).is_none_or(|t| t > built)) {
+                panic!(
+                    "{} is older than its source {}: {build}",
+                    bin.display(),
+                    src.display()
+                );
+            }
+        }
+        if bin != &candidates[0] {
+            eprintln!(
+                "note: using {} (none at {})",
+                bin.display(),
+                candidates[0].display()
+            );
+        }
+        bin.clone()
+    })
+    .clone()
+}
 
 /// A running graph-sim.
 pub struct GraphSim {
@@ -86,8 +146,9 @@ impl GraphSim {
         std::fs::write(&tenant_path, tenant.to_string()).unwrap();
         let addr_file: PathBuf = dir.path().join("addr");
         // Owned (killed on drop) from the moment it exists, so a panic below leaks nothing.
+        let bin = graph_sim_binary();
         let child = Running(
-            Command::new(env!("CARGO_BIN_EXE_graph-sim"))
+            Command::new(&bin)
                 .arg("--tenant")
                 .arg(&tenant_path)
                 .args(["--listen", "127.0.0.1:0", "--addr-file"])
@@ -96,7 +157,7 @@ impl GraphSim {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("start graph-sim"),
+                .unwrap_or_else(|e| panic!("start {}: {e}", bin.display())),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         let base = loop {

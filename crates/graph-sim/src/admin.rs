@@ -28,7 +28,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{AppState, json_response};
+use super::server::{AppState, json_response};
 use super::tenant::{Kind, MemberKey, Tenant};
 use super::{SimError, faults};
 

@@ -2,7 +2,7 @@
 //! the `$select`, bound to one simulator process and stamped with the fault epoch).
 
 use super::SimError;
-use super::delta::Selection;
+use super::delta_rounds::Selection;
 use super::tenant::{Kind, Tenant};
 
 /// Skiptoken for page `page` of round `round`.

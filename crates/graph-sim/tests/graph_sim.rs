@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use entra_writeback::sim::{SimConfig, Simulator, serve};
+use graph_sim::{SimConfig, Simulator, serve};
 use serde_json::{Value, json};
 
 #[path = "graph_sim/deleted_items.rs"]

@@ -1,5 +1,6 @@
 //! `graph-sim`: serves a simulated Microsoft Graph / Entra ID tenant for integration tests, demos
-//! and benchmarks (see `entra_writeback::sim` for what it guarantees and the admin API).
+//! and benchmarks (see the `graph_sim` library, `src/lib.rs`, for what it guarantees and the admin
+//! API).
 //!
 //! Prints exactly one line, `graph-sim listening on http://IP:PORT`, to stdout once bound; logs
 //! go to stderr (`RUST_LOG` filter). Runs until SIGTERM or SIGINT.
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use entra_writeback::sim::{SimConfig, Simulator, base_url, serve_with_shutdown};
+use graph_sim::{SimConfig, Simulator, base_url, serve_with_shutdown};
 
 /// Command line of the simulator.
 #[derive(Parser, Debug)]

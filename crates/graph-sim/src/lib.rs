@@ -1,4 +1,5 @@
-//! graph-sim: an in-process Microsoft Graph simulator for integration tests, demos and benchmarks.
+//! graph-sim: an in-process Microsoft Graph simulator for integration tests, demos and benchmarks
+//! (the `graph-sim` binary of this crate serves it over HTTP, see `src/main.rs`).
 //!
 //! It serves the small slice of Graph and Entra ID that entra-writeback talks to, and it follows
 //! the documented delta-query semantics (see `shared/reference/graph-delta.md`) so that a client
@@ -56,20 +57,20 @@
 //! The admin API (no authentication) is documented in [`admin`].
 
 pub mod admin;
-pub mod auth;
 pub mod cursor;
 pub mod deleted;
-pub mod delta;
+pub mod delta_rounds;
 pub mod faults;
-pub mod graph;
-pub mod http;
+pub mod resources;
+pub mod server;
 pub mod tenant;
+pub mod token_endpoint;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use admin::AdminOp;
-pub use http::{base_url, router, serve, serve_with_shutdown};
+pub use server::{base_url, router, serve, serve_with_shutdown};
 pub use tenant::{Kind, MemberKey, Tenant};
 
 /// Tunables for a simulator instance; the defaults mirror what Graph does.
@@ -121,10 +122,10 @@ pub enum SimError {
 pub(crate) struct Inner {
     pub(crate) config: SimConfig,
     pub(crate) tenant: Tenant,
-    pub(crate) tokens: auth::AccessTokens,
-    pub(crate) rounds: delta::Rounds,
+    pub(crate) tokens: token_endpoint::AccessTokens,
+    pub(crate) rounds: delta_rounds::Rounds,
     pub(crate) faults: faults::Faults,
-    pub(crate) log: http::RequestLog,
+    pub(crate) log: server::RequestLog,
     /// Added to the wall clock for token expiry, so tests can fast-forward time.
     pub(crate) clock_offset: Duration,
     /// Random per-process value baked into delta tokens and skiptokens.
@@ -151,12 +152,12 @@ impl Simulator {
         let tenant = Tenant::from_json(json)?;
         let nonce = random_u64() as u32;
         let inner = Inner {
-            rounds: delta::Rounds::new(config.max_rounds),
+            rounds: delta_rounds::Rounds::new(config.max_rounds),
             config,
             tenant,
-            tokens: auth::AccessTokens::default(),
+            tokens: token_endpoint::AccessTokens::default(),
             faults: faults::Faults::default(),
-            log: http::RequestLog::default(),
+            log: server::RequestLog::default(),
             clock_offset: Duration::ZERO,
             nonce,
             started: Instant::now(),

@@ -146,7 +146,7 @@ pub struct FaultSpec {
 
 impl FaultSpec {
     /// Whether the spec asks to revoke the access tokens issued so far (the caller holds
-    /// them: [`super::auth::AccessTokens::revoke_all`]).
+    /// them: [`super::token_endpoint::AccessTokens::revoke_all`]).
     pub fn revoke_tokens(&self) -> bool {
         self.revoke_tokens == Some(true)
     }

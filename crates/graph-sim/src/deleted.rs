@@ -22,9 +22,9 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::Inner;
-use super::delta::Selection;
-use super::graph::{enc, not_found, query_params};
-use super::http::{AppState, graph_error, json_response};
+use super::delta_rounds::Selection;
+use super::resources::{enc, not_found, query_params};
+use super::server::{AppState, graph_error, json_response};
 use super::tenant::{Kind, Life};
 
 /// Largest `$top` Graph accepts on directory collections.

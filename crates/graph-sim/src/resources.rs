@@ -1,7 +1,7 @@
 //! Graph `/v1.0` resources: `groups/delta`, `users/delta`, single objects (live only: a
 //! soft-deleted or purged object answers 404 `Request_ResourceNotFound`) and `getByIds`.
 //! The deleted-items container is in `deleted`.
-//! Authentication and throttling happen before these handlers (see `http`).
+//! Authentication and throttling happen before these handlers (see `server`).
 
 use std::collections::HashMap;
 
@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 
 use super::Inner;
 use super::cursor::{self, DeltaToken};
-use super::delta::{self, Round, RoundSpec, Selection};
+use super::delta_rounds::{self, Round, RoundSpec, Selection};
 use super::faults::Malformed;
-use super::http::{AppState, graph_error, json_response};
+use super::server::{AppState, graph_error, json_response};
 use super::tenant::{Kind, Life};
 
 pub(crate) fn query_params(q: Option<&str>) -> HashMap<String, String> {
@@ -130,11 +130,11 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
     let pages = if latest {
         vec![Vec::new()]
     } else {
-        let mut items = delta::compute_items(&inner.tenant, &spec, cfg.member_slice);
+        let mut items = delta_rounds::compute_items(&inner.tenant, &spec, cfg.member_slice);
         if inner.faults.reorder_changes {
-            delta::reverse(&mut items);
+            delta_rounds::reverse(&mut items);
         }
-        delta::paginate(
+        delta_rounds::paginate(
             items,
             cfg.page_size,
             cfg.empty_pages,

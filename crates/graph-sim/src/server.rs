@@ -15,8 +15,8 @@ use axum::routing::{any, get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::auth::{self, TokenRefusal};
-use super::{Simulator, admin, deleted, graph};
+use super::token_endpoint::{self, TokenRefusal};
+use super::{Simulator, admin, deleted, resources};
 
 /// Router state: the simulator plus the absolute base URL all links are built from.
 #[derive(Clone)]
@@ -108,11 +108,14 @@ pub fn router(sim: Simulator, base: String) -> Router {
         base: base.trim_end_matches('/').into(),
     };
     let v1 = Router::new()
-        .route("/v1.0/groups/delta", get(graph::groups_delta))
-        .route("/v1.0/users/delta", get(graph::users_delta))
-        .route("/v1.0/groups/{id}", get(graph::get_group))
-        .route("/v1.0/users/{id}", get(graph::get_user))
-        .route("/v1.0/directoryObjects/getByIds", post(graph::get_by_ids))
+        .route("/v1.0/groups/delta", get(resources::groups_delta))
+        .route("/v1.0/users/delta", get(resources::users_delta))
+        .route("/v1.0/groups/{id}", get(resources::get_group))
+        .route("/v1.0/users/{id}", get(resources::get_user))
+        .route(
+            "/v1.0/directoryObjects/getByIds",
+            post(resources::get_by_ids),
+        )
         .route(
             "/v1.0/directory/deletedItems/{id}",
             get(deleted::get_deleted_item),
@@ -287,7 +290,7 @@ fn token_response(
             h.strip_prefix("Basic ")
                 .or_else(|| h.strip_prefix("basic "))
         })
-        .and_then(|b| auth::b64_decode(b.trim()))
+        .and_then(|b| token_endpoint::b64_decode(b.trim()))
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|s| {
             let (id, secret) = s.split_once(':')?;
@@ -308,14 +311,14 @@ fn token_response(
     }
     let token_url = format!("{}/{tenant}/oauth2/v2.0/token", app.base);
     let now = inner.now();
-    let req = auth::TokenRequest {
+    let req = token_endpoint::TokenRequest {
         tenant_in_path: tenant,
         form,
         basic,
         token_url: &token_url,
         now,
     };
-    match auth::authenticate(&inner.tenant, &req) {
+    match token_endpoint::authenticate(&inner.tenant, &req) {
         Ok(client) => {
             let lifetime = inner.config.token_lifetime;
             let tenant_id = inner.tenant.tenant_id.clone();
