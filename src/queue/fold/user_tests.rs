@@ -89,3 +89,19 @@ fn a_sid_change_requeues_the_wanted_groups_listing_the_user() {
     assert_eq!(plan.outcome.enqueued, [("upsert", 1)].into());
     assert!(!plan.outcome.round_done);
 }
+
+#[test]
+fn a_users_page_of_a_full_round_says_so_and_carries_its_epoch() {
+    let mut v = users(&[]);
+    v.full_epoch = Some(5);
+    let page = [user_item("u1", None, Patch::Absent)];
+    let plan = fold_user_page(&v, &page, &next(), NOW);
+    assert_eq!(plan.cursor, cursor_after(&next(), Some(5), NOW));
+    assert_eq!(plan.cursor.full_epoch, Some(5));
+    assert!(plan.outcome.full_round && !plan.outcome.round_done);
+    assert_eq!(
+        plan.users,
+        [("u1".to_string(), UserWrite::Put(UserRecord::default()))].into()
+    );
+    assert!(plan.sid_changed.is_empty(), "no SID before or after");
+}
