@@ -98,7 +98,7 @@ pub async fn keep_ad_fresh(
 ) {
     let every = every.max(Duration::from_secs(1));
     loop {
-        if crate::graph::delta::sleep_or_stop(every, &mut stop).await {
+        if crate::sync::sleep_or_stop(every, &mut stop).await {
             return;
         }
         let idle = health

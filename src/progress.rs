@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::graph::RoundReport;
+use crate::model::event::RoundTally;
 use crate::model::now_ms;
 use crate::status::RoundEntry;
 
@@ -382,7 +382,7 @@ fn emit(line: Option<Line>) {
 }
 
 /// Hook (through [`crate::status::page`]): a page of `resource` was committed.
-pub fn page(resource: &'static str, so_far: &RoundReport) {
+pub fn page(resource: &'static str, so_far: &RoundTally) {
     let line = {
         let mut guard = state();
         if guard.is_none() {

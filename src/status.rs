@@ -21,9 +21,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::directory::ApplyError;
-use crate::graph::{PollError, RoundReport};
 use crate::health::Health;
 use crate::metrics;
+use crate::model::event::RoundTally;
 use crate::model::{ALL_GROUPS, Change, QueueStats, now_ms};
 use crate::queue::Store;
 
@@ -150,7 +150,7 @@ fn started_at() -> u64 {
 }
 
 /// Hook: a delta page of `resource` was committed; `so_far` is the round's running total.
-pub fn page(resource: &'static str, so_far: &RoundReport) {
+pub fn page(resource: &'static str, so_far: &RoundTally) {
     with(|r| {
         let e = r.in_flight.entry(resource).or_insert_with(|| InFlight {
             resource,
@@ -168,11 +168,12 @@ pub fn page(resource: &'static str, so_far: &RoundReport) {
     crate::progress::page(resource, so_far);
 }
 
-/// Hook: a delta round of `resource` that began at `started` ended with `result`.
+/// Hook: a delta round of `resource` that took `duration` ended with `result` (its tally, or
+/// its error as text).
 pub fn round_finished(
     resource: &'static str,
-    started: Instant,
-    result: &Result<RoundReport, PollError>,
+    duration: Duration,
+    result: &Result<RoundTally, String>,
 ) {
     let entry = with(|r| {
         let flight = r.in_flight.remove(resource);
@@ -186,7 +187,7 @@ pub fn round_finished(
                 items: rep.items,
                 enqueued: rep.enqueued,
                 held_deletes: rep.held_deletes,
-                duration_ms: started.elapsed().as_millis() as u64,
+                duration_ms: duration.as_millis() as u64,
                 error: None,
             },
             Err(e) => RoundEntry {
@@ -202,7 +203,7 @@ pub fn round_finished(
                 items: flight.as_ref().map_or(0, |f| f.items),
                 enqueued: flight.as_ref().map_or(0, |f| f.enqueued),
                 held_deletes: 0,
-                duration_ms: started.elapsed().as_millis() as u64,
+                duration_ms: duration.as_millis() as u64,
                 error: Some(e.to_string()),
             },
         };

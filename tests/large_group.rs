@@ -20,7 +20,7 @@ use common::service::{INSECURE_LDAP, Options, Service};
 use common::sim::CLIENT_SECRET;
 use entra_writeback::config::Config;
 use entra_writeback::directory::{Connection, DEFAULT_MEMBER_RANGE_STEP, Directory};
-use entra_writeback::health::Health;
+use entra_writeback::model::Events;
 
 /// Members of the large group: more than two default ranges, so a full read at the default
 /// step takes three searches where a one-member group takes one.
@@ -48,7 +48,7 @@ async fn directory_via(dc: &SambaDc, g: &LargeGroup, relay: &LdapRelay) -> Direc
         _ => None,
     })
     .unwrap();
-    let conn = Connection::new(&cfg.ad, Health::default()).unwrap();
+    let conn = Connection::new(&cfg.ad, Events::none()).unwrap();
     Directory::open(conn).await.unwrap()
 }
 

@@ -10,9 +10,11 @@ use tokio::sync::{Notify, watch};
 use super::CliError;
 use crate::config::{Config, SoftDeleteAction};
 use crate::directory::{Applier, Connection, Directory};
-use crate::graph::{GraphClient, Poller};
+use crate::graph::GraphClient;
 use crate::health::Health;
+use crate::model::Events;
 use crate::queue::{Store, mirror::DeletePolicy};
+use crate::sync::Poller;
 use crate::sync::quarantine::Quarantine;
 use crate::sync::worker::Worker;
 
@@ -24,8 +26,8 @@ fn policy(cfg: &Config) -> DeletePolicy {
 }
 
 /// Connects to AD, retrying transient failures `[sync] max_attempts` times.
-async fn open_directory(cfg: &Config, health: &Health) -> Result<Directory, CliError> {
-    let conn = Connection::new(&cfg.ad, health.clone()).map_err(|e| CliError::ctx("AD", e))?;
+async fn open_directory(cfg: &Config, _health: &Health) -> Result<Directory, CliError> {
+    let conn = Connection::new(&cfg.ad, Events::none()).map_err(|e| CliError::ctx("AD", e))?;
     let backoff = ExponentialBuilder::default()
         .with_min_delay(cfg.sync.min_backoff)
         .with_max_delay(cfg.sync.max_backoff)
@@ -67,7 +69,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         store.clone(),
         policy(&cfg),
         wake,
-        health.clone(),
+        Events::none(), // wired by the lead
     );
     let report = poller
         .cycle()
@@ -82,7 +84,7 @@ pub async fn run_once(cfg: Config) -> Result<ExitCode, CliError> {
         store.clone(),
         Applier::new(dir, store.clone(), oracle(graph), false),
         cfg.sync.clone(),
-        health,
+        Events::none(),
     );
     let (_stop_tx, stop) = watch::channel(false);
     let drained = worker.drain(&stop).await;
@@ -163,12 +165,12 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
         store.clone(),
         policy(&cfg),
         wake.clone(),
-        health.clone(),
+        Events::none(), // wired by the lead
     );
     let quarantine = Arc::new(Quarantine::new(
         cfg.sync.quarantine_after,
         cfg.sync.quarantine_interval,
-        health.clone(),
+        Events::none(),
     ));
     let poll_task = {
         let mut stop = stop.clone();
@@ -184,7 +186,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     Err(e) => {
                         quarantine.failure();
                         tracing::error!(error = %e, "poll cycle failed; cursor kept, retrying next interval");
-                        if let crate::graph::PollError::Store(se) = &e {
+                        if let crate::sync::PollError::Store(se) = &e {
                             // Disk full or I/O error: stop taking pages, report unready, and
                             // reopen the database until it is writable again.
                             health.set_storage_failed(true);
@@ -205,8 +207,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                         }
                     }
                 }
-                if crate::graph::delta::sleep_or_stop(quarantine.cadence(interval), &mut stop).await
-                {
+                if crate::sync::sleep_or_stop(quarantine.cadence(interval), &mut stop).await {
                     return;
                 }
             }
@@ -223,8 +224,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     Ok(d) => break d,
                     Err(e) => {
                         tracing::error!(error = %e, "AD unavailable; changes keep queueing");
-                        if crate::graph::delta::sleep_or_stop(cfg.sync.max_backoff, &mut stop).await
-                        {
+                        if crate::sync::sleep_or_stop(cfg.sync.max_backoff, &mut stop).await {
                             return;
                         }
                     }
@@ -241,7 +241,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                 store.clone(),
                 Applier::new(dir, store, oracle(graph), false),
                 cfg.sync.clone(),
-                health,
+                Events::none(),
             );
             worker.run(wake, stop, quarantine).await;
         })
@@ -260,7 +260,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "journal trim failed"),
                 }
-                if crate::graph::delta::sleep_or_stop(Duration::from_secs(600), &mut stop).await {
+                if crate::sync::sleep_or_stop(Duration::from_secs(600), &mut stop).await {
                     return;
                 }
             }
@@ -276,7 +276,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, CliError> {
                 return;
             }
             loop {
-                if crate::graph::delta::sleep_or_stop(interval, &mut stop).await {
+                if crate::sync::sleep_or_stop(interval, &mut stop).await {
                     return;
                 }
                 match store.enqueue_reconcile_all() {
@@ -328,7 +328,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         scratch.clone(),
         policy(&cfg),
         Arc::new(Notify::new()),
-        health.clone(),
+        Events::none(),
     );
     poller
         .cycle()
@@ -336,7 +336,7 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         .map_err(|e| CliError::ctx("Graph round", e))?;
     let dir = open_directory(&cfg, &health).await?;
     let applier = Applier::new(dir, scratch.clone(), oracle(graph), true);
-    let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), health);
+    let worker = Worker::new(scratch, applier.clone(), cfg.sync.clone(), Events::none());
     let (_tx, stop) = watch::channel(false);
     worker
         .drain(&stop)
@@ -361,8 +361,7 @@ pub async fn check(cfg: Config) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| CliError::ctx("Graph token", e))?;
     println!("graph: token acquired for tenant {}", cfg.graph.tenant_id);
-    let health = Health::default();
-    let conn = Connection::new(&cfg.ad, health).map_err(|e| CliError::ctx("AD", e))?;
+    let conn = Connection::new(&cfg.ad, Events::none()).map_err(|e| CliError::ctx("AD", e))?;
     let dir = Directory::open(conn)
         .await
         .map_err(|e| CliError::ctx("AD", e))?;

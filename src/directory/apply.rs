@@ -2,23 +2,37 @@
 //! operations (pure, [`super::plan`]), execute them. In dry-run mode (`plan`) the operations are
 //! recorded instead of executed.
 //!
-//! Re-applying is harmless: "already a member" (68/20) and "not a member" (53/16) count as done,
-//! creation looks up the anchor first, deletion of a missing object is a no-op.
+//! # Guarantees
+//! - Re-applying is harmless: "already a member" (68/20) and "not a member" (53/16) count as
+//!   done, creation looks up the anchor first, deletion of a missing object is a no-op.
+//! - A name or `sAMAccountName` held by an object we do not own is a conflict
+//!   ([`Event::Conflict`]), never overwritten; a refused rename leaves the rest applied.
+//! - Members are removed only when the mirror's lists are complete (no full enumeration in
+//!   progress).
+//! - Once a group's object exists, the parents listing it are queued in the same transaction
+//!   that records it, so nesting survives retries and crashes.
+//!
+//! Imports: the directory's own modules (through the [`Ldap`] seam), [`crate::config`],
+//! [`crate::graph`] (errors), [`crate::queue`] (the mirror), [`crate::model`] (events).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
 use ldap3::Mod;
 
-use super::ldap::rc;
+use super::error::ResultCode;
 use super::plan::{self, ActualGroup, Operation};
 use super::retire::CloudOracle;
-use super::{Directory, DirectoryError, mapping};
+use super::seam::Ldap;
+use super::{Connection, Directory, DirectoryError, mapping};
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
-use crate::metrics;
 use crate::model::dn;
-use crate::model::{ALL_GROUPS, Change, ChangeKind, DeleteReason, now_ms};
+use crate::model::event::ManagedGroups;
+use crate::model::{ALL_GROUPS, Change, ChangeKind, now_ms};
+
+pub use super::work::Work;
+use crate::model::{Event, Events};
 use crate::model::{MemberKind, MemberRef};
 use crate::queue::{QueueError, Store};
 
@@ -55,52 +69,10 @@ impl ApplyError {
     }
 }
 
-/// The net work for one group, after coalescing its pending changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
-    /// Converge attributes, and either every member (`full`) or the touched ones.
-    Converge {
-        /// Compare all members (reconcile) rather than only `members`.
-        full: bool,
-        /// Members whose membership changed.
-        members: BTreeSet<MemberRef>,
-    },
-    /// The cloud group went away.
-    Delete(DeleteReason),
-    /// Find and handle owned groups the cloud no longer has.
-    Sweep,
-}
-
-impl Work {
-    /// Folds a group's pending changes, oldest first, into one net piece of work.
-    pub fn coalesce<'a>(changes: impl IntoIterator<Item = &'a ChangeKind>) -> Option<Work> {
-        let mut net: Option<Work> = None;
-        for c in changes {
-            net = Some(match (net, c) {
-                (_, ChangeKind::Delete { reason }) => Work::Delete(*reason),
-                (_, ChangeKind::Sweep) => Work::Sweep,
-                (Some(Work::Converge { full, mut members }), ChangeKind::Upsert { members: m }) => {
-                    members.extend(m.iter().cloned());
-                    Work::Converge { full, members }
-                }
-                (_, ChangeKind::Reconcile) => Work::Converge {
-                    full: true,
-                    members: BTreeSet::new(),
-                },
-                (_, ChangeKind::Upsert { members }) => Work::Converge {
-                    full: false,
-                    members: members.iter().cloned().collect(),
-                },
-            });
-        }
-        net
-    }
-}
-
-/// Applies work to AD (or records it, in dry-run mode).
+/// Applies work to AD (or records it, in dry-run mode), over any [`Ldap`].
 #[derive(Clone)]
-pub struct Applier {
-    pub(super) dir: Directory,
+pub struct Applier<L = Connection> {
+    pub(super) dir: Directory<L>,
     pub(super) store: Store,
     pub(super) cloud: Arc<dyn CloudOracle>,
     pub(super) soft_delete: SoftDeleteAction,
@@ -111,20 +83,38 @@ pub struct Applier {
     planned: Arc<Mutex<Vec<Operation>>>,
 }
 
+/// Drift a reconcile corrects, reported as [`Event::ReconcileCorrection`] (only for a full
+/// compare of a group that existed: a new group's first write is not drift).
+struct Corrections<'a> {
+    events: &'a Events,
+    counted: bool,
+}
+
+impl Corrections<'_> {
+    fn count(&self, kind: &'static str, n: usize) {
+        if self.counted && n > 0 {
+            self.events.emit(Event::ReconcileCorrection {
+                kind,
+                count: n as u64,
+            });
+        }
+    }
+}
+
 pub(super) fn set(values: impl IntoIterator<Item = String>) -> HashSet<String> {
     values.into_iter().collect()
 }
 
-impl Applier {
+impl<L: Ldap> Applier<L> {
     /// An applier; `cloud` re-checks every destructive action; `dry_run` records operations
-    /// instead of executing them.
+    /// instead of executing them. It reports through the directory's [`Events`].
     pub fn new(
-        dir: Directory,
+        dir: Directory<L>,
         store: Store,
         cloud: Arc<dyn CloudOracle>,
         dry_run: bool,
-    ) -> Applier {
-        let cfg = dir.conn.config();
+    ) -> Applier<L> {
+        let cfg = dir.config();
         Applier {
             soft_delete: cfg.soft_delete,
             soft_delete_ou: cfg.soft_delete_ou.clone(),
@@ -139,8 +129,13 @@ impl Applier {
     }
 
     /// The directory it writes to.
-    pub fn directory(&self) -> &Directory {
+    pub fn directory(&self) -> &Directory<L> {
         &self.dir
+    }
+
+    /// The handle it reports through (the directory's).
+    pub(super) fn events(&self) -> &Events {
+        self.dir.events()
     }
 
     /// Operations recorded in dry-run mode (taken).
@@ -185,51 +180,21 @@ impl Applier {
         if !self.dry_run {
             self.materialize(group_id, &actual)?;
         }
-        let corrections = |kind: &str, n: usize| {
-            if full && !created && n > 0 {
-                metrics::get()
-                    .reconcile_corrections
-                    .with_label_values(&[kind])
-                    .inc_by(n as u64);
-            }
+        let corrections = Corrections {
+            events: self.events(),
+            counted: full && !created,
         };
         if !created {
             let updates = plan::attribute_updates(&desired, &actual, self.dir.has_external_id);
-            corrections("attribute", updates.len());
+            corrections.count("attribute", updates.len());
             self.update_attributes(&updates).await?;
         }
-        let dn = actual.dn.as_str();
-        // During a full enumeration the mirror's member lists may still be partial: add what is
-        // known, remove nothing until the enumeration is complete.
-        let may_remove = !self.store.full_round_in_progress()?;
         if full || created {
-            let want = self.desired_member_sids(group_id).await?;
-            // A group created just now has no members: no need to read them back.
-            let have = if created {
-                BTreeSet::new()
-            } else {
-                self.dir.member_sids(dn).await?
-            };
-            let (add, remove) = plan::member_diff(&want, &have);
-            corrections("member_add", add.len());
-            self.add_members(dn, add).await?;
-            if may_remove {
-                corrections("member_remove", remove.len());
-                self.remove_members(dn, remove).await?;
-            }
+            self.converge_all_members(group_id, &actual.dn, created, &corrections)
+                .await?;
         } else {
-            let (mut add, mut remove) = (Vec::new(), Vec::new());
-            for m in touched {
-                if let Some(s) = self.member_sid(m).await? {
-                    if self.store.is_member(group_id, m)? {
-                        add.push(s)
-                    } else {
-                        remove.push(s)
-                    }
-                }
-            }
-            self.add_members(dn, add).await?;
-            self.remove_members(dn, remove).await?;
+            self.converge_touched_members(group_id, &actual.dn, touched)
+                .await?;
         }
         if !created
             && (plan::needs_rename(&desired, &actual)
@@ -244,6 +209,56 @@ impl Applier {
                 other => other?,
             }
         }
+        Ok(())
+    }
+
+    /// Every member compared with AD (reconcile, or a group created just now).
+    async fn converge_all_members(
+        &self,
+        group_id: &str,
+        dn: &str,
+        created: bool,
+        corrections: &Corrections<'_>,
+    ) -> Result<(), ApplyError> {
+        // During a full enumeration the mirror's member lists may still be partial: add what is
+        // known, remove nothing until the enumeration is complete.
+        let may_remove = !self.store.full_round_in_progress()?;
+        let want = self.desired_member_sids(group_id).await?;
+        // A group created just now has no members: no need to read them back.
+        let have = if created {
+            BTreeSet::new()
+        } else {
+            self.dir.member_sids(dn).await?
+        };
+        let (add, remove) = plan::member_diff(&want, &have);
+        corrections.count("member_add", add.len());
+        self.add_members(dn, add).await?;
+        if may_remove {
+            corrections.count("member_remove", remove.len());
+            self.remove_members(dn, remove).await?;
+        }
+        Ok(())
+    }
+
+    /// Only the members an upsert touched: each added or removed as the mirror now says.
+    async fn converge_touched_members(
+        &self,
+        group_id: &str,
+        dn: &str,
+        touched: &BTreeSet<MemberRef>,
+    ) -> Result<(), ApplyError> {
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        for m in touched {
+            if let Some(s) = self.member_sid(m).await? {
+                if self.store.is_member(group_id, m)? {
+                    add.push(s)
+                } else {
+                    remove.push(s)
+                }
+            }
+        }
+        self.add_members(dn, add).await?;
+        self.remove_members(dn, remove).await?;
         Ok(())
     }
 
@@ -263,7 +278,7 @@ impl Applier {
     /// Creates the group after checking that neither its name nor its sAMAccountName is taken.
     async fn create(&self, d: &mapping::DesiredGroup) -> Result<ActualGroup, ApplyError> {
         if self.dir.dn_exists(&d.dn).await? {
-            metrics::get().conflicts.with_label_values(&["name"]).inc();
+            self.events().emit(Event::Conflict { kind: "name" });
             return Err(DirectoryError::Conflict {
                 kind: "name",
                 detail: format!(
@@ -278,10 +293,9 @@ impl Applier {
             .sam_account_name_holders(&d.sam_account_name)
             .await?;
         if let Some(h) = holders.first() {
-            metrics::get()
-                .conflicts
-                .with_label_values(&["sam_account_name"])
-                .inc();
+            self.events().emit(Event::Conflict {
+                kind: "sam_account_name",
+            });
             return Err(DirectoryError::Conflict {
                 kind: "sam_account_name",
                 detail: format!(
@@ -303,13 +317,13 @@ impl Applier {
                 .add(&d.dn, attrs.into_iter().map(|(k, v)| (k, set(v))).collect())
                 .await
             {
-                Err(e) if e.result_code() == Some(rc::ALREADY_EXISTS) => {
+                Err(e) if e.result_code() == Some(ResultCode::ALREADY_EXISTS) => {
                     // An earlier add that timed out may have succeeded: ours if it has our anchor.
                     let id = mapping::id_from_anchor(&d.anchor).unwrap_or_default();
                     if let Some(a) = self.dir.find_owned(id).await? {
                         return Ok(a);
                     }
-                    metrics::get().conflicts.with_label_values(&["name"]).inc();
+                    self.events().emit(Event::Conflict { kind: "name" });
                     return Err(DirectoryError::Conflict {
                         kind: "name",
                         detail: format!("creating {}: {e}", d.dn),
@@ -318,7 +332,8 @@ impl Applier {
                 }
                 other => other?,
             }
-            metrics::get().managed_groups.inc();
+            self.events()
+                .emit(Event::ManagedGroups(ManagedGroups::Created));
             if let Some(a) = self
                 .dir
                 .find_owned(mapping::id_from_anchor(&d.anchor).unwrap_or_default())
@@ -360,7 +375,7 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         let target = format!("CN={},{ou}", dn::rdn_value(cn));
         if !dn::same_dn(&target, &actual.dn) && self.dir.dn_exists(&target).await? {
-            metrics::get().conflicts.with_label_values(&["name"]).inc();
+            self.events().emit(Event::Conflict { kind: "name" });
             return Err(DirectoryError::Conflict {
                 kind: "name",
                 detail: format!("cannot rename {} to {target}: the name is taken", actual.dn),
@@ -429,49 +444,6 @@ pub fn describe(group_id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(id: &str) -> MemberRef {
-        MemberRef {
-            kind: MemberKind::User,
-            id: id.into(),
-        }
-    }
-
-    #[test]
-    fn coalescing() {
-        let up = |ids: &[&str]| ChangeKind::Upsert {
-            members: ids.iter().map(|i| m(i)).collect(),
-        };
-        let w = Work::coalesce(&[up(&["a"]), up(&["b"])]).unwrap();
-        assert_eq!(
-            w,
-            Work::Converge {
-                full: false,
-                members: [m("a"), m("b")].into_iter().collect()
-            }
-        );
-        let w = Work::coalesce(&[up(&["a"]), ChangeKind::Reconcile, up(&["b"])]).unwrap();
-        assert_eq!(
-            w,
-            Work::Converge {
-                full: true,
-                members: [m("b")].into_iter().collect()
-            }
-        );
-        let del = ChangeKind::Delete {
-            reason: DeleteReason::HardDeleted,
-        };
-        assert_eq!(
-            Work::coalesce(&[up(&["a"]), del.clone()]).unwrap(),
-            Work::Delete(DeleteReason::HardDeleted)
-        );
-        // A group re-created after a delete converges fully.
-        assert!(matches!(
-            Work::coalesce(&[del, up(&["a"])]).unwrap(),
-            Work::Converge { full: false, .. }
-        ));
-        assert_eq!(Work::coalesce(&[]), None);
-    }
 
     #[test]
     fn parent_of_escaped_dn() {

@@ -1,4 +1,10 @@
 //! Cloud group → desired AD entry. Pure functions, per the contract's "What lands in AD".
+//!
+//! # Guarantees
+//! - Every written group carries the anchor `Group_<objectId>`; CNs and `sAMAccountName`s are
+//!   within AD's limits and keep the object id's suffix, so two groups never map to one name.
+//!
+//! Imports: [`crate::config`] (the `[ad]` naming rules) and [`crate::model`].
 
 use crate::config::{AdConfig, DEFAULT_CN_TEMPLATE};
 use crate::model::GroupProps;

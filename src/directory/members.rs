@@ -3,20 +3,27 @@
 //! Batches of `member_batch_size` values per modify; a batch refused because one value is
 //! already there (68/20), already gone (53/16) or names no AD object (32, or Samba's 53) is
 //! retried value by value, so one bad member never blocks the others.
+//!
+//! # Guarantees
+//! - Members are matched by SID only; a member with no AD object is skipped and reported
+//!   ([`Event::MembersSkipped`]), never guessed by name.
+//! - A group synced *from* AD is referenced by its original object's SID.
+//!
+//! Imports: the directory's own modules, [`crate::graph::identity`], [`crate::queue`] (records),
+//! [`crate::model`].
 
 use std::collections::BTreeSet;
 
 use ldap3::Mod;
 
 use super::apply::{Applier, ApplyError, set};
-use super::ldap::rc;
+use super::error::ResultCode;
 use super::plan::Operation;
+use super::seam::Ldap;
 use crate::graph::identity::{AdIdentity, identity};
-use crate::metrics;
-use crate::model::sid;
-use crate::model::{MemberKind, MemberRef};
+use crate::model::{Event, MemberKind, MemberRef, sid};
 
-impl Applier {
+impl<L: Ldap> Applier<L> {
     pub(super) async fn desired_member_sids(
         &self,
         group_id: &str,
@@ -32,11 +39,9 @@ impl Applier {
 
     /// The AD SID of a cloud member, or `None` (skipped and counted) if it has no AD object.
     pub(super) async fn member_sid(&self, m: &MemberRef) -> Result<Option<String>, ApplyError> {
-        let skipped = |reason: &str| {
-            metrics::get()
-                .members_skipped
-                .with_label_values(&[reason])
-                .inc()
+        let skipped = |reason: &'static str| {
+            self.events()
+                .emit(Event::MembersSkipped { reason, count: 1 })
         };
         match m.kind {
             MemberKind::User => match identity(self.store.user(&m.id)?.as_ref()) {
@@ -116,15 +121,17 @@ impl Applier {
             return Ok(());
         }
         // Already done: add → "already a member" (68/20); remove → "not a member" (53/16).
-        let done = |code: u32| {
+        let done = |code: ResultCode| {
             if add {
-                matches!(code, rc::ALREADY_EXISTS | rc::VALUE_EXISTS)
+                matches!(code, ResultCode::ALREADY_EXISTS | ResultCode::VALUE_EXISTS)
             } else {
-                matches!(code, rc::UNWILLING | rc::NO_SUCH_ATTRIBUTE)
+                matches!(code, ResultCode::UNWILLING | ResultCode::NO_SUCH_ATTRIBUTE)
             }
         };
         // The SID names no AD object: 32 (Windows), 53 "specified sid doesn't exist" (Samba).
-        let missing = |code: u32| add && matches!(code, rc::NO_SUCH_OBJECT | rc::UNWILLING);
+        let missing = |code: ResultCode| {
+            add && matches!(code, ResultCode::NO_SUCH_OBJECT | ResultCode::UNWILLING)
+        };
         let modify = |values: Vec<String>| {
             let vals = set(values.iter().map(|s| sid::member_value(s)));
             let m = if add {
@@ -148,10 +155,10 @@ impl Applier {
                     Ok(()) => {}
                     Err(e) if e.result_code().is_some_and(done) => {}
                     Err(e) if e.result_code().is_some_and(missing) => {
-                        metrics::get()
-                            .members_skipped
-                            .with_label_values(&["unresolved"])
-                            .inc();
+                        self.events().emit(Event::MembersSkipped {
+                            reason: "unresolved",
+                            count: 1,
+                        });
                         tracing::warn!(group = dn, member_sid = %s, "member has no AD object; skipped");
                     }
                     Err(e) => return Err(e.into()),

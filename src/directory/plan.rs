@@ -1,4 +1,10 @@
 //! Desired vs actual → operations. Pure: what the worker executes and what `plan` prints.
+//!
+//! # Guarantees
+//! - No I/O: the same inputs always give the same operations, so `plan` shows exactly what
+//!   `run` would do.
+//!
+//! Imports: [`super::mapping`] only.
 
 use std::collections::BTreeSet;
 use std::fmt;

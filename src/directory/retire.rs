@@ -5,26 +5,28 @@
 //! - Every destructive action is re-validated when it executes: the mirror must no longer want
 //!   the group **and** Graph, asked right then, must say it is not live
 //!   ([`crate::queue::safety::decide`]). A queued or held delete is only a hint.
-//! - Sweeps run only on a complete picture ([`Store::complete_picture`]): never during a full
+//! - Sweeps run only on a complete picture ([`crate::queue::Store::complete_picture`]): never during a full
 //!   enumeration, never before the first one has completed. Held groups are left out of them.
 //! - A sweep that would take more destructive actions than `delete_threshold` holds them all for
 //!   `approve-deletes`.
-//! - Nothing without our anchor under an owned OU is ever touched (see [`Directory::find_owned`]).
+//! - Nothing without our anchor under an owned OU is ever touched (see [`super::Directory::find_owned`]).
 //!
-//! Imports: `directory` (connection, mapping, plan), `queue` (mirror, safety), `graph` (errors).
+//! Imports: `directory` (the seam, mapping, plan), `queue` (mirror, safety), `graph` (errors),
+//! `model` (delete reasons, events).
 
 use std::future::Future;
 use std::pin::Pin;
 
 use super::apply::{Applier, ApplyError};
-use super::ldap::rc;
+use super::error::ResultCode;
 use super::mapping;
 use super::plan::{ActualGroup, Operation};
+use super::seam::Ldap;
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
-use crate::metrics;
-use crate::model::DeleteReason;
 use crate::model::dn;
+use crate::model::event::ManagedGroups;
+use crate::model::{DeleteReason, Event};
 use crate::queue::safety::{self, CloudNow, Decision};
 
 /// A boxed future, so [`CloudOracle`] can be used as a trait object.
@@ -38,7 +40,7 @@ pub trait CloudOracle: Send + Sync {
     fn group_state<'a>(&'a self, group_id: &'a str) -> OracleFuture<'a>;
 }
 
-impl Applier {
+impl<L: Ldap> Applier<L> {
     /// A queued delete (hard delete, soft delete, leaving scope, released hold): re-validated
     /// against the mirror and the cloud, then executed as the decision says.
     pub(super) async fn retire(
@@ -51,7 +53,7 @@ impl Applier {
                 reason = reason.as_str(),
                 "delete cancelled: the group is live and in scope"
             );
-            count_kept("wanted");
+            self.count_kept("wanted");
             return Ok(());
         }
         let Some(actual) = self.dir.find_owned(group_id).await? else {
@@ -82,7 +84,7 @@ impl Applier {
                     kept = why.as_str(),
                     "destructive action cancelled; AD group left as it is"
                 );
-                count_kept(why.as_str());
+                self.count_kept(why.as_str());
                 self.record(&Operation::Skip {
                     dn: actual.dn.clone(),
                     reason: format!("kept: {} (cloud: {})", why.as_str(), cloud.as_str()),
@@ -140,11 +142,12 @@ impl Applier {
             return Ok(());
         }
         match self.dir.conn.delete(&actual.dn).await {
-            Err(e) if e.result_code() == Some(rc::NO_SUCH_OBJECT) => {}
+            Err(e) if e.result_code() == Some(ResultCode::NO_SUCH_OBJECT) => {}
             other => other?,
         }
         self.store.dematerialize(group_id)?;
-        metrics::get().managed_groups.dec();
+        self.events()
+            .emit(Event::ManagedGroups(ManagedGroups::Deleted));
         Ok(())
     }
 
@@ -158,7 +161,10 @@ impl Applier {
             return Ok(());
         }
         let owned = self.dir.list_owned().await?;
-        metrics::get().managed_groups.set(owned.len() as i64);
+        self.events()
+            .emit(Event::ManagedGroups(ManagedGroups::Counted(
+                owned.len() as u64
+            )));
         let mut decided = Vec::new();
         for (id, actual) in owned {
             let record = self.store.group(&id)?;
@@ -185,10 +191,10 @@ impl Applier {
         }
         for (id, actual, decision, cloud) in &decided {
             if safety::is_destructive(*decision, self.soft_delete) {
-                metrics::get()
-                    .reconcile_corrections
-                    .with_label_values(&["orphan"])
-                    .inc();
+                self.events().emit(Event::ReconcileCorrection {
+                    kind: "orphan",
+                    count: 1,
+                });
             }
             let reason = match decision {
                 Decision::SoftPolicy => DeleteReason::SoftDeleted,
@@ -223,9 +229,8 @@ impl Applier {
             })
             .collect();
         self.store.hold_deletes(&held)?;
-        metrics::get()
-            .held_deletes
-            .set(self.store.held_deletes()?.len() as i64);
+        // The held-deletes count changed: observers get the queue's counts afresh.
+        self.events().emit(Event::Queue(self.store.stats()?));
         tracing::warn!(
             count = held.len(),
             threshold = self.delete_threshold,
@@ -235,9 +240,9 @@ impl Applier {
     }
 }
 
-fn count_kept(why: &'static str) {
-    metrics::get()
-        .deletes_cancelled
-        .with_label_values(&[why])
-        .inc();
+impl<L: Ldap> Applier<L> {
+    /// A destructive action cancelled when re-checked, reported with why.
+    fn count_kept(&self, why: &'static str) {
+        self.events().emit(Event::DeleteCancelled { reason: why });
+    }
 }

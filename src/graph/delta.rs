@@ -1,297 +1,274 @@
-//! The delta-round state machine.
+//! The delta stream as an explicit state machine: pure, no I/O.
 //!
-//! A stream (groups or users) is always in one of three states, stored as its [`Cursor`]:
-//! *no cursor* (the next round is a full enumeration) → *mid-round* (a nextLink, and the epoch
-//! of the full enumeration if it is one) → *synced* (a deltaLink; the next round is incremental).
-//! One [`Poller::round`] walks nextLinks to the deltaLink, committing and flushing each page
-//! before requesting the next. HTTP 410 / `syncStateNotFound` / `resyncRequired` drop the cursor
-//! and start a full enumeration, whose end reconciles AD. A malformed page ends the round with
-//! an error and the cursor stays where it was.
+//! A stream (groups or users) always stands in one of three [`Stream`] states, the ones its
+//! stored cursor records:
+//!
+//! ```text
+//!               page ends with a nextLink          page ends with a nextLink
+//!   Unsynced ─────────────────────────▶ MidRound ◀─────────────────────────┐
+//!   (full round pending)                {nextLink, full}  ─────────────────┘
+//!      ▲  │ page ends with a deltaLink        │ page ends with a deltaLink
+//!      │  ▼                                   ▼
+//!      │ Synced {deltaLink} ◀─────────────────┘
+//!      │  │ (next round: incremental; a nextLink leads to MidRound{full: false})
+//!      └──┘ Graph refuses the link (410, syncStateNotFound, resyncRequired): resync
+//! ```
+//!
+//! One delta round is a [`Round`]: where the stream stands plus what the round has done so far
+//! (its [`RoundTally`]). [`Round::start`] gives the first [`Action`]; the caller carries it out
+//! and reports what happened as an [`Input`]; [`step`] turns (round, input) into the next round
+//! and action, until a terminal action ([`Action::Done`], [`Action::Stop`],
+//! [`Action::GiveUp`]). This is kube-runtime's watcher (`State` enum plus `step`) without the
+//! I/O: the HTTP loop lives in `crate::sync::poll` and only fetches, commits and reports.
+//!
+//! # Guarantees
+//! - **Full rounds list every property.** `Prefer: return=minimal` is asked for only when the
+//!   configuration wants it and the request belongs to an incremental round.
+//! - **A round ends.** A nextLink that repeats the link just requested, or more than
+//!   [`MAX_PAGES_PER_ROUND`] pages, stops it ([`RunawayKind`]); Graph may force at most
+//!   [`MAX_RESYNCS_PER_ROUND`] resyncs in one round, the next refusal fails it.
+//! - **A resync is a full enumeration.** The stored cursor is dropped ([`Action::Resync`]) and
+//!   the round starts again from the initial URL; the round counts as full.
+//! - **The machine follows what the store recorded.** An [`Input::Page`] is fed only after the
+//!   page and the cursor after it were committed and flushed, so [`Round::stream`] is always
+//!   what the stored cursor says (persist before advancing, see `crate::queue`).
+//!
+//! # May import
+//! [`crate::model`] and its siblings in [`crate::graph`] (the page model); nothing that does
+//! I/O, nothing above graph, no observability module.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::fmt;
 
-use tokio::sync::Notify;
-use tracing::Instrument;
-
-use super::client::{GraphClient, GraphError};
-use super::page::{self, PageError};
-use crate::health::Health;
-use crate::metrics;
+use super::page::{self, NextStep};
 use crate::model::Resource;
-use crate::queue::{Cursor, QueueError, Store, mirror::DeletePolicy};
-
-/// Why a round failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    /// Graph could not be read.
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    /// A page was malformed; the cursor did not move.
-    #[error("{resource} delta page rejected, cursor kept: {source}")]
-    Page {
-        /// Which stream.
-        resource: &'static str,
-        /// What was wrong.
-        #[source]
-        source: PageError,
-    },
-    /// The state store failed (disk full, read-only): the cursor did not move.
-    #[error(transparent)]
-    Store(#[from] QueueError),
-    /// A nextLink repeated itself or the round exceeded its page budget.
-    #[error("{0}")]
-    Runaway(String),
-}
-
-impl PollError {
-    /// Whether the next round may succeed without an operator.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            PollError::Graph(e) => e.is_transient(),
-            PollError::Page { .. } => true,
-            PollError::Store(e) => e.is_transient(),
-            PollError::Runaway(_) => true,
-        }
-    }
-}
-
-/// What a completed round did.
-#[derive(Debug, Clone, Default)]
-pub struct RoundReport {
-    /// Pages read.
-    pub pages: usize,
-    /// Items read.
-    pub items: usize,
-    /// Changes queued.
-    pub enqueued: usize,
-    /// Whether it was a full enumeration.
-    pub full: bool,
-    /// Deletes held by the threshold.
-    pub held_deletes: usize,
-    /// Resyncs forced by Graph during the round.
-    pub resyncs: usize,
-}
+use crate::model::event::RoundTally;
 
 /// At most this many pages per round (a guard against an endless nextLink chain).
-const MAX_PAGES_PER_ROUND: usize = 200_000;
+pub const MAX_PAGES_PER_ROUND: usize = 200_000;
 
-/// Reads delta rounds from Graph into the store.
-#[derive(Clone)]
-pub struct Poller {
-    client: GraphClient,
-    store: Store,
-    policy: DeletePolicy,
-    /// Woken after each committed page so the worker starts at once.
-    pub wake: Arc<Notify>,
-    health: Health,
-    /// Set once this process has compared the mirror's scope decisions with `[graph.scope]`.
-    scope_checked: Arc<AtomicBool>,
+/// At most this many resyncs Graph may force in one round; the next refusal fails the round.
+pub const MAX_RESYNCS_PER_ROUND: usize = 2;
+
+/// The `$select` list of a stream's full rounds.
+pub fn select(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Groups => page::GROUP_SELECT,
+        Resource::Users => page::USER_SELECT,
+    }
 }
 
-impl Poller {
-    /// A poller writing into `store`.
-    pub fn new(
-        client: GraphClient,
-        store: Store,
-        policy: DeletePolicy,
-        wake: Arc<Notify>,
-        health: Health,
-    ) -> Poller {
-        Poller {
-            client,
-            store,
-            policy,
-            wake,
-            health,
-            scope_checked: Arc::new(AtomicBool::new(false)),
+/// The endpoint label of a stream's delta requests (for the client's accounting).
+pub fn endpoint(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Groups => "groups_delta",
+        Resource::Users => "users_delta",
+    }
+}
+
+/// Where a delta stream stands between two pages: what its stored cursor records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stream {
+    /// No cursor: the next page starts a full enumeration from the initial URL.
+    Unsynced,
+    /// A round in progress.
+    MidRound {
+        /// The opaque nextLink Graph gave (never rebuilt).
+        next_link: String,
+        /// Whether the round is a full enumeration (initial round or resync). The store keeps
+        /// that enumeration's epoch; the machine only needs to know there is one.
+        full: bool,
+    },
+    /// Synced: the next round is incremental and starts here.
+    Synced {
+        /// The opaque deltaLink Graph gave.
+        delta_link: String,
+    },
+}
+
+impl Stream {
+    /// Whether the next page belongs to a full enumeration.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Stream::Unsynced | Stream::MidRound { full: true, .. })
+    }
+
+    /// The link to request next; `None` when it is the initial URL.
+    pub fn link(&self) -> Option<&str> {
+        match self {
+            Stream::Unsynced => None,
+            Stream::MidRound { next_link, .. } => Some(next_link),
+            Stream::Synced { delta_link } => Some(delta_link),
         }
     }
 
-    /// Once per process, before the first groups round: if a stored scope decision no longer
-    /// matches `[graph.scope]` (the admin changed it), forget the groups cursor so the next
-    /// round is a full enumeration, which re-evaluates every group (leaving scope = soft delete,
-    /// entering = create) and reconciles AD.
-    fn check_scope_change(&self) -> Result<(), PollError> {
-        if self.scope_checked.swap(true, Ordering::SeqCst) {
-            return Ok(());
+    /// Where the stream stands once a page requested from here, ending with `next`, is stored.
+    pub fn after(&self, next: NextStep) -> Stream {
+        match next {
+            NextStep::Next(next_link) => Stream::MidRound {
+                next_link,
+                full: self.is_full(),
+            },
+            NextStep::Delta(delta_link) => Stream::Synced { delta_link },
         }
-        let scope = self.client.scope();
-        let changed = self
-            .store
-            .all_groups()?
-            .into_iter()
-            .filter(|(id, r)| r.admitted != scope.admits(id, &r.props))
-            .count();
-        if changed > 0 && self.store.cursor(Resource::Groups)?.is_some() {
-            tracing::warn!(
-                groups = changed,
-                "graph.scope changed since the groups were last seen; starting a full resync"
-            );
-            self.store.reset_cursor(Resource::Groups)?;
-        }
-        Ok(())
     }
+}
 
-    /// One users round then one groups round (users first, so new members resolve).
-    pub async fn cycle(&self) -> Result<RoundReport, PollError> {
-        let users = self.round(Resource::Users).await?;
-        let mut groups = self.round(Resource::Groups).await?;
-        groups.resyncs += users.resyncs;
-        self.health.graph_ok();
-        metrics::get()
-            .last_round_ts
-            .set(crate::model::now_ms() as f64 / 1000.0);
-        Ok(groups)
-    }
+/// Why a round was stopped before its deltaLink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunawayKind {
+    /// A page's nextLink was the link that page was requested with.
+    RepeatedNextLink,
+    /// The round reached [`MAX_PAGES_PER_ROUND`] pages without a deltaLink.
+    PageBudget,
+}
 
-    /// Walks one round of `resource` to its deltaLink.
-    pub async fn round(&self, resource: Resource) -> Result<RoundReport, PollError> {
-        let started = Instant::now();
-        let label = resource.as_str();
-        let span = tracing::info_span!("delta_round", resource = label);
-        let result = self.walk(resource).instrument(span.clone()).await;
-        let _in_round = span.enter();
-        crate::status::round_finished(label, started, &result);
-        let m = metrics::get();
-        m.round_duration
-            .with_label_values(&[label])
-            .observe(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(r) => {
-                let kind = if r.full { "full" } else { "incremental" };
-                m.rounds
-                    .with_label_values(&[label, kind, if r.resyncs > 0 { "resync" } else { "ok" }])
-                    .inc();
-                tracing::info!(
-                    resource = label,
-                    kind,
-                    pages = r.pages,
-                    items = r.items,
-                    enqueued = r.enqueued,
-                    held_deletes = r.held_deletes,
-                    ms = started.elapsed().as_millis() as u64,
-                    "delta round complete"
-                );
+impl fmt::Display for RunawayKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunawayKind::RepeatedNextLink => {
+                f.write_str("nextLink repeated itself; stopping the round")
             }
-            Err(e) => {
-                m.rounds
-                    .with_label_values(&[label, "unknown", "error"])
-                    .inc();
-                tracing::warn!(resource = label, error = %e, "delta round failed");
-            }
+            RunawayKind::PageBudget => write!(f, "round exceeded {MAX_PAGES_PER_ROUND} pages"),
         }
-        result
     }
+}
 
-    async fn walk(&self, resource: Resource) -> Result<RoundReport, PollError> {
-        let (path, select, endpoint) = match resource {
-            Resource::Groups => ("groups", page::GROUP_SELECT, "groups_delta"),
-            Resource::Users => ("users", page::USER_SELECT, "users_delta"),
+/// What the caller saw when it carried out the last [`Action::Fetch`] or [`Action::Resync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The page was parsed, committed and flushed together with the cursor after it.
+    Page {
+        /// The link the page ended with.
+        next: NextStep,
+        /// Items on the page.
+        items: usize,
+        /// Changes the commit queued.
+        enqueued: usize,
+        /// Deletes the commit held back by the threshold.
+        held_deletes: usize,
+    },
+    /// Graph refused the link (HTTP 410, `syncStateNotFound`, `resyncRequired`).
+    ResyncRequired {
+        /// The code Graph answered with.
+        code: String,
+    },
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Request `url`, with `Prefer: return=minimal` if `minimal`.
+    Fetch {
+        /// The whole URL, as Graph gave it (or the initial URL).
+        url: String,
+        /// Whether to send `Prefer: return=minimal`.
+        minimal: bool,
+    },
+    /// Forget the stream's stored cursor, then request `url` (the initial URL; never minimal).
+    Resync {
+        /// The initial URL.
+        url: String,
+        /// The code Graph refused the last link with.
+        code: String,
+    },
+    /// The round reached its deltaLink.
+    Done,
+    /// The round ran away; stop it (the cursor stays where the last page left it).
+    Stop(RunawayKind),
+    /// Graph refused the link once more than [`MAX_RESYNCS_PER_ROUND`] resyncs allow: fail the
+    /// round with that answer.
+    GiveUp {
+        /// The code Graph answered with.
+        code: String,
+    },
+}
+
+/// One delta round of one stream: where the stream stands and what the round did so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    stream: Stream,
+    /// The link of the request the next input answers, if one is in flight.
+    requested: Option<String>,
+    tally: RoundTally,
+    initial_url: String,
+    prefer_minimal: bool,
+}
+
+impl Round {
+    /// Starts a round from `stream` (what the stored cursor says); `initial_url` begins a full
+    /// enumeration; `prefer_minimal` is `graph.prefer_return_minimal`. Returns the first action,
+    /// always a [`Action::Fetch`].
+    pub fn start(stream: Stream, initial_url: String, prefer_minimal: bool) -> (Round, Action) {
+        let mut round = Round {
+            stream,
+            requested: None,
+            tally: RoundTally::default(),
+            initial_url,
+            prefer_minimal,
         };
-        if resource == Resource::Groups {
-            self.check_scope_change()?;
-        }
-        let scope = self.client.scope().clone();
-        let admits = move |id: &str, p: &crate::model::GroupProps| scope.admits(id, p);
-        let mut report = RoundReport::default();
-        let mut last_link: Option<String> = None;
-        loop {
-            let before: Option<Cursor> = self.store.cursor(resource)?;
-            report.full |= before.as_ref().is_none_or(|c| c.full_epoch.is_some());
-            let url = match &before {
-                None => self.client.initial_url(path, select),
-                Some(c) => c.link.clone(),
-            };
-            if before.as_ref().is_some_and(|c| c.mid_round)
-                && last_link.as_deref() == Some(url.as_str())
-            {
-                return Err(PollError::Runaway(format!(
-                    "{path} nextLink repeated itself; stopping the round"
-                )));
-            }
-            if report.pages >= MAX_PAGES_PER_ROUND {
-                return Err(PollError::Runaway(format!(
-                    "{path} round exceeded {MAX_PAGES_PER_ROUND} pages"
-                )));
-            }
-            // `Prefer: return=minimal` only in incremental rounds: a full enumeration must list
-            // every property.
-            let minimal = self.client.prefer_minimal()
-                && before.as_ref().is_some_and(|c| c.full_epoch.is_none());
-            let body = match self.client.get(endpoint, &url, minimal).await {
-                Ok(b) => b,
-                Err(GraphError::ResyncRequired { code }) if report.resyncs < 2 => {
-                    tracing::warn!(
-                        resource = path,
-                        code,
-                        "delta token rejected; starting a full resync"
-                    );
-                    self.store.reset_cursor(resource)?;
-                    report.resyncs += 1;
-                    last_link = None;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let page_err = |source| PollError::Page {
-                resource: path,
-                source,
-            };
-            let outcome = match resource {
-                Resource::Groups => {
-                    let page = page::parse_group_page(&body).map_err(page_err)?;
-                    report.items += page.items.len();
-                    self.store.commit_group_page(
-                        &page.items,
-                        &page.link,
-                        before.as_ref(),
-                        self.policy,
-                        &admits,
-                    )?
-                }
-                Resource::Users => {
-                    let page = page::parse_user_page(&body).map_err(page_err)?;
-                    report.items += page.items.len();
-                    self.store
-                        .commit_user_page(&page.items, &page.link, before.as_ref())?
-                }
-            };
-            self.store.flush().await?;
-            report.pages += 1;
-            let m = metrics::get();
-            for (kind, n) in &outcome.enqueued {
-                m.changes_enqueued
-                    .with_label_values(&[kind])
-                    .inc_by(*n as u64);
-                report.enqueued += n;
-            }
-            if outcome.unsupported_members > 0 {
-                m.members_skipped
-                    .with_label_values(&["unsupported_type"])
-                    .inc_by(outcome.unsupported_members as u64);
-            }
-            report.held_deletes += outcome.held_deletes;
-            crate::status::page(resource.as_str(), &report);
-            if report.enqueued > 0 {
-                self.wake.notify_one();
-            }
-            if outcome.round_done {
-                return Ok(report);
-            }
-            last_link = Some(url);
-        }
+        let (url, minimal) = round.request();
+        (round, Action::Fetch { url, minimal })
+    }
+
+    /// Where the stream stands now.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The round's running totals.
+    pub fn tally(&self) -> RoundTally {
+        self.tally
+    }
+
+    /// The next request from where the stream stands (URL, minimal), noted as in flight.
+    fn request(&mut self) -> (String, bool) {
+        let full = self.stream.is_full();
+        let url = self.stream.link().unwrap_or(&self.initial_url).to_string();
+        self.tally.full |= full;
+        self.requested = Some(url.clone());
+        (url, self.prefer_minimal && !full)
     }
 }
 
-/// Sleeps `d` unless `stop` fires first; returns true if stopped.
-pub async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = stop.changed() => true,
+/// The transition function: the round after `input`, and what to do next.
+pub fn step(mut round: Round, input: Input) -> (Round, Action) {
+    let requested = round.requested.take();
+    match input {
+        Input::Page {
+            next,
+            items,
+            enqueued,
+            held_deletes,
+        } => {
+            let t = &mut round.tally;
+            t.pages += 1;
+            t.items += items;
+            t.enqueued += enqueued;
+            t.held_deletes += held_deletes;
+            round.stream = round.stream.after(next);
+            let action = match &round.stream {
+                Stream::Synced { .. } => Action::Done,
+                Stream::MidRound { next_link, .. } if requested.as_ref() == Some(next_link) => {
+                    Action::Stop(RunawayKind::RepeatedNextLink)
+                }
+                _ if round.tally.pages >= MAX_PAGES_PER_ROUND => {
+                    Action::Stop(RunawayKind::PageBudget)
+                }
+                _ => {
+                    let (url, minimal) = round.request();
+                    Action::Fetch { url, minimal }
+                }
+            };
+            (round, action)
+        }
+        Input::ResyncRequired { code } if round.tally.resyncs < MAX_RESYNCS_PER_ROUND => {
+            round.tally.resyncs += 1;
+            round.stream = Stream::Unsynced;
+            let (url, _) = round.request();
+            (round, Action::Resync { url, code })
+        }
+        Input::ResyncRequired { code } => (round, Action::GiveUp { code }),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -8,6 +8,16 @@
 //! queued while every other group proceeds. Only systemic failure (AD unreachable, bind refused,
 //! the target OU gone, the store failing) stops the pass, which the caller turns into a pause
 //! and, if it lasts, quarantine.
+//!
+//! # Guarantees
+//! - A change is acked only after AD confirmed it; a permanent failure dead-letters it with its
+//!   error class and text; a transient one leaves it queued.
+//! - A group's changes are applied in queue order, as one coalesced piece of work, by one task.
+//! - Everything it does is reported through the [`Events`] handed in at construction
+//!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
+//!
+//! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
+//! [`crate::queue`], [`crate::model`], [`super::sleep_or_stop`] (the stop-aware sleep).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,11 +29,10 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::config::SyncConfig;
-use crate::directory::DirectoryError;
 use crate::directory::apply::{self, Applier, ApplyError, Work};
-use crate::health::Health;
-use crate::metrics;
-use crate::model::{Change, now_ms};
+use crate::directory::{Connection, Ldap};
+use crate::model::event::GroupOutcome;
+use crate::model::{Change, Event, Events};
 use crate::queue::{QueueError, Store};
 use crate::sync::quarantine::Quarantine;
 
@@ -79,13 +88,13 @@ struct Parked {
     delay: Duration,
 }
 
-/// Applies queued changes to AD.
+/// Applies queued changes to AD, over any [`Ldap`].
 #[derive(Clone)]
-pub struct Worker {
+pub struct Worker<L = Connection> {
     store: Store,
-    applier: Applier,
+    applier: Applier<L>,
     retry: SyncConfig,
-    health: Health,
+    events: Events,
     parked: Arc<Mutex<HashMap<String, Parked>>>,
 }
 
@@ -102,26 +111,20 @@ enum GroupResult {
 /// store failing) rather than the one being applied.
 fn systemic(e: &ApplyError) -> bool {
     match e {
-        ApplyError::Directory(d) => matches!(
-            d,
-            DirectoryError::Connect { .. }
-                | DirectoryError::Bind { .. }
-                | DirectoryError::Tls(_)
-                | DirectoryError::TargetOuMissing { .. }
-        ),
+        ApplyError::Directory(d) => d.is_systemic(),
         ApplyError::Store(_) => true,
         ApplyError::Graph(_) => false,
     }
 }
 
-impl Worker {
-    /// A worker over `store` applying through `applier`.
-    pub fn new(store: Store, applier: Applier, retry: SyncConfig, health: Health) -> Worker {
+impl<L: Ldap> Worker<L> {
+    /// A worker over `store` applying through `applier`, reporting through `events`.
+    pub fn new(store: Store, applier: Applier<L>, retry: SyncConfig, events: Events) -> Worker<L> {
         Worker {
             store,
             applier,
             retry,
-            health,
+            events,
             parked: Arc::default(),
         }
     }
@@ -130,7 +133,9 @@ impl Worker {
     fn parked_now(&self) -> HashSet<String> {
         let now = Instant::now();
         let parked = self.parked.lock().expect("not poisoned");
-        metrics::get().parked_groups.set(parked.len() as i64);
+        self.events.emit(Event::ParkedGroups {
+            count: parked.len(),
+        });
         parked
             .iter()
             .filter(|(_, p)| p.until > now)
@@ -217,44 +222,34 @@ impl Worker {
         let Some(work) = Work::coalesce(changes.iter().map(|(_, c)| &c.kind)) else {
             return GroupResult::Applied(0);
         };
-        let started = std::time::Instant::now();
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_backoff)
-            .with_max_delay(self.retry.max_backoff)
-            .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
-            .with_jitter();
-        let result = (|| self.applier.apply(gid, &work))
-            .retry(backoff)
-            .when(ApplyError::is_transient)
-            .notify(|e, d| {
-                metrics::get().retries.with_label_values(&["ad"]).inc();
-                metrics::get().changes_applied.with_label_values(&["retry"]).inc();
-                tracing::warn!(error = %e, wait_ms = d.as_millis() as u64, "applying failed; retrying");
+        let started = Instant::now();
+        let result = self.apply_with_retries(gid, &work).await;
+        let finished = |outcome| {
+            self.events.emit(Event::GroupFinished {
+                group_id: gid.to_string(),
+                work: work_label(&work),
+                seen_ms: changes.iter().map(|(_, c)| c.seen_ms).collect(),
+                duration: started.elapsed(),
+                outcome,
             })
-            .await;
-        let m = metrics::get();
+        };
         match result {
             Ok(()) => {
                 if let Err(e) = self.store.ack(&seqs) {
                     return GroupResult::Stuck(e.into());
                 }
                 self.unpark(gid);
-                let now = now_ms();
-                for (_, c) in &changes {
-                    m.replication_lag
-                        .observe(now.saturating_sub(c.seen_ms) as f64 / 1000.0);
-                }
-                m.changes_applied
-                    .with_label_values(&["ok"])
-                    .inc_by(seqs.len() as u64);
-                crate::status::applied(gid, work_label(&work), &changes, started);
+                finished(GroupOutcome::Applied);
                 tracing::info!(work = work_label(&work), "applied");
                 // Sequence numbers let tests count re-applications after a crash.
                 tracing::debug!(seqs = ?seqs, "acked");
                 GroupResult::Applied(seqs.len())
             }
             Err(e) if e.is_transient() => {
-                crate::status::gave_up_for_now(gid, work_label(&work), seqs.len(), &e, started);
+                finished(GroupOutcome::Retrying {
+                    class: e.class(),
+                    error: e.to_string(),
+                });
                 if systemic(&e) {
                     return GroupResult::Stuck(WorkerError::Exhausted {
                         group: gid.to_string(),
@@ -275,19 +270,44 @@ impl Worker {
                 if let Err(se) = self.store.dead_letter(&seqs, &e.to_string(), e.class()) {
                     return GroupResult::Stuck(se.into());
                 }
-                m.changes_applied
-                    .with_label_values(&["dead"])
-                    .inc_by(seqs.len() as u64);
-                m.dead_letters_total.inc_by(seqs.len() as u64);
-                crate::status::dead_lettered(gid, work_label(&work), seqs.len(), &e, started);
+                finished(GroupOutcome::DeadLettered {
+                    class: e.class(),
+                    error: e.to_string(),
+                });
                 GroupResult::Dead(seqs.len())
             }
         }
     }
 
-    /// Refreshes the queue gauges.
+    /// Applies `work`, retrying transient failures with exponential backoff (`[sync]`
+    /// attempts and delays); every retry is reported.
+    async fn apply_with_retries(&self, gid: &str, work: &Work) -> Result<(), ApplyError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_backoff)
+            .with_max_delay(self.retry.max_backoff)
+            .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        (|| self.applier.apply(gid, work))
+            .retry(backoff)
+            .when(ApplyError::is_transient)
+            .notify(|e, d| {
+                self.events.emit(Event::Retry { stage: "ad" });
+                self.events.emit(Event::ChangeRetried);
+                tracing::warn!(error = %e, wait_ms = d.as_millis() as u64, "applying failed; retrying");
+            })
+            .await
+    }
+
+    /// Reports the queue's counts ([`Event::Queue`]); a store that cannot be read is reported
+    /// as failing ([`Event::Storage`]).
     pub fn publish_stats(&self) {
-        metrics::publish_queue_gauges(&self.store, &self.health);
+        match self.store.stats() {
+            Ok(s) => self.events.emit(Event::Queue(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queue stats");
+                self.events.emit(Event::Storage { failed: true });
+            }
+        }
     }
 
     /// Runs until `stop`: drains whenever woken (or every second), backing off while stuck and
@@ -303,7 +323,7 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
-            if !pause.is_zero() && crate::graph::delta::sleep_or_stop(pause, &mut stop).await {
+            if !pause.is_zero() && crate::sync::sleep_or_stop(pause, &mut stop).await {
                 return;
             }
             match self.drain(&stop).await {
@@ -340,3 +360,7 @@ fn work_label(w: &Work) -> &'static str {
         Work::Sweep => "sweep",
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! The poller: reads delta rounds from Graph into the store, driving the pure state machine of
+//! [`crate::graph::delta`].
+//!
+//! Each turn of [`Poller::round`]'s loop carries out one [`Action`]: it fetches the URL the
+//! machine names, parses the page, commits it (changes, mirror updates and the cursor after the
+//! page, in one transaction) and flushes, then feeds the outcome back to [`step`]. Every decision
+//! (which URL, `Prefer: return=minimal` or not, end of round, resync, runaway) is the machine's.
+//!
+//! # Guarantees
+//! - **Persist before advancing.** No page is requested before the previous one and its cursor
+//!   are flushed to disk; a crash resumes from the last flushed cursor.
+//! - **A rejected page moves nothing.** A malformed page or a failing store ends the round with
+//!   an error and the cursor stays where it was.
+//! - **A changed `[graph.scope]` is noticed.** Once per process, before the first groups round,
+//!   stored scope decisions are compared with the configured scope; any difference forgets the
+//!   groups cursor, so the round is a full enumeration that re-evaluates every group.
+//! - **It reports, never reaches in.** What happened goes out as [`Event`]s through the
+//!   [`Events`] handle given at construction: [`Event::ChangesEnqueued`] and
+//!   [`Event::MembersSkipped`] per committed page, then [`Event::PageCommitted`];
+//!   [`Event::RoundFinished`] per round, [`Event::CycleSucceeded`] after users and groups both
+//!   succeeded.
+//!
+//! # May import
+//! [`crate::model`], [`crate::graph`] and [`crate::queue`]; never an observability module.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use crate::graph::delta::{self, Action, Input, Round, RunawayKind, Stream, step};
+use crate::graph::page::{self, PageError};
+use crate::graph::scope::Scope;
+use crate::graph::{GraphClient, GraphError};
+use crate::model::event::RoundTally;
+use crate::model::{Event, Events, GroupProps, Resource};
+use crate::queue::mirror::{DeletePolicy, PageOutcome};
+use crate::queue::{Cursor, QueueError, Store};
+
+/// Why a round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Graph could not be read.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A page was malformed; the cursor did not move.
+    #[error("{resource} delta page rejected, cursor kept: {source}")]
+    Page {
+        /// Which stream.
+        resource: &'static str,
+        /// What was wrong.
+        #[source]
+        source: PageError,
+    },
+    /// The state store failed (disk full, read-only): the cursor did not move.
+    #[error(transparent)]
+    Store(#[from] QueueError),
+    /// A nextLink repeated itself or the round exceeded its page budget.
+    #[error("{} {why}", .resource.as_str())]
+    Runaway {
+        /// Which stream.
+        resource: Resource,
+        /// What ran away.
+        why: RunawayKind,
+    },
+}
+
+impl PollError {
+    /// Whether the next round may succeed without an operator.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PollError::Graph(e) => e.is_transient(),
+            PollError::Page { .. } => true,
+            PollError::Store(e) => e.is_transient(),
+            PollError::Runaway { .. } => true,
+        }
+    }
+}
+
+/// Where the stored cursor says a stream stands.
+pub fn stream_of(cursor: Option<&Cursor>) -> Stream {
+    match cursor {
+        None => Stream::Unsynced,
+        Some(c) if c.mid_round => Stream::MidRound {
+            next_link: c.link.clone(),
+            full: c.full_epoch.is_some(),
+        },
+        Some(c) => Stream::Synced {
+            delta_link: c.link.clone(),
+        },
+    }
+}
+
+/// Reads delta rounds from Graph into the store.
+#[derive(Clone)]
+pub struct Poller {
+    client: GraphClient,
+    store: Store,
+    policy: DeletePolicy,
+    /// Woken after each committed page once the round has queued changes, so the worker starts
+    /// at once.
+    pub wake: Arc<Notify>,
+    events: Events,
+    /// Set once this process has compared the mirror's scope decisions with `[graph.scope]`.
+    scope_checked: Arc<AtomicBool>,
+}
+
+impl Poller {
+    /// A poller writing into `store`, reporting through `events`.
+    pub fn new(
+        client: GraphClient,
+        store: Store,
+        policy: DeletePolicy,
+        wake: Arc<Notify>,
+        events: Events,
+    ) -> Poller {
+        Poller {
+            client,
+            store,
+            policy,
+            wake,
+            events,
+            scope_checked: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Once per process, before the first groups round: if a stored scope decision no longer
+    /// matches `[graph.scope]` (the admin changed it), forget the groups cursor so the next
+    /// round is a full enumeration, which re-evaluates every group (leaving scope = soft delete,
+    /// entering = create) and reconciles AD.
+    fn check_scope_change(&self) -> Result<(), PollError> {
+        if self.scope_checked.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let scope = self.client.scope();
+        let changed = self
+            .store
+            .all_groups()?
+            .into_iter()
+            .filter(|(id, r)| r.admitted != scope.admits(id, &r.props))
+            .count();
+        if changed > 0 && self.store.cursor(Resource::Groups)?.is_some() {
+            tracing::warn!(
+                groups = changed,
+                "graph.scope changed since the groups were last seen; starting a full resync"
+            );
+            self.store.reset_cursor(Resource::Groups)?;
+        }
+        Ok(())
+    }
+
+    /// One users round then one groups round (users first, so new members resolve). The tally
+    /// is the groups round's, with the users round's resyncs added.
+    pub async fn cycle(&self) -> Result<RoundTally, PollError> {
+        let users = self.round(Resource::Users).await?;
+        let mut groups = self.round(Resource::Groups).await?;
+        groups.resyncs += users.resyncs;
+        self.events.emit(Event::CycleSucceeded);
+        Ok(groups)
+    }
+
+    /// Walks one round of `resource` to its deltaLink.
+    pub async fn round(&self, resource: Resource) -> Result<RoundTally, PollError> {
+        let started = Instant::now();
+        let label = resource.as_str();
+        let span = tracing::info_span!("delta_round", resource = label);
+        let result = self.walk(resource).instrument(span.clone()).await;
+        let _in_round = span.enter();
+        self.events.emit(Event::RoundFinished {
+            resource,
+            duration: started.elapsed(),
+            outcome: result.as_ref().map(|t| *t).map_err(|e| e.to_string()),
+        });
+        match &result {
+            Ok(r) => tracing::info!(
+                resource = label,
+                kind = if r.full { "full" } else { "incremental" },
+                pages = r.pages,
+                items = r.items,
+                enqueued = r.enqueued,
+                held_deletes = r.held_deletes,
+                ms = started.elapsed().as_millis() as u64,
+                "delta round complete"
+            ),
+            Err(e) => tracing::warn!(resource = label, error = %e, "delta round failed"),
+        }
+        result
+    }
+
+    /// Carries out the machine's actions until one ends the round.
+    async fn walk(&self, resource: Resource) -> Result<RoundTally, PollError> {
+        if resource == Resource::Groups {
+            self.check_scope_change()?;
+        }
+        let stored = self.store.cursor(resource)?;
+        let initial = self
+            .client
+            .initial_url(resource.as_str(), delta::select(resource));
+        let (mut round, mut action) = Round::start(
+            stream_of(stored.as_ref()),
+            initial,
+            self.client.prefer_minimal(),
+        );
+        loop {
+            let (url, minimal) = match action {
+                Action::Fetch { url, minimal } => (url, minimal),
+                Action::Resync { url, code } => {
+                    tracing::warn!(
+                        resource = resource.as_str(),
+                        code,
+                        "delta token rejected; starting a full resync"
+                    );
+                    self.store.reset_cursor(resource)?;
+                    (url, false)
+                }
+                Action::Done => return Ok(round.tally()),
+                Action::Stop(why) => return Err(PollError::Runaway { resource, why }),
+                Action::GiveUp { code } => return Err(GraphError::ResyncRequired { code }.into()),
+            };
+            let input = match self
+                .client
+                .get(delta::endpoint(resource), &url, minimal)
+                .await
+            {
+                Ok(body) => self.commit(resource, &body).await?,
+                Err(GraphError::ResyncRequired { code }) => Input::ResyncRequired { code },
+                Err(e) => return Err(e.into()),
+            };
+            let committed = matches!(input, Input::Page { .. });
+            (round, action) = step(round, input);
+            if committed {
+                self.events.emit(Event::PageCommitted {
+                    resource,
+                    round: round.tally(),
+                });
+                if round.tally().enqueued > 0 {
+                    self.wake.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Parses `body` as a page of `resource`, commits it after the stored cursor, flushes, and
+    /// reports what the commit queued and skipped. Returns the page as the machine's input.
+    async fn commit(&self, resource: Resource, body: &[u8]) -> Result<Input, PollError> {
+        let (input, outcome) = commit_page(
+            &self.store,
+            self.policy,
+            self.client.scope(),
+            resource,
+            body,
+        )?;
+        self.store.flush().await?;
+        report_page(&self.events, &outcome);
+        Ok(input)
+    }
+}
+
+/// Parses `body` as a page of `resource` and commits it, in one transaction with the cursor
+/// after it, on top of the stored cursor (not flushed yet). `scope` decides which groups are
+/// admitted. Returns the page as the machine's input, and what the commit did.
+fn commit_page(
+    store: &Store,
+    policy: DeletePolicy,
+    scope: &Scope,
+    resource: Resource,
+    body: &[u8],
+) -> Result<(Input, PageOutcome), PollError> {
+    let before = store.cursor(resource)?;
+    let page_err = |source| PollError::Page {
+        resource: resource.as_str(),
+        source,
+    };
+    let (next, items, outcome) = match resource {
+        Resource::Groups => {
+            let page = page::parse_group_page(body).map_err(page_err)?;
+            let admits = |id: &str, p: &GroupProps| scope.admits(id, p);
+            let outcome = store.commit_group_page(
+                &page.items,
+                &page.link,
+                before.as_ref(),
+                policy,
+                &admits,
+            )?;
+            (page.link, page.items.len(), outcome)
+        }
+        Resource::Users => {
+            let page = page::parse_user_page(body).map_err(page_err)?;
+            let outcome = store.commit_user_page(&page.items, &page.link, before.as_ref())?;
+            (page.link, page.items.len(), outcome)
+        }
+    };
+    let input = Input::Page {
+        next,
+        items,
+        enqueued: outcome.enqueued.values().sum(),
+        held_deletes: outcome.held_deletes,
+    };
+    Ok((input, outcome))
+}
+
+/// Reports what a committed page queued (per kind) and which members it skipped.
+fn report_page(events: &Events, outcome: &PageOutcome) {
+    for (kind, n) in &outcome.enqueued {
+        events.emit(Event::ChangesEnqueued {
+            kind,
+            count: *n as u64,
+        });
+    }
+    if outcome.unsupported_members > 0 {
+        events.emit(Event::MembersSkipped {
+            reason: "unsupported_type",
+            count: outcome.unsupported_members as u64,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
