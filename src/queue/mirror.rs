@@ -45,36 +45,41 @@ const ROUND_RESTORED: &[u8] = b"round/restored";
 /// `meta` key holding the epoch of the last full enumeration that reached its deltaLink.
 pub(super) const FULL_DONE: &[u8] = b"full/completed";
 
-fn get_group(t: &Trees, id: &str) -> Result<Option<GroupRecord>, QueueError> {
-    t.groups
-        .get(id.as_bytes())?
+/// A record stored under `id`.
+fn get<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    id: &str,
+) -> Result<Option<T>, QueueError> {
+    tree.get(id.as_bytes())?
         .map(|v| dec(id.as_bytes(), &v))
         .transpose()
+}
+
+fn get_group(t: &Trees, id: &str) -> Result<Option<GroupRecord>, QueueError> {
+    get(&t.groups, id)
 }
 
 fn get_user(t: &Trees, id: &str) -> Result<Option<UserRecord>, QueueError> {
-    t.users
-        .get(id.as_bytes())?
-        .map(|v| dec(id.as_bytes(), &v))
-        .transpose()
+    get(&t.users, id)
+}
+
+/// What the keys stored under `id`'s prefix name after it, as `name` reads them.
+fn under<T>(tree: &sled::Tree, id: &str, name: fn(&[u8]) -> T) -> Result<Vec<T>, QueueError> {
+    let p = prefix(id);
+    tree.scan_prefix(&p)
+        .keys()
+        .map(|k| Ok(name(&k?[p.len()..])))
+        .collect()
 }
 
 fn members_of(t: &Trees, group: &str) -> Result<Vec<MemberRef>, QueueError> {
-    let p = prefix(group);
-    t.members
-        .scan_prefix(&p)
-        .keys()
-        .map(|k| Ok(member_ref(&k?[p.len()..])))
-        .collect()
+    under(&t.members, group, member_ref)
 }
 
 fn containing(t: &Trees, member: &str) -> Result<Vec<String>, QueueError> {
-    let p = prefix(member);
-    t.member_of
-        .scan_prefix(&p)
-        .keys()
-        .map(|k| Ok(String::from_utf8_lossy(&k?[p.len()..]).into_owned()))
-        .collect()
+    under(&t.member_of, member, |rest| {
+        String::from_utf8_lossy(rest).into_owned()
+    })
 }
 
 /// Reads a group's record into `groups` unless it is there already.

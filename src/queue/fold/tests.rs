@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::graph::page::MemberDelta;
-use crate::model::{ALL_GROUPS, ChangeKind, GroupPatch, MemberKind, Patch, Removed};
+use crate::model::{ALL_GROUPS, ChangeKind, MemberKind, Patch};
 use crate::queue::records::GroupStatus;
 
 pub(super) const NOW: u64 = 1_000;
@@ -28,43 +28,18 @@ pub(super) fn eligible(_: &str, p: &GroupProps) -> bool {
     p.eligible()
 }
 
-pub(super) fn patch(name: &str) -> GroupPatch {
-    GroupPatch {
-        display_name: Patch::Value(name.into()),
-        security_enabled: Patch::Value(true),
-        ..Default::default()
-    }
-}
-
-/// A live listing of `id` with member changes `(user id, removed)`.
+/// A live listing of `id` (named after its id, security-enabled) with member changes
+/// `(user id, removed)`.
 pub(super) fn listed(id: &str, members: &[(&str, bool)]) -> GroupDelta {
-    GroupDelta {
-        id: id.into(),
-        removed: None,
-        patch: patch(id),
-        members: members
-            .iter()
-            .map(|(m, removed)| MemberDelta {
-                member: user(m),
-                removed: *removed,
-            })
-            .collect(),
-    }
+    crate::queue::tests::group(id, id, members)
 }
 
-pub(super) fn removed(id: &str, how: Removed) -> GroupDelta {
-    GroupDelta {
-        id: id.into(),
-        removed: Some(how),
-        patch: GroupPatch::default(),
-        members: vec![],
-    }
-}
+pub(super) use crate::queue::tests::removed;
 
 /// The record a listing of `id` leaves: security-enabled, named after its id.
 pub(super) fn record(id: &str, status: GroupStatus, full_epoch: u64) -> GroupRecord {
     let mut props = GroupProps::default();
-    props.apply(&patch(id));
+    props.apply(&listed(id, &[]).patch);
     GroupRecord {
         props,
         status,
