@@ -1,18 +1,42 @@
-//! The desired-state mirror and the page commit that feeds it.
+//! The desired-state mirror and the page commits that feed it.
 //!
-//! [`Store::commit_group_page`] turns one Graph page into mirror updates, queued changes and the
-//! next cursor, all in one transaction. Only the poller writes the mirror, so reading before the
-//! transaction and writing inside it is consistent.
+//! [`Store::commit_group_page`] and [`Store::commit_user_page`] each read the part of the store
+//! a Graph page touches (a view), fold the page over it with the pure functions of
+//! [`super::fold`], and write the resulting plan (mirror updates, queued
+//! changes, staged and held deletes, the next cursor) in **one** sled transaction: a page is
+//! wholly recorded or not at all, and its cursor never moves without it (see [`super`]).
+//!
+//! # Reading the view outside the transaction
+//! sled's transactions cannot scan, and a plain tree read inside a transaction closure would
+//! deadlock (sled 0.34 holds its global write lock for the whole closure), so the view is read
+//! just before the transaction, through the same trees handle the transaction writes. That is
+//! consistent because only the poller writes what the view holds (`groups`, `members`,
+//! `member_of`, `users`, `round_deletes` and the round keys of `meta`), one page at a time,
+//! and a second process cannot open the store. What other writers touch concurrently is never
+//! read for a decision: `pending` gets fresh sequence numbers, and `held_deletes` (the worker's
+//! sweep holds, `approve-deletes` releases) is only written by key (a cancelled hold is
+//! removed whether or not it is still there), with the entry counts taken from what the
+//! transaction really inserted or removed.
+//!
+//! Imports: the queue's store, records and folds, [`crate::model`] and the page shapes of
+//! [`crate::graph::page`]; nothing above the queue.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use sled::Transactional;
 
+pub use super::fold::{DeletePolicy, PageOutcome};
+use super::fold::{
+    EdgeWrite, FullMirrorView, GroupPage, GroupPagePlan, GroupWrite, MirrorView, RoundEndView,
+    UserGroupsView, UserPagePlan, UserView, UserWrite, fold_group_page, fold_user_page,
+    requeue_groups,
+};
+use super::keys::{Writes, member_key, member_of_key, member_ref, prefix};
 use super::records::*;
-use super::store::{Counts, QueueError, Store, cursor_key, dec, enc, tx_enqueue};
+use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, tx_enqueue};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
 use crate::model::*;
-use crate::model::{MemberKind, MemberRef, Removed};
+use crate::model::{MemberRef, Removed};
 
 /// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
 /// to the mirror: AD may hold a frozen or stale copy of them).
@@ -21,131 +45,82 @@ const ROUND_RESTORED: &[u8] = b"round/restored";
 /// `meta` key holding the epoch of the last full enumeration that reached its deltaLink.
 pub(super) const FULL_DONE: &[u8] = b"full/completed";
 
-/// How a round treats deletes.
-#[derive(Debug, Clone, Copy)]
-pub struct DeletePolicy {
-    /// A round that would delete, convert or move more groups than this holds those actions
-    /// for approval.
-    pub threshold: usize,
-    /// Whether the soft-delete policy changes the AD group (delete, convert or move; anything
-    /// but freeze), so that soft deletes and groups leaving scope count against the threshold.
-    pub soft_destructive: bool,
+/// A record stored under `id`.
+fn get<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    id: &str,
+) -> Result<Option<T>, QueueError> {
+    tree.get(id.as_bytes())?
+        .map(|v| dec(id.as_bytes(), &v))
+        .transpose()
 }
 
-/// What a committed page did, for logs and metrics.
-#[derive(Debug, Default, Clone)]
-pub struct PageOutcome {
-    /// Changes queued, by kind label.
-    pub enqueued: BTreeMap<&'static str, usize>,
-    /// Members skipped because of their type (devices, contacts, ...).
-    pub unsupported_members: usize,
-    /// Deletes held back by the threshold at the end of this round.
-    pub held_deletes: usize,
-    /// This page ended the round.
-    pub round_done: bool,
-    /// The round was a full enumeration.
-    pub full_round: bool,
+fn get_group(t: &Trees, id: &str) -> Result<Option<GroupRecord>, QueueError> {
+    get(&t.groups, id)
 }
 
-fn member_key(group: &str, m: &MemberRef) -> Vec<u8> {
-    let mut k = Vec::with_capacity(group.len() + m.id.len() + 2);
-    k.extend_from_slice(group.as_bytes());
-    k.push(0);
-    k.push(m.kind.tag());
-    k.extend_from_slice(m.id.as_bytes());
-    k
+fn get_user(t: &Trees, id: &str) -> Result<Option<UserRecord>, QueueError> {
+    get(&t.users, id)
 }
 
-fn member_of_key(member: &str, group: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(group.len() + member.len() + 1);
-    k.extend_from_slice(member.as_bytes());
-    k.push(0);
-    k.extend_from_slice(group.as_bytes());
-    k
+/// What the keys stored under `id`'s prefix name after it, as `name` reads them.
+fn under<T>(tree: &sled::Tree, id: &str, name: fn(&[u8]) -> T) -> Result<Vec<T>, QueueError> {
+    let p = prefix(id);
+    tree.scan_prefix(&p)
+        .keys()
+        .map(|k| Ok(name(&k?[p.len()..])))
+        .collect()
 }
 
-fn prefix(id: &str) -> Vec<u8> {
-    let mut p = id.as_bytes().to_vec();
-    p.push(0);
-    p
+fn members_of(t: &Trees, group: &str) -> Result<Vec<MemberRef>, QueueError> {
+    under(&t.members, group, member_ref)
 }
 
-/// Pending writes to one tree (`None` = remove), applied inside the page transaction.
-#[derive(Default)]
-struct Writes(BTreeMap<Vec<u8>, Option<Vec<u8>>>);
+fn containing(t: &Trees, member: &str) -> Result<Vec<String>, QueueError> {
+    under(&t.member_of, member, |rest| {
+        String::from_utf8_lossy(rest).into_owned()
+    })
+}
 
-impl Writes {
-    fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
-        self.0.insert(k, Some(v));
+/// Reads a group's record into `groups` unless it is there already.
+fn read_group_into(
+    t: &Trees,
+    groups: &mut BTreeMap<String, Option<GroupRecord>>,
+    id: &str,
+) -> Result<(), QueueError> {
+    if !groups.contains_key(id) {
+        groups.insert(id.to_string(), get_group(t, id)?);
     }
-    fn del(&mut self, k: Vec<u8>) {
-        self.0.insert(k, None);
-    }
-    /// Applies the writes inside a transaction; returns the change in the tree's entry count
-    /// (+1 per new key, -1 per key really removed), for [`super::store::Counts`].
-    fn apply_counted(
-        &self,
-        tree: &sled::transaction::TransactionalTree,
-    ) -> Result<i64, sled::transaction::UnabortableTransactionError> {
-        let mut delta = 0i64;
-        for (k, v) in &self.0 {
-            delta += match v {
-                Some(v) => i64::from(tree.insert(k.as_slice(), v.as_slice())?.is_none()),
-                None => -i64::from(tree.remove(k.as_slice())?.is_some()),
-            };
-        }
-        Ok(delta)
-    }
-    fn batch(&self) -> sled::Batch {
-        let mut b = sled::Batch::default();
-        for (k, v) in &self.0 {
-            match v {
-                Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                None => b.remove(k.as_slice()),
-            }
-        }
-        b
-    }
+    Ok(())
+}
+
+/// The epoch of the full round a page belongs to, or `None` for an incremental round.
+fn round_epoch(t: &Trees, before: Option<&Cursor>) -> Result<Option<u64>, QueueError> {
+    Ok(match before {
+        None => Some(t.db.generate_id()?),
+        Some(c) => c.full_epoch,
+    })
+}
+
+/// Fresh sequence numbers for `n` changes.
+fn seqs(t: &Trees, n: usize) -> Result<Vec<u64>, QueueError> {
+    (0..n).map(|_| Ok(t.db.generate_id()?)).collect()
 }
 
 impl Store {
     /// A cloud group as last seen.
     pub fn group(&self, id: &str) -> Result<Option<GroupRecord>, QueueError> {
-        self.t()?
-            .groups
-            .get(id.as_bytes())?
-            .map(|v| dec(id.as_bytes(), &v))
-            .transpose()
+        get_group(&*self.t()?, id)
     }
 
     /// Every group in the mirror.
     pub fn all_groups(&self) -> Result<Vec<(String, GroupRecord)>, QueueError> {
-        self.t()?
-            .groups
-            .iter()
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?))
-            })
-            .collect()
+        all_groups(&*self.t()?)
     }
 
     /// The current members of a group, as Graph lists them.
     pub fn members(&self, group: &str) -> Result<Vec<MemberRef>, QueueError> {
-        let p = prefix(group);
-        self.t()?
-            .members
-            .scan_prefix(&p)
-            .keys()
-            .map(|k| {
-                let k = k?;
-                let rest = &k[p.len()..];
-                Ok(MemberRef {
-                    kind: MemberKind::from_tag(rest[0]),
-                    id: String::from_utf8_lossy(&rest[1..]).into_owned(),
-                })
-            })
-            .collect()
+        members_of(&*self.t()?, group)
     }
 
     /// Whether Graph currently lists `member` in `group`.
@@ -155,43 +130,12 @@ impl Store {
 
     /// The groups that list `member` (any kind) as a member.
     pub fn groups_containing(&self, member: &str) -> Result<Vec<String>, QueueError> {
-        let p = prefix(member);
-        self.t()?
-            .member_of
-            .scan_prefix(&p)
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?[p.len()..]).into_owned()))
-            .collect()
+        containing(&*self.t()?, member)
     }
 
     /// A cloud user's on-premises identity.
     pub fn user(&self, id: &str) -> Result<Option<UserRecord>, QueueError> {
-        self.t()?
-            .users
-            .get(id.as_bytes())?
-            .map(|v| dec(id.as_bytes(), &v))
-            .transpose()
-    }
-
-    fn new_cursor(next: &NextStep, full_epoch: Option<u64>) -> Cursor {
-        let (link, mid_round) = match next {
-            NextStep::Next(l) => (l.clone(), true),
-            NextStep::Delta(l) => (l.clone(), false),
-        };
-        Cursor {
-            link,
-            mid_round,
-            full_epoch: if mid_round { full_epoch } else { None },
-            stored_ms: now_ms(),
-        }
-    }
-
-    /// The epoch of the full round this page belongs to, or `None` for an incremental round.
-    fn round_epoch(&self, before: Option<&Cursor>) -> Result<Option<u64>, QueueError> {
-        Ok(match before {
-            None => Some(self.next_seq()?),
-            Some(c) => c.full_epoch,
-        })
+        get_user(&*self.t()?, id)
     }
 
     /// Records one users page and its cursor atomically. Users whose on-premises SID changed get
@@ -202,78 +146,30 @@ impl Store {
         next: &NextStep,
         before: Option<&Cursor>,
     ) -> Result<PageOutcome, QueueError> {
-        let epoch = self.round_epoch(before)?;
-        let mut users = Writes::default();
-        let mut overlay: HashMap<&str, Option<UserRecord>> = HashMap::new();
-        let mut touched: Vec<String> = Vec::new();
-        for item in items {
-            let old = match overlay.get(item.id.as_str()) {
-                Some(r) => r.clone(),
-                None => self.user(&item.id)?,
-            };
-            let new = match item.removed {
-                Some(Removed::Deleted) => None,
-                Some(Removed::Changed) => old.clone(),
-                None => {
-                    let mut r = old.clone().unwrap_or_default();
-                    r.apply(&item.patch);
-                    Some(r)
-                }
-            };
-            match &new {
-                Some(r) => users.put(item.id.as_bytes().to_vec(), enc(r)),
-                None => users.del(item.id.as_bytes().to_vec()),
-            }
-            if old.as_ref().and_then(|r| r.sid.clone()) != new.as_ref().and_then(|r| r.sid.clone())
-            {
-                touched.push(item.id.clone());
-            }
-            overlay.insert(&item.id, new);
-        }
-        let now = now_ms();
-        let mut changes = Vec::new();
-        for user in touched {
-            for g in self.groups_containing(&user)? {
-                if self.group(&g)?.is_some_and(|r| r.wanted()) {
-                    let member = MemberRef {
-                        kind: MemberKind::User,
-                        id: user.clone(),
-                    };
-                    changes.push(Change {
-                        group_id: g,
-                        kind: ChangeKind::Upsert {
-                            members: vec![member],
-                        },
-                        seen_ms: now,
-                    });
-                }
-            }
-        }
-        let seqs = changes
-            .iter()
-            .map(|_| self.next_seq())
-            .collect::<Result<Vec<_>, _>>()?;
-        let cursor = Self::new_cursor(next, epoch);
-        let users_batch = users.batch();
         let t = self.t()?; // one handle: never mix trees across a reopen
-        (&t.meta, &t.pending, &t.users).transaction(|(meta, pending, users_t)| {
-            users_t.apply_batch(&users_batch)?;
-            for (seq, c) in seqs.iter().zip(&changes) {
-                tx_enqueue(pending, *seq, c)?;
-            }
-            meta.insert(cursor_key(Resource::Users), enc(&cursor))?;
-            Ok(())
-        })?;
-        self.note_enqueued(changes.len());
-        let mut out = PageOutcome {
-            round_done: !cursor.mid_round,
-            full_round: epoch.is_some(),
+        let mut view = UserView {
+            full_epoch: round_epoch(&t, before)?,
             ..Default::default()
         };
-        if !changes.is_empty() {
-            out.enqueued.insert("upsert", changes.len());
+        for item in items {
+            if !view.users.contains_key(&item.id) {
+                view.users.insert(item.id.clone(), get_user(&t, &item.id)?);
+            }
         }
-        Ok(out)
+        let now = now_ms();
+        let mut plan = fold_user_page(&view, items, next, now);
+        let mut groups = UserGroupsView::default();
+        for user in &plan.sid_changed {
+            let listing = containing(&t, user)?;
+            for g in &listing {
+                read_group_into(&t, &mut groups.groups, g)?;
+            }
+            groups.containing.insert(user.clone(), listing);
+        }
+        requeue_groups(&mut plan, &groups, now);
+        write_user_plan(&t, &plan)?;
+        self.note_enqueued(plan.changes.len());
+        Ok(plan.outcome)
     }
 
     /// Records one groups page atomically: mirror updates, the changes they imply and the
@@ -282,9 +178,10 @@ impl Store {
     /// did not list are dropped and every wanted group is queued for reconciliation.
     ///
     /// `admits(id, props)` is the configured scope; its answer is stored in each listed group's
-    /// [`GroupRecord::in_scope`]. A group leaving the scope is staged like a soft delete
+    /// [`GroupRecord::admitted`]. A group leaving the scope is staged like a soft delete
     /// ([`DeleteReason::LeftScope`]); a group coming back into it is queued for a full
-    /// reconcile, since AD may hold a frozen, stale copy of it.
+    /// reconcile, since AD may hold a frozen, stale copy of it. The decisions are
+    /// [`super::fold`]'s; this reads its view and writes its plan.
     pub fn commit_group_page(
         &self,
         items: &[GroupDelta],
@@ -293,342 +190,245 @@ impl Store {
         policy: DeletePolicy,
         admits: &dyn Fn(&str, &GroupProps) -> bool,
     ) -> Result<PageOutcome, QueueError> {
-        let epoch = self.round_epoch(before)?;
-        let mut out = PageOutcome {
-            full_round: epoch.is_some(),
-            ..Default::default()
-        };
-        let mut records: BTreeMap<String, Option<GroupRecord>> = BTreeMap::new();
-        let mut members = Writes::default();
-        let mut member_of = Writes::default();
-        let mut staged: Vec<(String, DeleteReason)> = Vec::new();
-        // Listed live and wanted on this page: any delete staged or held for them is cancelled.
-        let mut cancelled: BTreeSet<String> = BTreeSet::new();
-        let mut restored: Vec<String> = Vec::new();
-        let mut changes: Vec<Change> = Vec::new();
-        let now = now_ms();
-
-        for item in items {
-            let old = match records.get(&item.id) {
-                Some(r) => r.clone(),
-                None => self.group(&item.id)?,
-            };
-            let was_wanted = old.as_ref().is_some_and(GroupRecord::wanted);
-            match item.removed {
-                Some(Removed::Deleted) => {
-                    self.drop_members(&item.id, &mut members, &mut member_of, None)?;
-                    records.insert(item.id.clone(), None);
-                    cancelled.remove(&item.id);
-                    staged.push((item.id.clone(), DeleteReason::HardDeleted));
-                }
-                Some(Removed::Changed) => {
-                    if let Some(mut r) = old {
-                        if r.status == GroupStatus::Live {
-                            r.status = GroupStatus::SoftDeleted;
-                            if was_wanted {
-                                cancelled.remove(&item.id);
-                                staged.push((item.id.clone(), DeleteReason::SoftDeleted));
-                            }
-                        }
-                        records.insert(item.id.clone(), Some(r));
-                    }
-                }
-                None => {
-                    let back_in_scope = old
-                        .as_ref()
-                        .is_some_and(|o| o.status == GroupStatus::Live && !o.wanted());
-                    let old_ad_identity = old.as_ref().map(|o| o.props.ad_identity());
-                    if old.is_none() && epoch.is_none() {
-                        // New to the mirror in an incremental round: AD may still hold a copy
-                        // from before (a group a resync dropped while it was soft-deleted, or
-                        // state lost): converge it fully once the round is complete.
-                        restored.push(item.id.clone());
-                    }
-                    let mut r = old.unwrap_or(GroupRecord {
-                        props: GroupProps::default(),
-                        status: GroupStatus::Live,
-                        full_epoch: 0,
-                        admitted: true,
-                    });
-                    if r.status == GroupStatus::SoftDeleted {
-                        // Restored: it comes back like a new group, with its full member list
-                        // (maybe over several pages); its frozen AD copy is reconciled once the
-                        // round is complete.
-                        r.status = GroupStatus::Live;
-                        self.drop_members(&item.id, &mut members, &mut member_of, None)?;
-                        restored.push(item.id.clone());
-                    }
-                    r.props.apply(&item.patch);
-                    r.admitted = admits(&item.id, &r.props);
-                    if old_ad_identity.is_some_and(|o| o != r.props.ad_identity()) {
-                        // A group synced from AD got (or lost) its SID: the parents that list
-                        // it can now reference its original object.
-                        self.requeue_parents_of(&item.id, &mut changes, now)?;
-                    }
-                    if let Some(e) = epoch {
-                        r.full_epoch = e;
-                    }
-                    let mut touched = Vec::new();
-                    for m in &item.members {
-                        if m.member.kind == MemberKind::Other {
-                            out.unsupported_members += 1;
-                        }
-                        let k = member_key(&item.id, &m.member);
-                        let back = member_of_key(&m.member.id, &item.id);
-                        if m.removed {
-                            members.del(k);
-                            member_of.del(back);
-                        } else {
-                            members.put(k, epoch.unwrap_or(0).to_be_bytes().to_vec());
-                            member_of.put(back, vec![m.member.kind.tag()]);
-                        }
-                        if m.member.kind != MemberKind::Other {
-                            touched.push(m.member.clone());
-                        }
-                    }
-                    if r.wanted() {
-                        // Back in scope in an incremental round: AD may hold a frozen copy that
-                        // missed every change made meanwhile (the mirror kept tracking them), so
-                        // converge it all. New and restored groups are listed in full, possibly
-                        // over several pages: they only add members (removals wait for a full
-                        // enumeration's end, as everywhere).
-                        let kind = if back_in_scope && epoch.is_none() {
-                            ChangeKind::Reconcile
-                        } else {
-                            ChangeKind::Upsert { members: touched }
-                        };
-                        changes.push(Change {
-                            group_id: item.id.clone(),
-                            kind,
-                            seen_ms: now,
-                        });
-                        staged.retain(|(id, _)| id != &item.id);
-                        cancelled.insert(item.id.clone());
-                    } else if was_wanted {
-                        cancelled.remove(&item.id);
-                        staged.push((item.id.clone(), DeleteReason::LeftScope));
-                    }
-                    records.insert(item.id.clone(), Some(r));
-                }
-            }
-        }
-
-        let mut round_deletes = Writes::default();
-        let mut held = Writes::default();
-        let cursor = Self::new_cursor(next, epoch);
-        // Groups restored during this round, over all its pages so far.
-        if let Some(v) = self.t()?.meta.get(ROUND_RESTORED)? {
-            restored.extend(dec::<Vec<String>>(ROUND_RESTORED, &v)?);
-        }
-        restored.sort();
-        restored.dedup();
-        let restored_to_keep = (cursor.mid_round && !restored.is_empty()).then(|| enc(&restored));
-        for id in &cancelled {
-            // A listing cancels what earlier pages or rounds staged or held for this group.
-            round_deletes.del(id.as_bytes().to_vec());
-            held.del(id.as_bytes().to_vec());
-        }
-        if cursor.mid_round {
-            for (id, reason) in &staged {
-                round_deletes.put(id.as_bytes().to_vec(), enc(reason));
-            }
-        } else {
-            for id in restored.iter().filter(|_| epoch.is_none()) {
-                let wanted = match records.get(id) {
-                    Some(r) => r.as_ref().is_some_and(GroupRecord::wanted),
-                    None => self.group(id)?.is_some_and(|r| r.wanted()),
-                };
-                if wanted {
-                    changes.push(Change {
-                        group_id: id.clone(),
-                        kind: ChangeKind::Reconcile,
-                        seen_ms: now,
-                    });
-                }
-            }
-            if let Some(e) = epoch {
-                self.finish_full_round(
-                    e,
-                    &mut records,
-                    &mut members,
-                    &mut member_of,
-                    &mut changes,
-                    now,
-                )?;
-            }
-            // All deletes staged over the round, this page's included.
-            let mut all: BTreeMap<String, DeleteReason> = BTreeMap::new();
-            for r in self.t()?.round_deletes.iter() {
-                let (k, v) = r?;
-                let id = String::from_utf8_lossy(&k).into_owned();
-                if !cancelled.contains(&id) {
-                    all.insert(id, dec(&k, &v)?);
-                }
-                round_deletes.del(k.to_vec());
-            }
-            all.extend(staged.iter().cloned());
-            // One threshold for all destruction: hard deletes, and soft deletes or scope exits
-            // when the soft-delete policy deletes, converts or moves.
-            let deleting =
-                |r: &DeleteReason| *r == DeleteReason::HardDeleted || policy.soft_destructive;
-            let hold = all.values().filter(|r| deleting(r)).count() > policy.threshold;
-            for (id, reason) in all {
-                if hold && deleting(&reason) {
-                    held.put(id.into_bytes(), enc(&reason));
-                    out.held_deletes += 1;
-                } else {
-                    changes.push(Change {
-                        group_id: id,
-                        kind: ChangeKind::Delete { reason },
-                        seen_ms: now,
-                    });
-                }
-            }
-        }
-        out.round_done = !cursor.mid_round;
-        let full_done = epoch.filter(|_| out.round_done);
-
-        let mut groups = Writes::default();
-        for (id, r) in &records {
-            match r {
-                Some(r) => groups.put(id.as_bytes().to_vec(), enc(r)),
-                None => groups.del(id.as_bytes().to_vec()),
-            }
-        }
-        let seqs = changes
-            .iter()
-            .map(|_| self.next_seq())
-            .collect::<Result<Vec<_>, _>>()?;
-        let (mb, ob, rb) = (members.batch(), member_of.batch(), round_deletes.batch());
         let t = self.t()?; // one handle: never mix trees across a reopen
-        let (groups_delta, held_delta) = (
-            &t.meta,
-            &t.pending,
-            &t.groups,
-            &t.members,
-            &t.member_of,
-            &t.round_deletes,
-            &t.held_deletes,
-        )
-            .transaction(
-                |(meta, pending, groups_t, members_t, member_of_t, round_t, held_t)| {
-                    let groups_delta = groups.apply_counted(groups_t)?;
-                    members_t.apply_batch(&mb)?;
-                    member_of_t.apply_batch(&ob)?;
-                    round_t.apply_batch(&rb)?;
-                    let held_delta = held.apply_counted(held_t)?;
-                    for (seq, c) in seqs.iter().zip(&changes) {
-                        tx_enqueue(pending, *seq, c)?;
-                    }
-                    meta.insert(cursor_key(Resource::Groups), enc(&cursor))?;
-                    match &restored_to_keep {
-                        Some(v) => meta.insert(ROUND_RESTORED, v.clone())?,
-                        None => meta.remove(ROUND_RESTORED)?,
-                    };
-                    if let Some(e) = full_done {
-                        meta.insert(FULL_DONE, enc(&e))?;
-                    }
-                    Ok((groups_delta, held_delta))
-                },
-            )?;
+        let epoch = round_epoch(&t, before)?;
+        let view = read_group_view(&t, items, next, epoch)?;
+        let page = GroupPage {
+            items,
+            next,
+            policy,
+            admits,
+            now: now_ms(),
+        };
+        let plan = fold_group_page(&view, &page);
+        let (groups_delta, held_delta) = write_group_plan(&t, &plan)?;
         Counts::adjust(&self.counts.groups, groups_delta);
         Counts::adjust(&self.counts.held, held_delta);
-        self.note_enqueued(changes.len());
-        for c in &changes {
-            *out.enqueued.entry(c.kind.label()).or_default() += 1;
-        }
-        Ok(out)
+        self.note_enqueued(plan.changes.len());
+        Ok(plan.outcome)
     }
+}
 
-    /// Queues an upsert of every wanted group that lists `member_group` as a member.
-    fn requeue_parents_of(
-        &self,
-        member_group: &str,
-        changes: &mut Vec<Change>,
-        now: u64,
-    ) -> Result<(), QueueError> {
-        let member = MemberRef {
-            kind: MemberKind::Group,
-            id: member_group.to_string(),
-        };
-        for parent in self.groups_containing(member_group)? {
-            if parent != member_group && self.group(&parent)?.is_some_and(|r| r.wanted()) {
-                changes.push(Change {
-                    group_id: parent,
-                    kind: ChangeKind::Upsert {
-                        members: vec![member.clone()],
-                    },
-                    seen_ms: now,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes a group's member entries (all, or those not stamped with `keep_epoch`).
-    fn drop_members(
-        &self,
-        group: &str,
-        members: &mut Writes,
-        member_of: &mut Writes,
-        keep_epoch: Option<u64>,
-    ) -> Result<(), QueueError> {
-        let p = prefix(group);
-        for r in self.t()?.members.scan_prefix(&p) {
+fn all_groups(t: &Trees) -> Result<Vec<(String, GroupRecord)>, QueueError> {
+    t.groups
+        .iter()
+        .map(|r| {
             let (k, v) = r?;
-            if keep_epoch.is_some_and(|e| v.as_ref() == e.to_be_bytes()) {
-                continue;
-            }
-            if members.0.get(k.as_ref()).is_some_and(|w| w.is_some()) && keep_epoch.is_some() {
-                continue; // re-listed on this very page
-            }
-            let member_id = String::from_utf8_lossy(&k[p.len() + 1..]).into_owned();
-            members.del(k.to_vec());
-            member_of.del(member_of_key(&member_id, group));
-        }
-        Ok(())
-    }
+            Ok((String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?))
+        })
+        .collect()
+}
 
-    /// End of a full enumeration: drop what it did not list, reconcile everything, sweep AD.
-    fn finish_full_round(
-        &self,
-        epoch: u64,
-        records: &mut BTreeMap<String, Option<GroupRecord>>,
-        members: &mut Writes,
-        member_of: &mut Writes,
-        changes: &mut Vec<Change>,
-        now: u64,
-    ) -> Result<(), QueueError> {
-        let mut all: BTreeMap<String, Option<GroupRecord>> = self
-            .all_groups()?
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
-        all.extend(records.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for (id, rec) in all {
-            let Some(rec) = rec else { continue };
-            if rec.full_epoch != epoch && rec.status == GroupStatus::Live {
-                // Not listed by the enumeration: gone. Its AD object is found by the sweep.
-                self.drop_members(&id, members, member_of, None)?;
-                records.insert(id, None);
-                continue;
-            }
-            if rec.status == GroupStatus::Live {
-                self.drop_members(&id, members, member_of, Some(epoch))?;
-            }
-            if rec.wanted() {
-                changes.push(Change {
-                    group_id: id,
-                    kind: ChangeKind::Reconcile,
-                    seen_ms: now,
-                });
+/// Reads what the fold of a groups page consults (see [`MirrorView`]).
+fn read_group_view(
+    t: &Trees,
+    items: &[GroupDelta],
+    next: &NextStep,
+    epoch: Option<u64>,
+) -> Result<MirrorView, QueueError> {
+    let mut view = MirrorView::default();
+    view.round.full_epoch = epoch;
+    if let Some(v) = t.meta.get(ROUND_RESTORED)? {
+        view.round.restored = dec(ROUND_RESTORED, &v)?;
+    }
+    for item in items {
+        read_group_into(t, &mut view.groups, &item.id)?;
+    }
+    for id in may_drop_members(items, &view.groups) {
+        let members = members_of(t, &id)?;
+        view.members.insert(id, members);
+    }
+    for item in items.iter().filter(|i| i.removed.is_none()) {
+        if view.parents.contains_key(&item.id) {
+            continue;
+        }
+        let parents = containing(t, &item.id)?;
+        for p in &parents {
+            read_group_into(t, &mut view.groups, p)?;
+        }
+        view.parents.insert(item.id.clone(), parents);
+    }
+    if let NextStep::Delta(_) = next {
+        view.round.end = Some(read_round_end(t, epoch, &mut view)?);
+    }
+    Ok(view)
+}
+
+/// The groups whose stored members the fold may drop: hard-deleted on the page, or listed live
+/// while soft-deleted (as stored, or by an earlier `@removed: changed` on the page).
+fn may_drop_members(
+    items: &[GroupDelta],
+    stored: &BTreeMap<String, Option<GroupRecord>>,
+) -> BTreeSet<String> {
+    // Per group: (hard-deleted, listed live, soft-deleted on the page).
+    let mut seen: BTreeMap<&str, (bool, bool, bool)> = BTreeMap::new();
+    for item in items {
+        let s = seen.entry(item.id.as_str()).or_default();
+        match item.removed {
+            Some(Removed::Deleted) => s.0 = true,
+            None => s.1 = true,
+            Some(Removed::Changed) => s.2 = true,
+        }
+    }
+    seen.into_iter()
+        .filter(|(id, (deleted, listed, changed))| {
+            let soft = stored
+                .get(*id)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| r.status == GroupStatus::SoftDeleted);
+            *deleted || (*listed && (soft || *changed))
+        })
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+/// Reads what the end of a round consults: the staged deletes, the records of the groups
+/// restored during an incremental round, or the whole mirror after a full enumeration.
+fn read_round_end(
+    t: &Trees,
+    epoch: Option<u64>,
+    view: &mut MirrorView,
+) -> Result<RoundEndView, QueueError> {
+    let mut end = RoundEndView::default();
+    for r in t.round_deletes.iter() {
+        let (k, v) = r?;
+        end.staged
+            .insert(String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?);
+    }
+    match epoch {
+        None => {
+            for id in &view.round.restored {
+                read_group_into(t, &mut view.groups, id)?;
             }
         }
-        changes.push(Change {
-            group_id: ALL_GROUPS.into(),
-            kind: ChangeKind::Sweep,
-            seen_ms: now,
-        });
-        Ok(())
+        Some(e) => {
+            let mut full = FullMirrorView {
+                groups: all_groups(t)?.into_iter().collect(),
+                ..Default::default()
+            };
+            for r in t.members.iter() {
+                let (k, v) = r?;
+                if v.as_ref() == e.to_be_bytes() {
+                    continue;
+                }
+                let Some(at) = k.iter().position(|&b| b == 0) else {
+                    continue;
+                };
+                let group = String::from_utf8_lossy(&k[..at]).into_owned();
+                full.unlisted
+                    .entry(group)
+                    .or_default()
+                    .push(member_ref(&k[at + 1..]));
+            }
+            end.full = Some(full);
+        }
     }
+    Ok(end)
+}
+
+/// The `members` and `member_of` writes of a plan's edges, in the plan's order.
+fn edge_writes(plan: &GroupPagePlan) -> (Writes, Writes) {
+    let (mut members, mut member_of) = (Writes::default(), Writes::default());
+    for (e, w) in &plan.edges {
+        let (k, back) = (
+            member_key(&e.group, &e.member),
+            member_of_key(&e.member.id, &e.group),
+        );
+        match w {
+            EdgeWrite::Insert { stamp } => {
+                members.put(k, stamp.to_be_bytes().to_vec());
+                member_of.put(back, vec![e.member.kind.tag()]);
+            }
+            EdgeWrite::Remove => {
+                members.del(k);
+                member_of.del(back);
+            }
+        }
+    }
+    (members, member_of)
+}
+
+/// Writes a groups page's plan in one transaction; returns the change in the entry counts of
+/// `groups` and `held_deletes`.
+fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64), QueueError> {
+    let seqs = seqs(t, plan.changes.len())?;
+    let mut groups = Writes::default();
+    for (id, w) in &plan.groups {
+        match w {
+            GroupWrite::Put(r) => groups.put(id.as_bytes(), enc(r)),
+            GroupWrite::Remove => groups.del(id.as_bytes()),
+        }
+    }
+    let (members, member_of) = edge_writes(plan);
+    let d = &plan.deletes;
+    let (mut round, mut held) = (Writes::default(), Writes::default());
+    for id in d.cancelled.iter().chain(&d.unstaged) {
+        round.del(id.as_bytes());
+    }
+    for (id, reason) in &d.staged {
+        round.put(id.as_bytes(), enc(reason));
+    }
+    for id in &d.cancelled {
+        held.del(id.as_bytes());
+    }
+    for (id, reason) in &d.held {
+        held.put(id.as_bytes(), enc(reason));
+    }
+    let restored = (!plan.restored.is_empty()).then(|| enc(&plan.restored));
+    let (mb, ob, rb) = (members.batch(), member_of.batch(), round.batch());
+    let cursor = enc(&plan.cursor);
+    let trees = (
+        &t.meta,
+        &t.pending,
+        &t.groups,
+        &t.members,
+        &t.member_of,
+        &t.round_deletes,
+        &t.held_deletes,
+    );
+    let deltas = trees.transaction(
+        |(meta, pending, groups_t, members_t, of_t, round_t, held_t)| {
+            let groups_delta = groups.apply_counted(groups_t)?;
+            members_t.apply_batch(&mb)?;
+            of_t.apply_batch(&ob)?;
+            round_t.apply_batch(&rb)?;
+            let held_delta = held.apply_counted(held_t)?;
+            for (seq, c) in seqs.iter().zip(&plan.changes) {
+                tx_enqueue(pending, *seq, c)?;
+            }
+            meta.insert(cursor_key(Resource::Groups), cursor.as_slice())?;
+            match &restored {
+                Some(v) => meta.insert(ROUND_RESTORED, v.as_slice())?,
+                None => meta.remove(ROUND_RESTORED)?,
+            };
+            if let Some(e) = plan.full_round_done {
+                meta.insert(FULL_DONE, enc(&e))?;
+            }
+            Ok((groups_delta, held_delta))
+        },
+    )?;
+    Ok(deltas)
+}
+
+/// Writes a users page's plan in one transaction.
+fn write_user_plan(t: &Trees, plan: &UserPagePlan) -> Result<(), QueueError> {
+    let seqs = seqs(t, plan.changes.len())?;
+    let mut users = Writes::default();
+    for (id, w) in &plan.users {
+        match w {
+            UserWrite::Put(r) => users.put(id.as_bytes(), enc(r)),
+            UserWrite::Remove => users.del(id.as_bytes()),
+        }
+    }
+    let users = users.batch();
+    let cursor = enc(&plan.cursor);
+    (&t.meta, &t.pending, &t.users).transaction(|(meta, pending, users_t)| {
+        users_t.apply_batch(&users)?;
+        for (seq, c) in seqs.iter().zip(&plan.changes) {
+            tx_enqueue(pending, *seq, c)?;
+        }
+        meta.insert(cursor_key(Resource::Users), cursor.as_slice())?;
+        Ok(())
+    })?;
+    Ok(())
 }

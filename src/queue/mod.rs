@@ -25,8 +25,18 @@
 //! (group id, 0, kind tag, member id → epoch) · `member_of` (member id, 0, group id) · `users`
 //! (id → [`UserRecord`]) · `round_deletes` / `held_deletes` (group id → [`DeleteReason`]) ·
 //! `materialized` (group id → the SID of its AD object, once an apply confirmed it).
+//!
+//! # Page commits
+//! A page is committed as a fold and a write: `fold` turns the part of the mirror the page
+//! touches and the page into a plan, with no I/O (and unit tests of its own); `mirror` reads
+//! that view and writes the plan in one transaction. `keys` encodes the membership trees' keys.
+//!
+//! Imports: [`crate::model`], [`crate::config`] and the page shapes of [`crate::graph::page`];
+//! nothing above the queue.
 
+mod fold;
 mod journal;
+mod keys;
 pub mod mirror;
 mod records;
 pub mod safety;
