@@ -50,4 +50,4 @@ mod commit_tests;
 #[cfg(test)]
 mod operator_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,7 +11,8 @@ const POLICY: DeletePolicy = DeletePolicy {
     soft_destructive: false,
 };
 
-pub(super) fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {
+/// A security-enabled group item named `name` with user members (`true` = removed).
+pub(crate) fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {
     GroupDelta {
         id: id.into(),
         removed: None,

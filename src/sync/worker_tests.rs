@@ -11,14 +11,13 @@ use crate::config::SyncConfig;
 use crate::directory::fake::{FakeDirectory, Fault, FaultRule, ad_config};
 use crate::directory::retire::{CloudOracle, OracleFuture};
 use crate::directory::{Applier, mapping};
-use crate::graph::page::{GroupDelta, MemberDelta, NextStep, UserDelta};
+use crate::graph::page::{GroupDelta, NextStep, UserDelta};
 use crate::model::event::{GroupOutcome, Recorded};
-use crate::model::{
-    ALL_GROUPS, Event, GroupPatch, MemberKind, MemberRef, Patch, Removed, Resource, UserPatch,
-};
+use crate::model::{ALL_GROUPS, Event, GroupPatch, Patch, Removed, Resource, UserPatch};
 use crate::queue::Store;
 use crate::queue::mirror::DeletePolicy;
 use crate::queue::safety::CloudNow;
+use crate::queue::tests::group;
 
 const DOMAIN: &str = "DC=corp,DC=example";
 const OU: &str = "OU=Groups,DC=corp,DC=example";
@@ -55,28 +54,6 @@ fn sync_config(max_attempts: u32) -> SyncConfig {
         max_backoff: Duration::from_millis(4),
         concurrency: 4,
         ..SyncConfig::default()
-    }
-}
-
-fn group(id: &str, name: &str, members: &[(&str, bool)]) -> GroupDelta {
-    GroupDelta {
-        id: id.into(),
-        removed: None,
-        patch: GroupPatch {
-            display_name: Patch::Value(name.into()),
-            security_enabled: Patch::Value(true),
-            ..Default::default()
-        },
-        members: members
-            .iter()
-            .map(|(m, removed)| MemberDelta {
-                member: MemberRef {
-                    kind: MemberKind::User,
-                    id: m.to_string(),
-                },
-                removed: *removed,
-            })
-            .collect(),
     }
 }
 
