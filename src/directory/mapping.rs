@@ -17,6 +17,8 @@ pub const UNIVERSAL_SECURITY: i32 = -2147483640;
 pub const UNIVERSAL_DISTRIBUTION: i32 = 8;
 /// Longest display-name part of the CN (the suffix brings it to AD's 64).
 const CN_NAME_MAX: usize = 51;
+/// `cn` limit (its schema `rangeUpper`), in UTF-16 units.
+const CN_MAX: usize = 64;
 /// `displayName` limit (its schema `rangeUpper`).
 const DISPLAY_NAME_MAX: usize = 256;
 /// AD's limit on `description` values the service writes.
@@ -47,20 +49,60 @@ pub fn cn(display_name: Option<&str>, group_id: &str) -> String {
 
 /// Fills a CN template: `{displayName}` (trimmed, ≤ 51 chars), `{idSuffix}` (last 12 chars of
 /// the object id), `{id}` (the whole id). The result is cut to AD's 64 characters.
+///
+/// Hostile input stays harmless: placeholders are filled in one pass (a display name of
+/// `{id}` is text, not a placeholder), control characters become spaces (AD refuses an RDN
+/// holding LF or NUL), and both limits count UTF-16 units, as AD does, so an emoji-heavy name
+/// cannot overflow `cn`.
 pub fn cn_from_template(template: &str, display_name: Option<&str>, group_id: &str) -> String {
-    let name: String = display_name
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(CN_NAME_MAX)
-        .collect();
-    let name = name.trim_end();
+    let name = without_controls(display_name.unwrap_or(""));
+    let name = utf16_prefix(name.trim(), CN_NAME_MAX).trim_end();
     let name = if name.is_empty() { "Group" } else { name };
-    let out = template
-        .replace("{displayName}", name)
-        .replace("{idSuffix}", &id_suffix(group_id))
-        .replace("{id}", group_id);
-    out.chars().take(64).collect::<String>().trim().to_string()
+    let out = fill_template(template, name, &id_suffix(group_id), group_id);
+    let out = without_controls(&out);
+    utf16_prefix(&out, CN_MAX).trim().to_string()
+}
+
+/// Replaces the template's placeholders in one left-to-right pass, so nothing a value brings
+/// in is itself expanded.
+fn fill_template(template: &str, name: &str, suffix: &str, id: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        rest = &rest[open..];
+        let filled = [
+            ("{displayName}", name),
+            ("{idSuffix}", suffix),
+            ("{id}", id),
+        ]
+        .into_iter()
+        .find(|(placeholder, _)| rest.starts_with(placeholder));
+        let (value, used) = filled.map_or(("{", 1), |(p, v)| (v, p.len()));
+        out.push_str(value);
+        rest = &rest[used..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `s` with every control character (LF, NUL, …) replaced by a space.
+fn without_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The longest prefix of `s` that is at most `max` UTF-16 units long (AD's unit for limits).
+fn utf16_prefix(s: &str, max: usize) -> &str {
+    let mut units = 0;
+    for (i, c) in s.char_indices() {
+        units += c.len_utf16();
+        if units > max {
+            return &s[..i];
+        }
+    }
+    s
 }
 
 /// Where and how groups are named: the configurable part of the mapping.
@@ -303,5 +345,25 @@ mod tests {
         assert_eq!(d.dn, "CN=\\#a\\,b_70867728950e,OU=Cloud,DC=t");
         assert_eq!(d.anchor, format!("Group_{ID}"));
         assert_eq!(id_from_anchor(&d.anchor), Some(ID));
+    }
+
+    #[test]
+    fn hostile_names_give_legal_cns() {
+        // Regressions from the escaping properties: AD refuses LF and NUL in an RDN.
+        assert_eq!(cn(Some("a\nb\0c\r"), ID), "a b c_70867728950e");
+        assert_eq!(cn(Some("\n\t"), ID), "Group_70867728950e");
+        // A display name is text, never a placeholder.
+        assert_eq!(
+            cn(Some("{id}{idSuffix}"), ID),
+            "{id}{idSuffix}_70867728950e"
+        );
+        assert_eq!(
+            cn_from_template("{displayName} {x} {", Some("{displayName}"), ID),
+            "{displayName} {x} {"
+        );
+        // Limits count UTF-16 units, as AD does: 60 emoji fit 25 of them, then the suffix.
+        let c = cn(Some(&"\u{1F389}".repeat(60)), ID);
+        assert_eq!(c.encode_utf16().count(), 63, "{c}");
+        assert!(c.ends_with("_70867728950e"));
     }
 }

@@ -19,6 +19,7 @@ use ldap3::{Scope, SearchEntry};
 
 use super::error::{DirectoryError, ResultCode};
 use super::plan::ActualGroup;
+use super::range::{MemberRange, member_range};
 use super::seam::{DnForm, Ldap};
 use super::{Directory, mapping};
 use crate::graph::identity::AdIdentity;
@@ -300,17 +301,13 @@ impl<L: Ldap> Directory<L> {
             let Some(entry) = found.first() else { break };
             let mut next = None;
             for (name, values) in &entry.attrs {
-                let lower = name.to_ascii_lowercase();
-                if lower != "member" && !lower.starts_with("member;range=") {
+                let range = member_range(name);
+                if range == MemberRange::Other {
                     continue;
                 }
                 sids.extend(values.iter().filter_map(|v| sid::from_extended_dn(v)));
-                if let Some((_, end)) = lower
-                    .strip_prefix("member;range=")
-                    .and_then(|r| r.split_once('-'))
-                    && end != "*"
-                {
-                    next = end.parse::<usize>().ok().map(|e| e + 1);
+                if let MemberRange::Next(n) = range {
+                    next = Some(n);
                 }
             }
             match next {

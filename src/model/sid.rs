@@ -2,18 +2,24 @@
 //! extended DN (`<GUID=…>;<SID=S-1-…>;CN=…`). Members are matched by SID, never by name.
 
 /// Formats a binary SID as `S-R-I-S1-S2-…`, or `None` if it is malformed.
+///
+/// Only what [`is_valid`] accepts comes out: revision 1, one to fifteen sub-authorities and an
+/// authority below 2³² (larger ones have a hex string form that no AD object uses).
 pub fn to_string(b: &[u8]) -> Option<String> {
     if b.len() < 8 {
         return None;
     }
     let revision = b[0];
     let count = b[1] as usize;
-    if b.len() != 8 + 4 * count {
+    if revision != 1 || !(1..=15).contains(&count) || b.len() != 8 + 4 * count {
         return None;
     }
     let authority = b[2..8]
         .iter()
         .fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+    if authority > u64::from(u32::MAX) {
+        return None;
+    }
     let mut s = format!("S-{revision}-{authority}");
     for i in 0..count {
         let off = 8 + 4 * i;
@@ -64,6 +70,25 @@ mod tests {
         }
         assert_eq!(to_string(&b).as_deref(), Some("S-1-5-21-1-2-3-1105"));
         assert_eq!(to_string(&b[..9]), None);
+    }
+
+    #[test]
+    fn binary_sids_outside_the_string_form_are_refused() {
+        // Regressions: `to_string` used to format SIDs that `is_valid` then rejected.
+        let sid = |rev: u8, authority: [u8; 6], subs: &[u32]| {
+            let mut b = vec![rev, subs.len() as u8];
+            b.extend_from_slice(&authority);
+            subs.iter()
+                .for_each(|s| b.extend_from_slice(&s.to_le_bytes()));
+            b
+        };
+        assert_eq!(to_string(&sid(2, [0, 0, 0, 0, 0, 5], &[21])), None);
+        assert_eq!(to_string(&sid(1, [0, 0, 0, 0, 0, 5], &[])), None);
+        assert_eq!(to_string(&sid(1, [0, 0, 0, 0, 0, 5], &[7; 16])), None);
+        assert_eq!(to_string(&sid(1, [0, 1, 0, 0, 0, 0], &[21])), None);
+        let max = to_string(&sid(1, [0, 0, 255, 255, 255, 255], &[u32::MAX; 15])).unwrap();
+        assert!(is_valid(&max), "{max}");
+        assert!(is_valid(&to_string(&sid(1, [0; 6], &[0])).unwrap()));
     }
 
     #[test]
