@@ -18,12 +18,15 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-nice cargo +nightly fuzz build -a >/dev/null
 logs="target/fuzz-logs"
 mkdir -p "$logs"
+if ! nice cargo +nightly fuzz build -a >"$logs/build.log" 2>&1; then
+    cat "$logs/build.log" >&2
+    exit 2
+fi
 
-printf '%s\n' "fuzz run: $(date -u +%Y-%m-%dT%H:%M:%SZ), ${secs} s per target, $(nproc) cores," \
-    "$(cargo +nightly fuzz --version), $(rustc +nightly --version)"
+echo "fuzz/run-all.sh ${secs}: $(date -u +%Y-%m-%dT%H:%M:%SZ), ${secs} s per target, $(nproc) cores"
+echo "$(cargo +nightly fuzz --version), $(rustc +nightly --version), debug assertions on"
 printf '%-12s %12s %8s %8s %8s %8s %7s  %s\n' target executions seconds exec/s cov ft corpus result
 failed=0
 for t in "${targets[@]}"; do
