@@ -18,6 +18,7 @@ impl Config {
         check_graph_urls(&self.graph)?;
         check_ad_url(&self.ad)?;
         check_status_token(&self.http)?;
+        self.http.check_tls()?;
         if self.ad.bind_password.is_none() {
             return Err((
                 "ad.bind_password",

@@ -230,7 +230,9 @@ impl GraphClient {
         retry: &SyncConfig,
         events: Events,
     ) -> Result<GraphClient, GraphError> {
+        // rustls speaks only TLS 1.2 and 1.3; the minimum is pinned so it stays visible here.
         let http = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .timeout(cfg.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("entra-writeback/", env!("CARGO_PKG_VERSION")))
