@@ -407,7 +407,10 @@ fn a_reconciliation_is_pending_until_its_sweep_is_acked() {
     assert_eq!(groups, 1);
     assert_eq!(store.stats().unwrap().depth, before + 2);
     assert!(store.is_pending(sweep).unwrap());
-    assert_eq!(store.show(sweep).unwrap().unwrap()["record"]["kind"], "sweep");
+    assert_eq!(
+        store.show(sweep).unwrap().unwrap()["record"]["kind"],
+        "sweep"
+    );
     store.ack(&[sweep]).unwrap();
     assert!(!store.is_pending(sweep).unwrap());
 }
