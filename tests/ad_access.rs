@@ -66,20 +66,35 @@ async fn a_dc_certificate_the_configured_ca_does_not_sign_is_refused_and_nothing
     let dc = samba::shared();
     let scratch = tempfile::tempdir().unwrap();
     let foreign = foreign_ca(scratch.path());
+    // The error names ad.ca_file: the configured file, or that none is set.
+    let names_file = format!("ad.ca_file ({})", foreign.display());
     let cases = [
-        ("ldaps, system roots", dc.ldaps_url.clone(), String::new()),
+        (
+            "ldaps, system roots",
+            dc.ldaps_url.clone(),
+            String::new(),
+            "set ad.ca_file",
+        ),
         (
             "StartTLS, system roots",
             dc.url.clone(),
             "starttls = true".into(),
+            "set ad.ca_file",
+        ),
+        (
+            "ldaps, a foreign CA",
+            dc.ldaps_url.clone(),
+            format!("ca_file = \"{}\"", foreign.display()),
+            names_file.as_str(),
         ),
         (
             "StartTLS, a foreign CA",
             dc.url.clone(),
             format!("starttls = true\nca_file = \"{}\"", foreign.display()),
+            names_file.as_str(),
         ),
     ];
-    for (n, (what, url, tls)) in cases.into_iter().enumerate() {
+    for (n, (what, url, tls, hint)) in cases.into_iter().enumerate() {
         let sim = tls_sim(3 + n as u32);
         let ou = dc.fresh_ou("tls-bad").await;
         let svc = Service::with(
@@ -95,8 +110,8 @@ async fn a_dc_certificate_the_configured_ca_does_not_sign_is_refused_and_nothing
         // A clear error, not a silent downgrade to a plain bind.
         let log = expect_exit(&svc.run(&["run", "--once"]), 1);
         assert!(
-            log.to_lowercase().contains("certificate"),
-            "{what}: {}",
+            log.to_lowercase().contains("certificate") && log.contains(hint),
+            "{what}: no `{hint}` in: {}",
             tail(&log)
         );
         assert!(

@@ -166,7 +166,9 @@ pub async fn trim(store: Store, cfg: Config, stop: CancellationToken) {
 }
 
 /// Reconcile: every `[sync] reconcile_interval` (0 = never), every group is queued for full
-/// convergence, unless a full enumeration is pending or running (its end reconciles anyway).
+/// convergence, unless a full enumeration is pending or running (its end reconciles anyway),
+/// or the previous reconciliation is still being applied (AD slower than the interval must
+/// not grow the queue without end).
 pub async fn reconcile(
     store: Store,
     wake: Arc<Notify>,
@@ -176,12 +178,22 @@ pub async fn reconcile(
     if interval.is_zero() {
         return;
     }
+    let mut previous_sweep: Option<u64> = None;
     loop {
         if sleep_or_stop(interval, &stop).await {
             return;
         }
-        match store.enqueue_reconcile_all() {
-            Ok(Some(n)) => {
+        if let Some(seq) = previous_sweep
+            && store.is_pending(seq).unwrap_or(false)
+        {
+            tracing::info!(
+                "periodic reconciliation skipped: the previous one is still being applied"
+            );
+            continue;
+        }
+        match store.enqueue_reconciliation() {
+            Ok(Some((n, sweep))) => {
+                previous_sweep = Some(sweep);
                 tracing::info!(groups = n, "periodic reconciliation queued");
                 wake.notify_one();
             }

@@ -140,10 +140,17 @@ async fn serve_http(
         ),
     };
     let status_access = http.status_access.describe();
-    let (addr, server) = crate::http::bind(cfg.http.listen, http, stop)
+    let tls = match cfg.http.tls() {
+        Some((cert, key)) => {
+            Some(crate::http::server_config(cert, key).map_err(|e| CliError::ctx("HTTP TLS", e))?)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (addr, server) = crate::http::bind(cfg.http.listen, tls, http, stop)
         .await
         .map_err(|e| CliError::ctx(&format!("http.listen {}", cfg.http.listen), e))?;
-    tracing::info!(%addr, status_page = status_access, "serving the status page (/), /metrics, /healthz, /readyz");
+    tracing::info!(%addr, scheme, status_page = status_access, "serving the status page (/), /metrics, /healthz, /readyz");
     Ok(server)
 }
 

@@ -48,9 +48,49 @@ pub struct GraphConfig {
     /// properties that changed (absent = unchanged, `null` = cleared). Off by default.
     #[serde(default)]
     pub prefer_return_minimal: bool,
+    /// Most members the mirror keeps for one group (default 250,000, Azure AD Connect's
+    /// ceiling). A group listing more is refused: not written to AD (an AD copy is left as it
+    /// is, never shrunk), its changes dead-lettered with class `member_limit`.
+    #[serde(default = "default_max_members")]
+    pub max_members_per_group: usize,
+    /// Most objects one delta page may carry (default 10,000; Graph sends at most a few
+    /// hundred). A larger page is rejected before it is parsed; the cursor stays.
+    #[serde(default = "default_max_page_items")]
+    pub max_page_items: usize,
+    /// Largest Graph response body read, in bytes (default 64 MiB). A larger one is refused
+    /// while it is read (Content-Length or a streaming cap); the cursor stays.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Most pages one delta round may take before it is stopped with an error (default
+    /// 200,000): a guard against an endless nextLink chain. The cursor stays where the last
+    /// committed page left it.
+    #[serde(default = "default_max_pages")]
+    pub max_pages_per_round: usize,
     /// Which cloud groups are written back (`[graph.scope]`).
     #[serde(default)]
     pub scope: ScopeConfig,
+}
+
+/// Default of `graph.max_members_per_group`: Azure AD Connect's ceiling.
+pub const DEFAULT_MAX_MEMBERS_PER_GROUP: usize = 250_000;
+/// Default of `graph.max_page_items`.
+pub const DEFAULT_MAX_PAGE_ITEMS: usize = 10_000;
+/// Default of `graph.max_response_bytes` (64 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+/// Default of `graph.max_pages_per_round`.
+pub const DEFAULT_MAX_PAGES_PER_ROUND: usize = 200_000;
+
+fn default_max_members() -> usize {
+    DEFAULT_MAX_MEMBERS_PER_GROUP
+}
+fn default_max_page_items() -> usize {
+    DEFAULT_MAX_PAGE_ITEMS
+}
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+fn default_max_pages() -> usize {
+    DEFAULT_MAX_PAGES_PER_ROUND
 }
 
 /// Signature algorithm of the client-assertion JWT (certificate credentials).

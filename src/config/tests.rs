@@ -317,3 +317,36 @@ fn missing_secret_names_env_var() {
         "{err}"
     );
 }
+
+#[test]
+fn hostile_upstream_limits_default_and_are_range_checked_by_key() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.graph.max_members_per_group, 250_000);
+    assert_eq!(c.graph.max_page_items, 10_000);
+    assert_eq!(c.graph.max_response_bytes, 64 * 1024 * 1024);
+    assert_eq!(c.graph.max_pages_per_round, 200_000);
+    let with = |line: &str| {
+        GOOD.replace(
+            "poll_interval = \"5s\"",
+            &format!("poll_interval = \"5s\"\n{line}"),
+        )
+    };
+    let c = parse(&with(
+        "max_members_per_group = 300\nmax_pages_per_round = 5",
+    ))
+    .unwrap();
+    assert_eq!(
+        (c.graph.max_members_per_group, c.graph.max_pages_per_round),
+        (300, 5)
+    );
+    for (line, key) in [
+        ("max_members_per_group = 0", "graph.max_members_per_group"),
+        ("max_page_items = 0", "graph.max_page_items"),
+        ("max_response_bytes = 100", "graph.max_response_bytes"),
+        ("max_pages_per_round = 0", "graph.max_pages_per_round"),
+        ("max_page_items = -1", "graph.max_page_items"),
+    ] {
+        let err = parse(&with(line)).unwrap_err().to_string();
+        assert!(err.contains(key), "{line}: {err}");
+    }
+}

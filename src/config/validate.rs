@@ -18,6 +18,7 @@ impl Config {
         check_graph_urls(&self.graph)?;
         check_ad_url(&self.ad)?;
         check_status_token(&self.http)?;
+        self.http.check_tls()?;
         if self.ad.bind_password.is_none() {
             return Err((
                 "ad.bind_password",
@@ -34,11 +35,51 @@ impl Config {
             ));
         }
         check_scope(&self.graph.scope)?;
+        check_graph_limits(&self.graph)?;
         if self.graph.poll_interval.is_zero() {
             return Err(("graph.poll_interval", "must be more than zero".into()));
         }
         Ok(())
     }
+}
+
+/// The limits against a hostile upstream are positive and not absurdly large.
+fn check_graph_limits(graph: &GraphConfig) -> Result<(), Refusal> {
+    let ranges: [(&'static str, u64, u64, u64); 4] = [
+        (
+            "graph.max_members_per_group",
+            graph.max_members_per_group as u64,
+            1,
+            100_000_000,
+        ),
+        (
+            "graph.max_page_items",
+            graph.max_page_items as u64,
+            1,
+            10_000_000,
+        ),
+        (
+            "graph.max_response_bytes",
+            graph.max_response_bytes,
+            4096,
+            4 << 30,
+        ),
+        (
+            "graph.max_pages_per_round",
+            graph.max_pages_per_round as u64,
+            1,
+            100_000_000,
+        ),
+    ];
+    for (key, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
+            return Err((
+                key,
+                format!("{value} is out of range: must be {min} to {max}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A client secret or a certificate must be configured.

@@ -48,6 +48,17 @@ pub enum ApplyError {
     /// Graph could not say whether a group is gone (the destructive action waits).
     #[error("asking Graph whether the group is gone: {0}")]
     Graph(#[from] GraphError),
+    /// The group lists more members than `graph.max_members_per_group`: the mirror holds an
+    /// incomplete list, so the group is not written (an AD copy is left as it is, never
+    /// shrunk). Permanent until the limit is raised and a `resync` lists it again.
+    #[error(
+        "group lists more than {limit} members (graph.max_members_per_group): not written to \
+         AD, its AD copy (if any) left as it is; raise the limit and run `resync`"
+    )]
+    MemberLimit {
+        /// The limit in force when members were refused.
+        limit: u64,
+    },
 }
 
 impl ApplyError {
@@ -57,6 +68,7 @@ impl ApplyError {
             ApplyError::Directory(e) => e.is_transient(),
             ApplyError::Store(e) => e.is_transient(),
             ApplyError::Graph(e) => e.is_transient(),
+            ApplyError::MemberLimit { .. } => false,
         }
     }
     /// Bounded label.
@@ -65,6 +77,7 @@ impl ApplyError {
             ApplyError::Directory(e) => e.class(),
             ApplyError::Store(_) => "store",
             ApplyError::Graph(_) => "graph",
+            ApplyError::MemberLimit { .. } => "member_limit",
         }
     }
 }
@@ -171,6 +184,9 @@ impl<L: Ldap> Applier<L> {
         };
         if !record.wanted() {
             return Ok(()); // soft-deleted or out of scope: a Delete change carries the policy
+        }
+        if let Some(limit) = self.store.member_count(group_id)?.refused {
+            return Err(ApplyError::MemberLimit { limit });
         }
         let desired = mapping::desired(group_id, &record.props, &self.dir.rules);
         let (actual, created) = match self.dir.find_owned(group_id).await? {

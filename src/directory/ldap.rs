@@ -43,7 +43,7 @@ fn extended_dn_control() -> RawControl {
 #[derive(Clone)]
 pub struct Connection {
     cfg: Arc<AdConfig>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Arc<rustls::ClientConfig>,
     handle: Arc<Mutex<Option<ldap3::Ldap>>>,
     events: Events,
 }
@@ -80,11 +80,7 @@ impl Connection {
     /// Prepares a connection (TLS material is read now; the network is touched on first use).
     /// Binds and operations are reported through `events`.
     pub fn new(cfg: &AdConfig, events: Events) -> Result<Connection, DirectoryError> {
-        let tls = cfg
-            .ca_file
-            .as_deref()
-            .map(super::tls::client_config)
-            .transpose()?;
+        let tls = super::tls::client_config(cfg.ca_file.as_deref())?;
         Ok(Connection {
             cfg: Arc::new(cfg.clone()),
             tls,
@@ -112,15 +108,13 @@ impl Connection {
 
     async fn connect_and_bind(&self) -> Result<ldap3::Ldap, DirectoryError> {
         let started = Instant::now();
-        let mut settings = LdapConnSettings::new()
+        let settings = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(10))
-            .set_starttls(self.cfg.starttls);
-        if let Some(tls) = &self.tls {
-            settings = settings.set_config(tls.clone());
-        }
+            .set_starttls(self.cfg.starttls)
+            .set_config(self.tls.clone());
         let connect_err = |detail: String| DirectoryError::Connect {
             url: self.cfg.url.clone(),
-            detail,
+            detail: super::tls::explain(&detail, self.cfg.ca_file.as_deref()),
         };
         let (conn, mut ldap) = tokio::time::timeout(
             Duration::from_secs(15),

@@ -71,7 +71,10 @@ impl CertificateCredential {
     /// Loads a PEM file holding the certificate (the first `CERTIFICATE` block is the app's)
     /// and its RSA private key (`PRIVATE KEY` PKCS#8, or `RSA PRIVATE KEY` PKCS#1).
     pub fn from_pem_file(path: &Path, alg: AssertionAlgorithm) -> Result<Self, GraphError> {
-        let pem = std::fs::read(path).map_err(|e| bad_cert(path, &CertificateError::Read(e)))?;
+        // The file holds the private key: its bytes are wiped once the key is parsed.
+        let pem = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|e| bad_cert(path, &CertificateError::Read(e)))?,
+        );
         Self::from_pem(&pem, alg).map_err(|e| bad_cert(path, &e))
     }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::auth::TokenSource;
 use super::limiter::RateLimiter;
 use super::scope::Scope;
-use crate::config::{GraphConfig, SyncConfig};
+use crate::config::{DEFAULT_MAX_RESPONSE_BYTES, GraphConfig, SyncConfig};
 use crate::model::{Event, Events};
 
 /// Why a Graph request failed.
@@ -71,6 +71,18 @@ pub enum GraphError {
     /// An object id that cannot be a Graph object id; no request was made with it.
     #[error("not a Graph object id: {0:?}")]
     InvalidId(String),
+    /// The response body is larger than `graph.max_response_bytes`: refused while it was read
+    /// (by its `Content-Length`, or once that many bytes had arrived), never held whole.
+    #[error(
+        "Graph response larger than graph.max_response_bytes ({limit} bytes{}); refused",
+        .length.map(|l| format!(", Content-Length {l}")).unwrap_or_default()
+    )]
+    TooLarge {
+        /// The configured limit.
+        limit: u64,
+        /// The `Content-Length` the server announced, if it did.
+        length: Option<u64>,
+    },
     /// Any other HTTP error.
     #[error("Graph answered HTTP {status}: {code}: {message}")]
     Http {
@@ -110,6 +122,7 @@ impl GraphError {
             GraphError::NotFound { .. } => "not_found",
             GraphError::InvalidId(_) => "invalid_id",
             GraphError::Scope(_) => "config",
+            GraphError::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -123,12 +136,28 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
-/// Counts a response and reads it whole: (status, `Retry-After`, body).
+/// A response: (status, `Retry-After`, body).
+type Answer = (u16, Option<Duration>, Vec<u8>);
+
+/// Counts a response and reads it whole, up to [`DEFAULT_MAX_RESPONSE_BYTES`]:
+/// (status, `Retry-After`, body).
 pub(super) async fn read_response(
     endpoint: &'static str,
     resp: Result<reqwest::Response, reqwest::Error>,
     events: &Events,
-) -> Result<(u16, Option<Duration>, Vec<u8>), GraphError> {
+) -> Result<Answer, GraphError> {
+    read_response_bounded(endpoint, resp, events, DEFAULT_MAX_RESPONSE_BYTES).await
+}
+
+/// Counts a response and reads its body, refusing one larger than `limit` bytes
+/// ([`GraphError::TooLarge`]) by its `Content-Length` before reading, or as soon as more than
+/// `limit` bytes have arrived: memory stays bounded whatever the server sends.
+pub(super) async fn read_response_bounded(
+    endpoint: &'static str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+    events: &Events,
+    limit: u64,
+) -> Result<Answer, GraphError> {
     let status_class = match &resp {
         Ok(r) => match r.status().as_u16() {
             200..=299 => "2xx",
@@ -149,8 +178,24 @@ pub(super) async fn read_response(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
-    let body = resp.bytes().await.map_err(GraphError::network)?;
-    Ok((status, retry_after, body.to_vec()))
+    let body = read_body(resp, limit).await?;
+    Ok((status, retry_after, body))
+}
+
+/// Reads a body chunk by chunk, at most `limit` bytes.
+async fn read_body(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, GraphError> {
+    let length = resp.content_length();
+    if length.is_some_and(|l| l > limit) {
+        return Err(GraphError::TooLarge { limit, length });
+    }
+    let mut body = Vec::with_capacity(length.unwrap_or(0).min(1 << 20) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(GraphError::network)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(GraphError::TooLarge { limit, length });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Maps a non-success response to an error (the body is JSON `{"error":{"code",..}}` usually).
@@ -206,6 +251,46 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Grap
     }
 }
 
+/// The limits against a hostile upstream, from `[graph]`: each bounds what one round may
+/// make the service read or hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `graph.max_members_per_group`: most members the mirror keeps for one group.
+    pub max_members_per_group: usize,
+    /// `graph.max_page_items`: most objects on one delta page.
+    pub max_page_items: usize,
+    /// `graph.max_response_bytes`: largest response body read.
+    pub max_response_bytes: u64,
+    /// `graph.max_pages_per_round`: most pages one delta round may take.
+    pub max_pages_per_round: usize,
+}
+
+impl Default for Limits {
+    /// The defaults of `[graph]`.
+    fn default() -> Limits {
+        use crate::config::{
+            DEFAULT_MAX_MEMBERS_PER_GROUP, DEFAULT_MAX_PAGE_ITEMS, DEFAULT_MAX_PAGES_PER_ROUND,
+        };
+        Limits {
+            max_members_per_group: DEFAULT_MAX_MEMBERS_PER_GROUP,
+            max_page_items: DEFAULT_MAX_PAGE_ITEMS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_pages_per_round: DEFAULT_MAX_PAGES_PER_ROUND,
+        }
+    }
+}
+
+impl From<&GraphConfig> for Limits {
+    fn from(cfg: &GraphConfig) -> Limits {
+        Limits {
+            max_members_per_group: cfg.max_members_per_group,
+            max_page_items: cfg.max_page_items,
+            max_response_bytes: cfg.max_response_bytes,
+            max_pages_per_round: cfg.max_pages_per_round,
+        }
+    }
+}
+
 /// A Graph client for one tenant.
 #[derive(Clone)]
 pub struct GraphClient {
@@ -219,6 +304,8 @@ pub struct GraphClient {
     scope: Arc<Scope>,
     /// `graph.prefer_return_minimal`.
     prefer_minimal: bool,
+    /// The limits against a hostile upstream (`graph.max_*`).
+    limits: Limits,
     /// Where requests, throttling and retries are reported.
     events: Events,
 }
@@ -230,7 +317,9 @@ impl GraphClient {
         retry: &SyncConfig,
         events: Events,
     ) -> Result<GraphClient, GraphError> {
+        // rustls speaks only TLS 1.2 and 1.3; the minimum is pinned so it stays visible here.
         let http = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .timeout(cfg.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("entra-writeback/", env!("CARGO_PKG_VERSION")))
@@ -245,6 +334,7 @@ impl GraphClient {
             limiter: Arc::new(RateLimiter::new(cfg.max_requests_per_second)),
             scope: Arc::new(scope),
             prefer_minimal: cfg.prefer_return_minimal,
+            limits: Limits::from(cfg),
             events,
         })
     }
@@ -262,6 +352,11 @@ impl GraphClient {
     /// The configured scope.
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// The configured limits against a hostile upstream.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Whether incremental rounds ask for `Prefer: return=minimal`.
@@ -300,7 +395,9 @@ impl GraphClient {
             req = req.header("Prefer", "return=minimal");
         }
         let resp = req.send().await;
-        let (status, retry_after, body) = read_response(endpoint, resp, &self.events).await?;
+        let limit = self.limits.max_response_bytes;
+        let (status, retry_after, body) =
+            read_response_bounded(endpoint, resp, &self.events, limit).await?;
         if (200..300).contains(&status) {
             return Ok(body.to_vec());
         }

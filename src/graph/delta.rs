@@ -24,8 +24,9 @@
 //! # Guarantees
 //! - **Full rounds list every property.** `Prefer: return=minimal` is asked for only when the
 //!   configuration wants it and the request belongs to an incremental round.
-//! - **A round ends.** A nextLink that repeats the link just requested, or more than
-//!   [`MAX_PAGES_PER_ROUND`] pages, stops it ([`RunawayKind`]); Graph may force at most
+//! - **A round ends.** A nextLink that repeats the link just requested, or more pages than the
+//!   round's budget (`graph.max_pages_per_round`, default [`MAX_PAGES_PER_ROUND`]), stops it
+//!   ([`RunawayKind`]), an endless chain of distinct nextLinks included; Graph may force at most
 //!   [`MAX_RESYNCS_PER_ROUND`] resyncs in one round, the next refusal fails it.
 //! - **A resync is a full enumeration.** The stored cursor is dropped ([`Action::Resync`]) and
 //!   the round starts again from the initial URL; the round counts as full.
@@ -43,8 +44,9 @@ use super::page::{self, NextStep};
 use crate::model::Resource;
 use crate::model::event::RoundTally;
 
-/// At most this many pages per round (a guard against an endless nextLink chain).
-pub const MAX_PAGES_PER_ROUND: usize = 200_000;
+/// The default page budget of a round (a guard against an endless nextLink chain):
+/// `graph.max_pages_per_round`'s default.
+pub const MAX_PAGES_PER_ROUND: usize = crate::config::DEFAULT_MAX_PAGES_PER_ROUND;
 
 /// At most this many resyncs Graph may force in one round; the next refusal fails the round.
 pub const MAX_RESYNCS_PER_ROUND: usize = 2;
@@ -117,8 +119,9 @@ impl Stream {
 pub enum RunawayKind {
     /// A page's nextLink was the link that page was requested with.
     RepeatedNextLink,
-    /// The round reached [`MAX_PAGES_PER_ROUND`] pages without a deltaLink.
-    PageBudget,
+    /// The round reached its page budget (the number given, `graph.max_pages_per_round`)
+    /// without a deltaLink.
+    PageBudget(usize),
 }
 
 impl fmt::Display for RunawayKind {
@@ -127,7 +130,11 @@ impl fmt::Display for RunawayKind {
             RunawayKind::RepeatedNextLink => {
                 f.write_str("nextLink repeated itself; stopping the round")
             }
-            RunawayKind::PageBudget => write!(f, "round exceeded {MAX_PAGES_PER_ROUND} pages"),
+            RunawayKind::PageBudget(n) => write!(
+                f,
+                "round exceeded {n} pages without a deltaLink (graph.max_pages_per_round); \
+                 stopping the round, cursor kept"
+            ),
         }
     }
 }
@@ -191,19 +198,35 @@ pub struct Round {
     tally: RoundTally,
     initial_url: String,
     prefer_minimal: bool,
+    /// The most pages the round may take.
+    max_pages: usize,
 }
 
 impl Round {
     /// Starts a round from `stream` (what the stored cursor says); `initial_url` begins a full
     /// enumeration; `prefer_minimal` is `graph.prefer_return_minimal`. Returns the first action,
     /// always a [`Action::Fetch`].
+    /// The page budget is [`MAX_PAGES_PER_ROUND`]; [`Round::start_with_budget`] sets another.
     pub fn start(stream: Stream, initial_url: String, prefer_minimal: bool) -> (Round, Action) {
+        Round::start_with_budget(stream, initial_url, prefer_minimal, MAX_PAGES_PER_ROUND)
+    }
+
+    /// [`Round::start`] with a page budget of `max_pages` (`graph.max_pages_per_round`; at
+    /// least 1): the round stops with [`RunawayKind::PageBudget`] once it has taken that many
+    /// pages without reaching a deltaLink.
+    pub fn start_with_budget(
+        stream: Stream,
+        initial_url: String,
+        prefer_minimal: bool,
+        max_pages: usize,
+    ) -> (Round, Action) {
         let mut round = Round {
             stream,
             requested: None,
             tally: RoundTally::default(),
             initial_url,
             prefer_minimal,
+            max_pages: max_pages.max(1),
         };
         let (url, minimal) = round.request();
         (round, Action::Fetch { url, minimal })
@@ -250,8 +273,8 @@ pub fn step(mut round: Round, input: Input) -> (Round, Action) {
                 Stream::MidRound { next_link, .. } if requested.as_ref() == Some(next_link) => {
                     Action::Stop(RunawayKind::RepeatedNextLink)
                 }
-                _ if round.tally.pages >= MAX_PAGES_PER_ROUND => {
-                    Action::Stop(RunawayKind::PageBudget)
+                _ if round.tally.pages >= round.max_pages => {
+                    Action::Stop(RunawayKind::PageBudget(round.max_pages))
                 }
                 _ => {
                     let (url, minimal) = round.request();

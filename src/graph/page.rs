@@ -19,6 +19,60 @@ pub enum PageError {
     /// The JSON does not have the shape of a delta page.
     #[error("malformed delta page: {0}")]
     Shape(String),
+    /// The page carries more objects than `graph.max_page_items` allows (counted before the
+    /// page is parsed).
+    #[error("delta page carries {items} objects, more than graph.max_page_items ({limit})")]
+    TooManyItems {
+        /// Objects in the page's `value`.
+        items: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// Counts the objects in a page's `value` without building them (each is skipped as it is
+/// read: memory stays constant) and refuses a page with more than `limit`
+/// ([`PageError::TooManyItems`]). A body that does not have a `value` array passes: the parser
+/// rejects it with its own, more precise error.
+pub fn check_item_count(body: &[u8], limit: usize) -> Result<(), PageError> {
+    match serde_json::from_slice::<ItemProbe>(body) {
+        Ok(ItemProbe {
+            value: Count(items),
+        }) if items > limit => Err(PageError::TooManyItems { items, limit }),
+        _ => Ok(()),
+    }
+}
+
+/// The `value` of a page, counted (every other key ignored).
+#[derive(Deserialize)]
+struct ItemProbe {
+    value: Count,
+}
+
+/// The length of a JSON array whose elements are skipped unread.
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Counter)
+    }
 }
 
 /// One page of a delta round.
@@ -343,5 +397,30 @@ mod tests {
             Patch::Value("S-1-5-21-1-2-3-1105".into())
         );
         assert_eq!(p.items[1].removed, Some(Removed::Deleted));
+    }
+
+    #[test]
+    fn pages_with_more_objects_than_the_limit_are_refused_before_parsing() {
+        let page = |n: usize| {
+            let items: Vec<String> = (0..n).map(|i| format!(r#"{{"id":"g{i}"}}"#)).collect();
+            format!(
+                r#"{{"@odata.nextLink":"https://g/next","value":[{}],"x":{{"value":1}}}}"#,
+                items.join(",")
+            )
+        };
+        assert!(check_item_count(page(3).as_bytes(), 3).is_ok());
+        let err = check_item_count(page(4).as_bytes(), 3).unwrap_err();
+        assert!(matches!(
+            err,
+            PageError::TooManyItems { items: 4, limit: 3 }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "delta page carries 4 objects, more than graph.max_page_items (3)"
+        );
+        // Not a page: left to the parser's own errors.
+        for body in [&b"{"[..], b"[]", br#"{"value":{}}"#, b"{}"] {
+            assert!(check_item_count(body, 0).is_ok());
+        }
     }
 }

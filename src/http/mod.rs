@@ -1,5 +1,6 @@
 //! The monitoring listener: the status page (`/`, `/status.json`), `/metrics`, `/healthz` and
-//! `/readyz`, all on `[http] listen`.
+//! `/readyz`, all on `[http] listen`: plain HTTP, or HTTPS only when `[http] tls_cert` and
+//! `tls_key` are set ([`server_config`], [`TlsListener`]).
 //!
 //! - `/healthz`: 200 while the process serves HTTP (liveness).
 //! - `/readyz`: 200 only when the last Graph poll cycle and the last AD bind or operation both
@@ -15,9 +16,11 @@
 mod access;
 mod page;
 mod snapshot;
+mod tls;
 
 pub use access::{Refusal, StatusAccess};
 pub use snapshot::{About, DeadEntry, Snapshot};
+pub use tls::{ListenerTlsError, TlsListener, server_config};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,19 +181,30 @@ pub fn router(cx: Context) -> Router {
 }
 
 /// Binds `addr` (so a busy port fails start-up) and returns the bound address and the server
-/// future, which ends when `stop` is set.
+/// future, which ends when `stop` is set. With `tls`, only HTTPS is served.
 pub async fn bind(
     addr: SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     cx: Context,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = router(cx);
+    let bound = match tls {
+        Some(cfg) => Err(TlsListener::new(listener, cfg)?),
+        None => Ok(listener),
+    };
     let server = async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let stopped = async move { stop.cancelled().await };
+        let served = match bound {
+            Ok(plain) => {
+                axum::serve(plain, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Err(tls) => axum::serve(tls, app).with_graceful_shutdown(stopped).await,
+        };
         if let Err(e) = served {
             tracing::error!(error = %e, "the monitoring listener failed");
         }

@@ -38,6 +38,10 @@ use crate::graph::page::{GroupDelta, NextStep, UserDelta};
 use crate::model::*;
 use crate::model::{MemberRef, Removed};
 
+mod counts;
+
+use counts::{member_count, read_member_counts};
+
 /// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
 /// to the mirror: AD may hold a frozen or stale copy of them).
 const ROUND_RESTORED: &[u8] = b"round/restored";
@@ -133,6 +137,12 @@ impl Store {
         containing(&*self.t()?, member)
     }
 
+    /// How many members the mirror holds for a group, and whether the member limit refused
+    /// some (then the group must not be written to AD).
+    pub fn member_count(&self, group: &str) -> Result<MemberCount, QueueError> {
+        member_count(&*self.t()?, group)
+    }
+
     /// A cloud user's on-premises identity.
     pub fn user(&self, id: &str) -> Result<Option<UserRecord>, QueueError> {
         get_user(&*self.t()?, id)
@@ -190,6 +200,22 @@ impl Store {
         policy: DeletePolicy,
         admits: &dyn Fn(&str, &GroupProps) -> bool,
     ) -> Result<PageOutcome, QueueError> {
+        let max = crate::config::DEFAULT_MAX_MEMBERS_PER_GROUP;
+        self.commit_group_page_limited(items, next, before, policy, admits, max)
+    }
+
+    /// [`Store::commit_group_page`] keeping at most `max_members` members per group
+    /// (`graph.max_members_per_group`): a group listing more is marked refused (see
+    /// [`MemberCount`] and [`super::fold`]) and its extra members are not stored.
+    pub fn commit_group_page_limited(
+        &self,
+        items: &[GroupDelta],
+        next: &NextStep,
+        before: Option<&Cursor>,
+        policy: DeletePolicy,
+        admits: &dyn Fn(&str, &GroupProps) -> bool,
+        max_members: usize,
+    ) -> Result<PageOutcome, QueueError> {
         let t = self.t()?; // one handle: never mix trees across a reopen
         let epoch = round_epoch(&t, before)?;
         let view = read_group_view(&t, items, next, epoch)?;
@@ -199,6 +225,7 @@ impl Store {
             policy,
             admits,
             now: now_ms(),
+            max_members,
         };
         let plan = fold_group_page(&view, &page);
         let (groups_delta, held_delta) = write_group_plan(&t, &plan)?;
@@ -251,6 +278,7 @@ fn read_group_view(
     if let NextStep::Delta(_) = next {
         view.round.end = Some(read_round_end(t, epoch, &mut view)?);
     }
+    read_member_counts(t, items, &mut view)?;
     Ok(view)
 }
 
@@ -374,6 +402,14 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64), Queue
     for (id, reason) in &d.held {
         held.put(id.as_bytes(), enc(reason));
     }
+    let mut counts = Writes::default();
+    for (id, c) in &plan.member_counts {
+        match c {
+            Some(c) => counts.put(id.as_bytes(), enc(c)),
+            None => counts.del(id.as_bytes()),
+        }
+    }
+    let counts = counts.batch();
     let restored = (!plan.restored.is_empty()).then(|| enc(&plan.restored));
     let (mb, ob, rb) = (members.batch(), member_of.batch(), round.batch());
     let cursor = enc(&plan.cursor);
@@ -385,11 +421,13 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64), Queue
         &t.member_of,
         &t.round_deletes,
         &t.held_deletes,
+        &t.member_counts,
     );
     let deltas = trees.transaction(
-        |(meta, pending, groups_t, members_t, of_t, round_t, held_t)| {
+        |(meta, pending, groups_t, members_t, of_t, round_t, held_t, counts_t)| {
             let groups_delta = groups.apply_counted(groups_t)?;
             members_t.apply_batch(&mb)?;
+            counts_t.apply_batch(&counts)?;
             of_t.apply_batch(&ob)?;
             round_t.apply_batch(&rb)?;
             let held_delta = held.apply_counted(held_t)?;

@@ -56,6 +56,19 @@ impl GroupRecord {
     }
 }
 
+/// How many members the mirror holds for a group (the `member_counts` tree), and whether it
+/// refused some because the group listed more than `graph.max_members_per_group`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCount {
+    /// Membership edges stored for the group.
+    pub stored: u64,
+    /// Set to the limit in force when a member was refused: the mirror's list is incomplete,
+    /// so the group is not written to AD (its AD copy, if any, is left as it is). Cleared when
+    /// a full enumeration (`resync`) lists the group again within the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u64>,
+}
+
 /// A change that failed permanently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {

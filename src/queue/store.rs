@@ -118,6 +118,8 @@ pub(super) struct Trees {
     pub(super) round_deletes: sled::Tree,
     pub(super) held_deletes: sled::Tree,
     pub(super) materialized: sled::Tree,
+    /// Per group: [`super::records::MemberCount`] (how many members the mirror holds).
+    pub(super) member_counts: sled::Tree,
 }
 
 impl Store {
@@ -287,6 +289,7 @@ impl Trees {
             round_deletes: tree("round_deletes")?,
             held_deletes: tree("held_deletes")?,
             materialized: tree("materialized")?,
+            member_counts: tree("member_counts")?,
             db,
         };
         match trees.meta.get(FORMAT_KEY)? {

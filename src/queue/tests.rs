@@ -398,6 +398,24 @@ fn soft_deletes_count_against_the_threshold_only_under_a_destructive_policy() {
 }
 
 #[test]
+fn a_reconciliation_is_pending_until_its_sweep_is_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(&store, &[group("a", "A", &[])], delta(1));
+    let before = store.stats().unwrap().depth;
+    let (groups, sweep) = store.enqueue_reconciliation().unwrap().unwrap();
+    assert_eq!(groups, 1);
+    assert_eq!(store.stats().unwrap().depth, before + 2);
+    assert!(store.is_pending(sweep).unwrap());
+    assert_eq!(
+        store.show(sweep).unwrap().unwrap()["record"]["kind"],
+        "sweep"
+    );
+    store.ack(&[sweep]).unwrap();
+    assert!(!store.is_pending(sweep).unwrap());
+}
+
+#[test]
 fn orphans_are_judged_only_after_a_complete_full_enumeration() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

@@ -11,6 +11,13 @@
 //!   are flushed to disk; a crash resumes from the last flushed cursor.
 //! - **A rejected page moves nothing.** A malformed page or a failing store ends the round with
 //!   an error and the cursor stays where it was.
+//! - **A hostile upstream is bounded.** A response over `graph.max_response_bytes` is refused
+//!   while it is read (`crate::graph::client`), a page with more than `graph.max_page_items`
+//!   objects before it is parsed, a round of more than `graph.max_pages_per_round` pages is
+//!   stopped (an endless nextLink chain): each ends the round with an error and keeps the
+//!   cursor. Members past `graph.max_members_per_group` are refused per group by the page
+//!   commit (`crate::queue::fold`) and reported as [`Event::MembersSkipped`]
+//!   (`member_limit`) with a warning naming the groups.
 //! - **A changed `[graph.scope]` is noticed.** Once per process, before the first groups round,
 //!   stored scope decisions are compared with the configured scope; any difference forgets the
 //!   groups cursor, so the round is a full enumeration that re-evaluates every group.
@@ -31,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use crate::graph::client::Limits;
 use crate::graph::delta::{self, Action, Input, Round, RunawayKind, Stream, step};
 use crate::graph::page::{self, PageError};
 use crate::graph::scope::Scope;
@@ -212,10 +220,11 @@ impl Poller {
         let initial = self
             .client
             .initial_url(resource.as_str(), delta::select(resource));
-        let (mut round, mut action) = Round::start(
+        let (mut round, mut action) = Round::start_with_budget(
             stream_of(stored.as_ref()),
             initial,
             self.client.prefer_minimal(),
+            self.client.limits().max_pages_per_round,
         );
         loop {
             if stop.is_cancelled() {
@@ -262,12 +271,13 @@ impl Poller {
     /// Parses `body` as a page of `resource`, commits it after the stored cursor, flushes, and
     /// reports what the commit queued and skipped. Returns the page as the machine's input.
     async fn commit(&self, resource: Resource, body: &[u8]) -> Result<Input, PollError> {
-        let (input, outcome) = commit_page(
+        let (input, outcome) = commit_page_limited(
             &self.store,
             self.policy,
             self.client.scope(),
             resource,
             body,
+            self.client.limits(),
         )?;
         self.store.flush().await?;
         report_page(&self.events, &outcome);
@@ -278,6 +288,7 @@ impl Poller {
 /// Parses `body` as a page of `resource` and commits it, in one transaction with the cursor
 /// after it, on top of the stored cursor (not flushed yet). `scope` decides which groups are
 /// admitted. Returns the page as the machine's input, and what the commit did.
+#[cfg(test)]
 fn commit_page(
     store: &Store,
     policy: DeletePolicy,
@@ -285,21 +296,36 @@ fn commit_page(
     resource: Resource,
     body: &[u8],
 ) -> Result<(Input, PageOutcome), PollError> {
+    commit_page_limited(store, policy, scope, resource, body, Limits::default())
+}
+
+/// [`commit_page`] within `limits`: a page with more than `max_page_items` objects is
+/// rejected before it is parsed, and groups keep at most `max_members_per_group` members.
+fn commit_page_limited(
+    store: &Store,
+    policy: DeletePolicy,
+    scope: &Scope,
+    resource: Resource,
+    body: &[u8],
+    limits: Limits,
+) -> Result<(Input, PageOutcome), PollError> {
     let before = store.cursor(resource)?;
     let page_err = |source| PollError::Page {
         resource: resource.as_str(),
         source,
     };
+    page::check_item_count(body, limits.max_page_items).map_err(page_err)?;
     let (next, items, outcome) = match resource {
         Resource::Groups => {
             let page = page::parse_group_page(body).map_err(page_err)?;
             let admits = |id: &str, p: &GroupProps| scope.admits(id, p);
-            let outcome = store.commit_group_page(
+            let outcome = store.commit_group_page_limited(
                 &page.items,
                 &page.link,
                 before.as_ref(),
                 policy,
                 &admits,
+                limits.max_members_per_group,
             )?;
             (page.link, page.items.len(), outcome)
         }
@@ -324,6 +350,19 @@ fn report_page(events: &Events, outcome: &PageOutcome) {
         events.emit(Event::ChangesEnqueued {
             kind,
             count: *n as u64,
+        });
+    }
+    if outcome.refused_members > 0 {
+        tracing::warn!(
+            groups = ?outcome.refused_groups,
+            refused = outcome.refused_members,
+            "groups list more members than graph.max_members_per_group; their extra members \
+             are not kept and the groups are not written to AD (changes dead-lettered as \
+             member_limit)"
+        );
+        events.emit(Event::MembersSkipped {
+            reason: "member_limit",
+            count: outcome.refused_members as u64,
         });
     }
     if outcome.unsupported_members > 0 {

@@ -114,7 +114,7 @@ fn systemic(e: &ApplyError) -> bool {
     match e {
         ApplyError::Directory(d) => d.is_systemic(),
         ApplyError::Store(_) => true,
-        ApplyError::Graph(_) => false,
+        ApplyError::Graph(_) | ApplyError::MemberLimit { .. } => false,
     }
 }
 

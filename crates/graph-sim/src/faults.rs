@@ -10,7 +10,8 @@
 //!  "reorder_changes": true,
 //!  "token_errors": 2,
 //!  "delay": {"ms": 500, "path": "/v1.0/groups/delta"},
-//!  "revoke_tokens": true}
+//!  "revoke_tokens": true,
+//!  "endless_next_links": "groups"}
 //! ```
 //! - `throttle`: the next `count` `/v1.0/*` requests fail with `status` (429, 503 or 504, default
 //!   429) and, when `retry_after` (string or number) is given, a `Retry-After` header. With
@@ -34,6 +35,12 @@
 //!   unexpired, with 401 `InvalidAuthenticationToken` and `WWW-Authenticate: Bearer
 //!   error="invalid_token"` (as Graph does once Entra ID revokes a token); tokens issued later
 //!   work. Applied once when armed (not a standing fault, so `DELETE` does not undo it).
+//!
+//! - `endless_next_links`: delta rounds (of every stream with `true`, of one with `"groups"` or
+//!   `"users"`; `false` disarms) never reach their deltaLink: where the last page would carry
+//!   it, it carries a nextLink instead, and so does every page after it, each nextLink distinct
+//!   (a fresh `$endless=N` counter) with an empty `value`: a broken or hostile Graph whose
+//!   chain goes on forever. Once disarmed, the next such page ends the round normally.
 //!
 //! `DELETE /admin/faults` disarms everything (expired deltaLinks become valid again).
 
@@ -87,6 +94,11 @@ pub struct Faults {
     pub token_errors: u32,
     /// Latency added to matching requests: (milliseconds, path prefix).
     pub delay: Option<(u64, Option<String>)>,
+    /// Endless nextLink chains: `Some(None)` for every delta stream, `Some(Some(collection))`
+    /// for one (`groups` / `users`).
+    pub endless: Option<Option<String>>,
+    /// The counter that makes each endless nextLink distinct.
+    pub endless_counter: u64,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +154,8 @@ pub struct FaultSpec {
     delay: Option<DelaySpec>,
     #[serde(default)]
     revoke_tokens: Option<bool>,
+    #[serde(default)]
+    endless_next_links: Option<Value>,
 }
 
 impl FaultSpec {
@@ -185,6 +199,20 @@ impl Faults {
             && !matches!(e.status, None | Some(400) | Some(410))
         {
             return bad("expire_delta_tokens status must be 410 or 400".into());
+        }
+        let endless = match &spec.endless_next_links {
+            None => None,
+            Some(Value::Bool(true)) => Some(Some(None)),
+            Some(Value::Bool(false)) => Some(None),
+            Some(Value::String(c)) if c == "groups" || c == "users" => Some(Some(Some(c.clone()))),
+            Some(other) => {
+                return bad(format!(
+                    "endless_next_links {other} is not true, false, \"groups\" or \"users\""
+                ));
+            }
+        };
+        if let Some(e) = endless {
+            self.endless = e;
         }
         if let Some(t) = spec.throttle {
             self.throttle = Some(Throttle {
@@ -270,6 +298,17 @@ impl Faults {
         Some(kind)
     }
 
+    /// The next endless nextLink counter, if endless chains are armed for `collection`.
+    pub fn take_endless(&mut self, collection: &str) -> Option<u64> {
+        match &self.endless {
+            Some(None) => {}
+            Some(Some(c)) if c == collection => {}
+            _ => return None,
+        }
+        self.endless_counter += 1;
+        Some(self.endless_counter)
+    }
+
     /// Consumes one token-endpoint failure, if armed.
     pub fn take_token_error(&mut self) -> bool {
         match self.token_errors.checked_sub(1) {
@@ -300,6 +339,11 @@ impl Faults {
             "reorder_changes": self.reorder_changes,
             "token_errors": self.token_errors,
             "delay": self.delay.as_ref().map(|(ms, path)| json!({"ms": ms, "path": path})),
+            "endless_next_links": match &self.endless {
+                None => json!(false),
+                Some(None) => json!(true),
+                Some(Some(c)) => json!(c),
+            },
         })
     }
 }
@@ -373,5 +417,25 @@ mod tests {
         assert_eq!(f.delay_for("/v1.0/users/delta"), None);
         f.arm(spec(json!({"delay": {"ms": 0}}))).unwrap();
         assert_eq!(f.delay_for("/v1.0/groups/delta"), None);
+    }
+
+    #[test]
+    fn endless_next_links_count_per_stream_until_disarmed() {
+        let mut f = Faults::default();
+        assert_eq!(f.take_endless("groups"), None);
+        f.arm(spec(json!({"endless_next_links": "groups"})))
+            .unwrap();
+        assert_eq!(f.take_endless("users"), None);
+        assert_eq!(f.take_endless("groups"), Some(1));
+        assert_eq!(f.take_endless("groups"), Some(2));
+        f.arm(spec(json!({"endless_next_links": true}))).unwrap();
+        assert_eq!(f.take_endless("users"), Some(3));
+        assert_eq!(f.to_json()["endless_next_links"], json!(true));
+        f.arm(spec(json!({"endless_next_links": false}))).unwrap();
+        assert_eq!(f.take_endless("groups"), None);
+        assert!(
+            f.arm(spec(json!({"endless_next_links": "devices"})))
+                .is_err()
+        );
     }
 }

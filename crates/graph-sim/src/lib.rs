@@ -48,8 +48,8 @@
 //!   400 `syncStateNotFound`; a malformed one with 400 `badRequest`.
 //! - **Faults** (`/admin/faults`) inject throttling (429/503/504, with or without a possibly
 //!   fractional `Retry-After`), expired delta tokens (410 + `Location`, or 400, with any error
-//!   code), malformed pages, duplicated and reordered items, revoked access tokens and
-//!   token-endpoint failures
+//!   code), malformed pages, duplicated and reordered items, revoked access tokens,
+//!   endless chains of distinct nextLinks and token-endpoint failures
 //!   (throttling may be limited to a path prefix); `/admin/requests` records every non-admin
 //!   request so tests can assert on retries, backoff and `Prefer` headers. Every `/v1.0/*`
 //!   route, deletedItems included, passes the throttling fault, then the bearer-token check.

@@ -85,8 +85,9 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
                 .get(*rid)
                 .is_some_and(|r| r.kind == kind && *page < r.pages.len())
         });
+        let endless = params.contains_key("$endless");
         return match found {
-            Some((rid, page)) => page_response(app, inner, rid, page, false),
+            Some((rid, page)) => page_response(app, inner, (rid, page, endless), false),
             None => state_not_found(),
         };
     }
@@ -148,7 +149,7 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
         pages,
     };
     let rid = inner.rounds.insert(round);
-    page_response(app, inner, rid, 0, spec.minimal)
+    page_response(app, inner, (rid, 0, false), spec.minimal)
 }
 
 /// `<base>/v1.0/<collection>/delta?[$select=…&]$deltatoken=` (the 410 `Location`).
@@ -170,11 +171,12 @@ fn context(base: &str, kind: Kind, sel: &Selection) -> String {
     }
 }
 
+/// Answers page `page` of round `rid` (`endless`: a page of an endless nextLink chain, served
+/// with an empty `value`; see the `endless_next_links` fault).
 fn page_response(
     app: &AppState,
     inner: &mut Inner,
-    rid: u64,
-    page: usize,
+    (rid, page, endless): (u64, usize, bool),
     minimal: bool,
 ) -> Response {
     let Some(round) = inner.rounds.get(rid) else {
@@ -191,8 +193,27 @@ fn page_response(
         "@odata.context".into(),
         Value::String(context(base, round.kind, &round.sel)),
     );
-    body.insert("value".into(), Value::Array(round.pages[page].clone()));
-    if page + 1 < round.pages.len() {
+    let items = if endless {
+        Vec::new()
+    } else {
+        round.pages[page].clone()
+    };
+    body.insert("value".into(), Value::Array(items));
+    let last = page + 1 >= round.pages.len();
+    let endless_next = if last {
+        inner.faults.take_endless(coll)
+    } else {
+        None
+    };
+    if let Some(n) = endless_next {
+        let skip = cursor::skiptoken(inner.nonce, rid, page);
+        body.insert(
+            "@odata.nextLink".into(),
+            Value::String(format!(
+                "{base}/v1.0/{coll}/delta?$skiptoken={skip}&$endless={n}"
+            )),
+        );
+    } else if page + 1 < round.pages.len() {
         let skip = cursor::skiptoken(inner.nonce, rid, page + 1);
         body.insert(
             "@odata.nextLink".into(),

@@ -274,7 +274,10 @@ fn the_page_budget_stops_a_round_that_never_reaches_its_delta_link() {
     let (round, action) = step(round, group_page("large-page1", 0, 0));
     assert!(matches!(action, Action::Fetch { .. }), "{action:?}");
     let (round, action) = step(round, group_page("initial-page1", 0, 0));
-    assert_eq!(action, Action::Stop(RunawayKind::PageBudget));
+    assert_eq!(
+        action,
+        Action::Stop(RunawayKind::PageBudget(MAX_PAGES_PER_ROUND))
+    );
     assert_eq!(round.tally().pages, MAX_PAGES_PER_ROUND);
 
     // A deltaLink on the last page allowed still ends the round.
@@ -291,8 +294,9 @@ fn runaway_reasons_read_as_before() {
         "nextLink repeated itself; stopping the round"
     );
     assert_eq!(
-        RunawayKind::PageBudget.to_string(),
-        "round exceeded 200000 pages"
+        RunawayKind::PageBudget(200_000).to_string(),
+        "round exceeded 200000 pages without a deltaLink (graph.max_pages_per_round); \
+         stopping the round, cursor kept"
     );
 }
 
@@ -319,4 +323,38 @@ fn streams_say_whether_they_are_full_and_where_they_go_on() {
     assert_eq!(select(Resource::Users), page::USER_SELECT);
     assert_eq!(endpoint(Resource::Groups), "groups_delta");
     assert_eq!(endpoint(Resource::Users), "users_delta");
+}
+
+/// A page ending with a nextLink of its own (`https://graph.test/next/{n}`).
+fn endless(n: usize) -> Input {
+    Input::Page {
+        next: NextStep::Next(format!("https://graph.test/next/{n}")),
+        items: 0,
+        enqueued: 0,
+        held_deletes: 0,
+    }
+}
+
+#[test]
+fn a_configured_page_budget_stops_an_endless_chain_of_distinct_next_links() {
+    let (mut round, action) = Round::start_with_budget(Stream::Unsynced, INITIAL.into(), false, 3);
+    assert!(matches!(action, Action::Fetch { .. }));
+    let mut actions = Vec::new();
+    for n in 0..5 {
+        let (r, a) = step(round, endless(n));
+        round = r;
+        actions.push(a.clone());
+        if !matches!(a, Action::Fetch { .. }) {
+            break;
+        }
+    }
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert_eq!(actions[2], Action::Stop(RunawayKind::PageBudget(3)));
+    assert_eq!(round.tally().pages, 3);
+    // The stream is where the last committed page left it: the cursor the store holds.
+    assert_eq!(round.stream().link(), Some("https://graph.test/next/2"));
+    // A budget of 0 is read as 1: a round always takes its first page.
+    let (round, _) = Round::start_with_budget(Stream::Unsynced, INITIAL.into(), false, 0);
+    let (_, a) = step(round, endless(0));
+    assert_eq!(a, Action::Stop(RunawayKind::PageBudget(1)));
 }

@@ -246,6 +246,7 @@ impl AdFamilies {
                     "unresolved",
                     "unsupported_type",
                     "not_in_scope",
+                    "member_limit",
                 ]),
             ),
             conflicts: counters(

@@ -14,7 +14,7 @@ use crate::graph::page::GroupDelta;
 use crate::model::{
     ALL_GROUPS, Change, ChangeKind, DeleteReason, GroupProps, MemberKind, MemberRef, Removed,
 };
-use crate::queue::records::{GroupRecord, GroupStatus};
+use crate::queue::records::{GroupRecord, GroupStatus, MemberCount};
 
 /// Folds one groups page over the mirror view into the plan of its writes.
 pub fn fold_group_page(view: &MirrorView, page: &GroupPage<'_>) -> GroupPagePlan {
@@ -30,6 +30,9 @@ pub fn fold_group_page(view: &MirrorView, page: &GroupPage<'_>) -> GroupPagePlan
         restored: Vec::new(),
         changes: Vec::new(),
         unsupported: 0,
+        counts: BTreeMap::new(),
+        refused: 0,
+        refused_groups: BTreeSet::new(),
     };
     for item in page.items {
         fold.item(item);
@@ -56,6 +59,12 @@ struct Fold<'a> {
     restored: Vec<String>,
     changes: Vec<Change>,
     unsupported: usize,
+    /// Member counts of the groups whose edges this page wrote, as it leaves them so far.
+    counts: BTreeMap<String, MemberCount>,
+    /// Members refused by the limit.
+    refused: usize,
+    /// Groups that had members refused.
+    refused_groups: BTreeSet<String>,
 }
 
 impl Fold<'_> {
@@ -64,6 +73,23 @@ impl Fold<'_> {
         match self.records.get(id) {
             Some(r) => r.clone(),
             None => self.stored(id),
+        }
+    }
+
+    /// A group's member count as this page has left it so far.
+    fn count(&mut self, group: &str) -> &mut MemberCount {
+        let view = self.view;
+        self.counts
+            .entry(group.to_string())
+            .or_insert_with(|| view.member_counts.get(group).copied().unwrap_or_default())
+    }
+
+    /// Whether `edge` is stored as this page has left it so far (`stored`: before the page).
+    fn present(&self, edge: &Edge, stored: bool) -> bool {
+        match self.edges.get(edge) {
+            Some((_, EdgeWrite::Insert { .. })) => true,
+            Some((_, EdgeWrite::Remove)) => false,
+            None => stored,
         }
     }
 
@@ -175,27 +201,40 @@ impl Fold<'_> {
             self.requeue_parents(&item.id);
         }
         if let Some(e) = self.epoch {
+            if r.full_epoch != e {
+                // First listing in this enumeration: the group gets another chance to fit.
+                self.count(&item.id).refused = None;
+            }
             r.full_epoch = e;
         }
         r
     }
 
     /// Records the listed member changes; returns the members an upsert names (all but the
-    /// unsupported types, which are stored but counted and never written to AD).
+    /// unsupported types, which are stored but counted and never written to AD). A member
+    /// that would take the group past the limit is refused: not stored, not named, counted.
     fn member_edges(&mut self, item: &GroupDelta) -> Vec<MemberRef> {
         let stamp = self.epoch.unwrap_or(0);
+        let max = self.page.max_members as u64;
         let mut touched = Vec::new();
         for m in &item.members {
             let edge = Edge {
                 group: item.id.clone(),
                 member: m.member.clone(),
             };
+            let stored = self.view.stored_edges.contains(&edge);
             let write = if m.removed {
                 EdgeWrite::Remove
             } else {
                 EdgeWrite::Insert { stamp }
             };
-            self.write_edge(edge, write);
+            if !m.removed && !self.present(&edge, stored) && self.count(&item.id).stored >= max {
+                self.count(&item.id).refused = Some(max);
+                self.refused += 1;
+                self.refused_groups.insert(item.id.clone());
+                continue;
+            }
+            self.write_edge(edge, write, stored);
             if m.member.kind == MemberKind::Other {
                 self.unsupported += 1;
             } else {
@@ -228,11 +267,23 @@ impl Fold<'_> {
                 group: group.to_string(),
                 member: m.clone(),
             };
-            self.write_edge(edge, EdgeWrite::Remove);
+            self.write_edge(edge, EdgeWrite::Remove, true);
         }
     }
 
-    fn write_edge(&mut self, edge: Edge, write: EdgeWrite) {
+    /// Writes one edge (`stored`: whether it was stored before the page) and keeps its
+    /// group's member count.
+    fn write_edge(&mut self, edge: Edge, write: EdgeWrite, stored: bool) {
+        let before = self.present(&edge, stored);
+        let after = matches!(write, EdgeWrite::Insert { .. });
+        if before != after {
+            let c = self.count(&edge.group);
+            c.stored = if after {
+                c.stored + 1
+            } else {
+                c.stored.saturating_sub(1)
+            };
+        }
         self.edges.insert(edge, (self.edge_writes, write));
         self.edge_writes += 1;
     }
@@ -251,8 +302,20 @@ impl Fold<'_> {
             restored.clear();
         }
         deletes.cancelled = std::mem::take(&mut self.cancelled);
+        let mut member_counts: BTreeMap<String, Option<MemberCount>> =
+            std::mem::take(&mut self.counts)
+                .into_iter()
+                .map(|(id, c)| (id, Some(c)))
+                .collect();
+        for (id, r) in &self.records {
+            if r.is_none() {
+                member_counts.insert(id.clone(), None);
+            }
+        }
         let mut outcome = PageOutcome {
             unsupported_members: self.unsupported,
+            refused_members: self.refused,
+            refused_groups: std::mem::take(&mut self.refused_groups),
             held_deletes: deletes.held.len(),
             round_done: !cursor.mid_round,
             full_round: self.epoch.is_some(),
@@ -270,6 +333,7 @@ impl Fold<'_> {
             changes: self.changes,
             deletes,
             restored,
+            member_counts,
             full_round_done: self.epoch.filter(|_| !cursor.mid_round),
             cursor,
             outcome,
@@ -355,7 +419,7 @@ impl Fold<'_> {
         if keep_relisted && matches!(self.edges.get(&edge), Some((_, EdgeWrite::Insert { .. }))) {
             return;
         }
-        self.write_edge(edge, EdgeWrite::Remove);
+        self.write_edge(edge, EdgeWrite::Remove, true);
     }
 }
 

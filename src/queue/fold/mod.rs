@@ -26,6 +26,12 @@
 //! - **Restores come back whole.** A soft-deleted group listed live again drops its stored
 //!   members (the listing brings the full list) and, like a group new in an incremental round,
 //!   is reconciled once the round is complete: AD may hold a frozen or stale copy of it.
+//! - **A group's members are bounded.** A listing that would take a group past
+//!   [`GroupPage::max_members`] stored members is refused member by member (never stored), the
+//!   group is marked refused in its [`MemberCount`] and the refusals are counted
+//!   ([`PageOutcome::refused_members`]); the applier then refuses to write that group. Nothing
+//!   is removed because of the limit. The mark is cleared when a full enumeration lists the
+//!   group again and it fits.
 //! - Deterministic: the same view and page give the same plan; changes keep page order.
 //!
 //! Imports: the queue's records, [`crate::model`] and the page shapes of [`crate::graph::page`];
@@ -35,6 +41,8 @@
 mod delete_tests;
 mod group;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod tests;
 mod user;
 #[cfg(test)]
@@ -42,7 +50,7 @@ mod user_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::records::{Cursor, GroupRecord};
+use super::records::{Cursor, GroupRecord, MemberCount};
 use crate::graph::page::{GroupDelta, NextStep};
 use crate::model::{Change, DeleteReason, GroupProps, MemberRef};
 
@@ -73,6 +81,10 @@ pub struct PageOutcome {
     pub round_done: bool,
     /// The round was a full enumeration.
     pub full_round: bool,
+    /// Members not stored because their group reached `graph.max_members_per_group`.
+    pub refused_members: usize,
+    /// The groups that had members refused on this page.
+    pub refused_groups: BTreeSet<String>,
 }
 
 impl PageOutcome {
@@ -100,6 +112,11 @@ pub struct MirrorView {
     pub members: BTreeMap<String, Vec<MemberRef>>,
     /// For each group the page lists live, the groups that list it as a member, in id order.
     pub parents: BTreeMap<String, Vec<String>>,
+    /// The stored member counts of the groups on the page and, at the end of a full
+    /// enumeration, of the groups whose unlisted members it drops (missing: none stored).
+    pub member_counts: BTreeMap<String, MemberCount>,
+    /// Which of the membership edges the page names (live listings) are stored already.
+    pub stored_edges: BTreeSet<Edge>,
     /// The round the page belongs to.
     pub round: RoundView,
 }
@@ -148,6 +165,8 @@ pub struct GroupPage<'a> {
     pub admits: &'a dyn Fn(&str, &GroupProps) -> bool,
     /// The time the changes are stamped with (`seen_ms`) and the cursor is stored at.
     pub now: u64,
+    /// `graph.max_members_per_group`: most members stored for one group.
+    pub max_members: usize,
 }
 
 /// What a groups page does to the store, written in one transaction.
@@ -167,6 +186,8 @@ pub struct GroupPagePlan {
     /// Groups to reconcile at the end of the round, carried to its next page (empty when the
     /// page ends the round or there are none).
     pub restored: Vec<String>,
+    /// Member counts to store (`None`: the group left the mirror, forget its count).
+    pub member_counts: BTreeMap<String, Option<MemberCount>>,
     /// The cursor after the page.
     pub cursor: Cursor,
     /// Set to the epoch when the page completes a full enumeration.

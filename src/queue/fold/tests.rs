@@ -6,7 +6,7 @@
 use super::*;
 use crate::graph::page::MemberDelta;
 use crate::model::{ALL_GROUPS, ChangeKind, MemberKind, Patch};
-use crate::queue::records::GroupStatus;
+use crate::queue::records::{GroupStatus, MemberCount};
 
 pub(super) const NOW: u64 = 1_000;
 /// No changes.
@@ -120,6 +120,7 @@ pub(super) fn fold_with(
         policy,
         admits,
         now: NOW,
+        max_members: crate::config::DEFAULT_MAX_MEMBERS_PER_GROUP,
     };
     fold_group_page(v, &page)
 }
@@ -169,6 +170,14 @@ fn a_new_group_on_a_full_round_page_is_recorded_stamped_and_upserted() {
             ..Default::default()
         },
         restored: vec![],
+        member_counts: [(
+            "g1".to_string(),
+            Some(MemberCount {
+                stored: 2,
+                refused: None,
+            }),
+        )]
+        .into(),
         cursor: cursor_after(&next(), Some(7), NOW),
         full_round_done: None,
         outcome: outcome(&changes, false, true),

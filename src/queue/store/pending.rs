@@ -33,6 +33,12 @@ impl Store {
     /// is not a complete picture yet (a full enumeration is pending or in progress: its end
     /// queues the same work).
     pub fn enqueue_reconcile_all(&self) -> Result<Option<usize>, QueueError> {
+        Ok(self.enqueue_reconciliation()?.map(|(n, _)| n))
+    }
+
+    /// [`Store::enqueue_reconcile_all`], also returning the sweep's sequence number: while it
+    /// is still pending, the reconciliation has not finished ([`Store::is_pending`]).
+    pub fn enqueue_reconciliation(&self) -> Result<Option<(usize, u64)>, QueueError> {
         if !self.complete_picture()? {
             return Ok(None);
         }
@@ -53,8 +59,13 @@ impl Store {
             kind: ChangeKind::Sweep,
             seen_ms: now,
         });
-        self.enqueue(&changes)?;
-        Ok(Some(n))
+        let seqs = self.enqueue(&changes)?;
+        Ok(Some((n, *seqs.last().expect("the sweep was queued"))))
+    }
+
+    /// Whether change `seq` is still waiting to be applied.
+    pub fn is_pending(&self, seq: u64) -> Result<bool, QueueError> {
+        Ok(self.t()?.pending.contains_key(seq_key(seq))?)
     }
 
     /// The oldest pending changes, in order.

@@ -228,9 +228,13 @@ fn runaway_errors_read_as_before() {
     );
     let budget = PollError::Runaway {
         resource: Resource::Users,
-        why: RunawayKind::PageBudget,
+        why: RunawayKind::PageBudget(200_000),
     };
-    assert_eq!(budget.to_string(), "users round exceeded 200000 pages");
+    assert_eq!(
+        budget.to_string(),
+        "users round exceeded 200000 pages without a deltaLink (graph.max_pages_per_round); \
+         stopping the round, cursor kept"
+    );
     assert!(repeated.is_transient() && budget.is_transient());
     let gone = PollError::from(GraphError::ResyncRequired {
         code: "syncStateNotFound".into(),
