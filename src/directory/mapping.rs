@@ -51,15 +51,12 @@ pub fn cn(display_name: Option<&str>, group_id: &str) -> String {
 /// the object id), `{id}` (the whole id). The result is cut to AD's 64 characters.
 ///
 /// Hostile input stays harmless: placeholders are filled in one pass (a display name of
-/// `{id}` is text, not a placeholder), control characters become spaces (AD refuses an RDN
-/// holding LF or NUL), and both limits count UTF-16 units, as AD does, so an emoji-heavy name
+/// `{id}` is text, not a placeholder), and both limits count UTF-16 units, as AD does, so an emoji-heavy name
 /// cannot overflow `cn`.
 pub fn cn_from_template(template: &str, display_name: Option<&str>, group_id: &str) -> String {
-    let name = without_controls(display_name.unwrap_or(""));
-    let name = utf16_prefix(name.trim(), CN_NAME_MAX).trim_end();
+    let name = utf16_prefix(display_name.unwrap_or("").trim(), CN_NAME_MAX).trim_end();
     let name = if name.is_empty() { "Group" } else { name };
     let out = fill_template(template, name, &id_suffix(group_id), group_id);
-    let out = without_controls(&out);
     utf16_prefix(&out, CN_MAX).trim().to_string()
 }
 
@@ -84,13 +81,6 @@ fn fill_template(template: &str, name: &str, suffix: &str, id: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// `s` with every control character (LF, NUL, …) replaced by a space.
-fn without_controls(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// The longest prefix of `s` that is at most `max` UTF-16 units long (AD's unit for limits).
@@ -348,9 +338,10 @@ mod tests {
     }
 
     #[test]
-    fn hostile_names_give_legal_cns() {
-        // Regressions from the escaping properties: AD refuses LF and NUL in an RDN.
-        assert_eq!(cn(Some("a\nb\0c\r"), ID), "a b c_70867728950e");
+    fn hostile_names_give_bounded_cns() {
+        // Control characters are kept as the display name has them (the DN escapes them);
+        // leading and trailing whitespace is trimmed, and an all-blank name is "Group".
+        assert_eq!(cn(Some("a\nb\0c\r"), ID), "a\nb\0c_70867728950e");
         assert_eq!(cn(Some("\n\t"), ID), "Group_70867728950e");
         // A display name is text, never a placeholder.
         assert_eq!(
