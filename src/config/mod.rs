@@ -36,8 +36,8 @@ pub use graph::{
 };
 pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
-pub use secret::Secret;
-use secret::{exposed_secrets, file_mode, secrets_set_in};
+pub use secret::{CREDENTIALS_DIRECTORY, CredentialError, SECRET_SOURCES, Secret};
+use secret::{exposed_secrets, file_mode, lookup_secret, read_credentials, secrets_set_in};
 pub use state::StateConfig;
 pub use sync::SyncConfig;
 
@@ -70,6 +70,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// A file in `$CREDENTIALS_DIRECTORY` exists but could not be read.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
 }
 
 impl ConfigError {
@@ -111,13 +114,18 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 impl Config {
-    /// Reads and validates the file, then takes secrets from the environment where set.
+    /// Reads and validates the file, then takes each secret from its environment variable
+    /// where set, else from its file in `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`;
+    /// the file is named after the key, e.g. `ad.bind_password`), else from the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut cfg = Self::parse(&text, path, |name| std::env::var(name).ok())?;
+        let creds_dir = std::env::var_os(CREDENTIALS_DIRECTORY).map(PathBuf::from);
+        let creds = read_credentials(creds_dir.as_deref())?;
+        let env = |name: &str| std::env::var(name).ok();
+        let mut cfg = Self::parse(&text, path, |name| lookup_secret(name, &env, &creds))?;
         cfg.exposed_secrets = exposed_secrets(path, file_mode(path), &secrets_set_in(&text));
         Ok(cfg)
     }

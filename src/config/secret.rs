@@ -86,3 +86,69 @@ pub(super) fn exposed_secrets(path: &Path, mode: Option<u32>, keys: &[&str]) -> 
         )
     })
 }
+
+/// The environment variable systemd sets to the directory of a unit's credentials
+/// (`LoadCredential=` / `SetCredential=`); anything else may set it too (a Kubernetes Secret
+/// volume, say).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// Each secret: its environment variable and its credential name (the file in
+/// `$CREDENTIALS_DIRECTORY`), which is the key it overrides.
+pub const SECRET_SOURCES: [(&str, &str); 3] = [
+    (super::ENV_GRAPH_SECRET, "graph.client_secret"),
+    (super::ENV_AD_PASSWORD, "ad.bind_password"),
+    (super::ENV_STATUS_TOKEN, "http.status_token"),
+];
+
+/// Why a credential file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read credential {}: {source}", path.display())]
+pub struct CredentialError {
+    /// The credential file.
+    pub path: std::path::PathBuf,
+    /// The I/O error (never the content).
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The secrets found in the credentials directory `dir`, by environment variable name. A
+/// missing file is no credential; an unreadable one is an error. One trailing newline (as
+/// `echo` writes) is dropped; an empty file counts as unset.
+pub(super) fn read_credentials(
+    dir: Option<&Path>,
+) -> Result<Vec<(&'static str, Secret)>, CredentialError> {
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for (env, name) in SECRET_SOURCES {
+        let path = dir.join(name);
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(CredentialError { path, source }),
+        };
+        let keep = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .map_or(text.len(), str::len);
+        text.truncate(keep);
+        if !text.is_empty() {
+            found.push((env, Secret::new(text)));
+        }
+    }
+    Ok(found)
+}
+
+/// The value of the secret whose environment variable is `name`: the variable when set and
+/// not empty, else the credential read by [`read_credentials`].
+pub(super) fn lookup_secret(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    creds: &[(&'static str, Secret)],
+) -> Option<String> {
+    env(name).filter(|v| !v.is_empty()).or_else(|| {
+        let found = creds.iter().find(|(var, _)| *var == name);
+        found.map(|(_, secret)| secret.expose().to_owned())
+    })
+}

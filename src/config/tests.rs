@@ -350,3 +350,52 @@ fn hostile_upstream_limits_default_and_are_range_checked_by_key() {
         assert!(err.contains(key), "{line}: {err}");
     }
 }
+
+#[test]
+fn credentials_are_read_by_key_name_and_the_environment_wins() {
+    use secret::{lookup_secret, read_credentials};
+    assert!(read_credentials(None).unwrap().is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ad.bind_password"), "cred-pw\n").unwrap();
+    std::fs::write(dir.path().join("http.status_token"), "").unwrap();
+    std::fs::write(dir.path().join("unrelated"), "x").unwrap();
+    let creds = read_credentials(Some(dir.path())).unwrap();
+    let names: Vec<_> = creds.iter().map(|(env, _)| *env).collect();
+    assert_eq!(names, [ENV_AD_PASSWORD], "an empty file counts as unset");
+    let no_env = |_: &str| None;
+    let pw = lookup_secret(ENV_AD_PASSWORD, &no_env, &creds);
+    assert_eq!(
+        pw.as_deref(),
+        Some("cred-pw"),
+        "one trailing newline dropped"
+    );
+    assert_eq!(lookup_secret(ENV_GRAPH_SECRET, &no_env, &creds), None);
+    let env = |k: &str| (k == ENV_AD_PASSWORD).then(|| "env-pw".to_string());
+    let pw = lookup_secret(ENV_AD_PASSWORD, &env, &creds);
+    assert_eq!(pw.as_deref(), Some("env-pw"));
+    let empty_env = |_: &str| Some(String::new());
+    let pw = lookup_secret(ENV_AD_PASSWORD, &empty_env, &creds);
+    assert_eq!(pw.as_deref(), Some("cred-pw"), "an empty variable is unset");
+    let text = GOOD.replace("bind_password = \"pw\"\n", "");
+    let lookup = |k: &str| lookup_secret(k, &no_env, &creds);
+    let c = Config::parse(&text, Path::new("t"), lookup).unwrap();
+    assert_eq!(c.ad.bind_password.unwrap().expose(), "cred-pw");
+    std::fs::write(dir.path().join("graph.client_secret"), "a\r\nb\r\n").unwrap();
+    let creds = read_credentials(Some(dir.path())).unwrap();
+    let s = lookup_secret(ENV_GRAPH_SECRET, &no_env, &creds);
+    assert_eq!(s.as_deref(), Some("a\r\nb"), "only the last line end goes");
+}
+
+#[test]
+fn an_unreadable_credential_is_an_error_naming_the_file_not_its_content() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: exists, cannot be read as text, as root too.
+    std::fs::create_dir(dir.path().join("graph.client_secret")).unwrap();
+    let err = secret::read_credentials(Some(dir.path())).unwrap_err();
+    let err = ConfigError::from(err).to_string();
+    assert!(err.contains("graph.client_secret"), "{err}");
+    std::fs::write(dir.path().join("ad.bind_password"), [0xff, 0xfe]).unwrap();
+    std::fs::remove_dir(dir.path().join("graph.client_secret")).unwrap();
+    let err = secret::read_credentials(Some(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("ad.bind_password"), "{err}");
+}
