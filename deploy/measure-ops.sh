@@ -7,9 +7,10 @@
 # to the renames in AD) and its idle RSS.
 #
 # Usage: deploy/measure-ops.sh [N_GROUPS]       (default 1000)
-# Env: BIN (default $CARGO_TARGET_DIR/release/entra-writeback), SIM_BIN (graph-sim, release if
-#      built, else debug), IP (default 127.0.0.9), HTTP_PORT (default 19477), KEEP=1 keeps
-#      the logs and the state (their directory is printed).
+# Env: BIN (default $CARGO_TARGET_DIR/release/entra-writeback); SIM_BIN (graph-sim, release
+#      if built, else debug); IP of the DC it starts afresh and stops (default 127.0.0.9);
+#      HTTP_PORT (default 19477); KEEP=1 keeps the logs and the state (their directory is
+#      printed); INITIAL_ONLY=1 stops after the initial sync (to compare builds).
 # Needs: deploy/test-deps.sh's packages, curl, bc, /usr/bin/time (Debian `time`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,14 +23,14 @@ ip=${IP:-127.0.0.9}
 port=${HTTP_PORT:-19477}
 for f in "$bin" "$sim_bin" /usr/bin/time; do [[ -x $f ]] || { echo "missing $f" >&2; exit 1; }; done
 out=$(mktemp -d)
-started_dc=0
-bash "$root/deploy/samba-ad.sh" status --ip "$ip" >/dev/null 2>&1 || started_dc=1
+# A fresh DC for every run: the figures include creating the foreign security principals.
+bash "$root/deploy/samba-ad.sh" stop --ip "$ip" >/dev/null 2>&1 || true
 eval "$(bash "$root/deploy/samba-ad.sh" start --ip "$ip" 2>/dev/null)"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [[ $started_dc -eq 0 ]] || bash "$root/deploy/samba-ad.sh" stop --ip "$ip" >/dev/null 2>&1 || true
+    bash "$root/deploy/samba-ad.sh" stop --ip "$ip" >/dev/null 2>&1 || true
     if [[ -n ${KEEP:-} ]]; then echo "logs kept in $out" >&2; else rm -rf "$out"; fi
 }
 trap cleanup EXIT
@@ -90,6 +91,7 @@ once() {
 count() { ldap ldapsearch -LLL -b "$ou" "${1:-(adminDescription=Group_*)}" dn 2>/dev/null | grep -c '^dn:' || true; }
 echo "N=$n groups x 5 members; $bin"
 once initial
+[[ -z ${INITIAL_ONLY:-} ]] || exit 0
 once no-op
 mv "$out/state" "$out/state.kept"
 once state-lost
@@ -119,4 +121,3 @@ sleep 3
 echo "idle run: VmRSS $(awk '/VmRSS/{print int($2/1024)}' "/proc/$svc/status") MB"
 kill -TERM "$svc"
 wait "$svc" || true
-ldap ldapdelete -r "$ou" >/dev/null 2>&1 || true
