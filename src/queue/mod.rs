@@ -41,6 +41,7 @@ pub mod mirror;
 mod records;
 pub mod safety;
 mod store;
+pub mod supersede;
 
 pub use records::*;
 pub use store::{QueueError, Store};

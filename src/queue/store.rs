@@ -100,7 +100,7 @@ const FORMAT: &[u8] = b"entra-writeback/1";
 pub struct Store {
     inner: Arc<RwLock<Option<Arc<Trees>>>>,
     path: Option<PathBuf>,
-    depth: Arc<AtomicU64>,
+    pub(super) depth: Arc<AtomicU64>,
     pub(super) counts: Arc<Counts>,
 }
 

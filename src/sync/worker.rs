@@ -19,12 +19,12 @@
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
 //! [`crate::queue`], [`crate::model`], [`crate::config`], [`super::sleep_or_stop`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,8 +37,15 @@ use crate::model::{Change, Event, Events};
 use crate::queue::{QueueError, Store};
 use crate::sync::quarantine::Quarantine;
 
-/// Changes read from the queue per pass.
+/// Changes read from the queue per window.
 const BATCH: usize = 1024;
+
+/// How soon a free slot looks for newly queued groups while other applies run.
+const REFILL: Duration = Duration::from_millis(100);
+
+/// Groups waiting in one window that make a bulk pass: the owned groups are listed once
+/// instead of searched for one by one.
+const BULK_GROUPS: usize = 64;
 
 /// Why draining stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -169,53 +176,103 @@ impl<L: Ldap> Worker<L> {
     /// Applies pending changes until the queue is empty, `stop` is set, or a group stays stuck
     /// on transient errors after `max_attempts` (then the changes stay queued and the error is
     /// returned).
+    ///
+    /// Continuous: up to `[sync] concurrency` groups are in flight, and a free slot takes the
+    /// next waiting group at once (no batch barrier), so a large group being written never
+    /// holds other groups' changes behind it. A group is never applied twice at once: its
+    /// later changes wait until its apply in flight has finished.
     pub async fn drain(&self, stop: &CancellationToken) -> Result<DrainReport, WorkerError> {
         let mut report = DrainReport::default();
+        let slots = self.retry.concurrency.max(1);
+        let mut tasks: JoinSet<(String, GroupResult)> = JoinSet::new();
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut ready: VecDeque<(String, Vec<(u64, Change)>)> = VecDeque::new();
+        let mut stuck = None;
+        let mut emptied = false;
         loop {
-            if stop.is_cancelled() {
-                return Ok(report);
+            let dispatching = !stop.is_cancelled() && stuck.is_none();
+            if dispatching && ready.is_empty() && tasks.len() < slots {
+                ready = self.next_window(&in_flight).await?;
+                emptied = ready.is_empty() && in_flight.is_empty();
             }
-            let parked = self.parked_now();
-            let batch = self.store.pending_batch_excluding(BATCH, &parked)?;
-            if batch.is_empty() {
-                report.parked = parked.len();
-                self.publish_stats();
-                return Ok(report);
+            while dispatching && tasks.len() < slots {
+                let Some((gid, changes)) = ready.pop_front() else {
+                    break;
+                };
+                in_flight.insert(gid.clone());
+                self.spawn_apply(&mut tasks, gid, changes);
             }
-            let limit = Arc::new(Semaphore::new(self.retry.concurrency.max(1)));
-            let mut tasks = JoinSet::new();
-            for (gid, changes) in crate::queue::group_batch(batch) {
-                let me = self.clone();
-                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-                let span = tracing::info_span!(
-                    "apply",
-                    group = apply::describe(&gid),
-                    changes = changes.len()
-                );
-                tasks.spawn(
-                    async move {
-                        let r = me.apply_group(&gid, changes).await;
-                        drop(permit);
-                        r
-                    }
-                    .instrument(span),
-                );
-            }
-            let mut stuck = None;
-            while let Some(joined) = tasks.join_next().await {
-                report.groups += 1;
-                match joined.expect("apply task panicked") {
-                    GroupResult::Applied(n) => report.applied += n,
-                    GroupResult::Dead(n) => report.dead += n,
-                    GroupResult::Parked => {}
-                    GroupResult::Stuck(e) => stuck = Some(e),
-                }
-            }
-            self.publish_stats();
-            if let Some(e) = stuck {
-                return Err(e);
+            let free = dispatching && tasks.len() < slots && !tasks.is_empty();
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                // A slot is free while others are busy: look for newly queued groups soon,
+                // so a long apply (a large group) holds nobody behind it.
+                _ = tokio::time::sleep(REFILL), if free => continue,
+            };
+            let Some(joined) = joined else {
+                break;
+            };
+            let (gid, result) = joined.expect("apply task panicked");
+            in_flight.remove(&gid);
+            report.groups += 1;
+            match result {
+                GroupResult::Applied(n) => report.applied += n,
+                GroupResult::Dead(n) => report.dead += n,
+                GroupResult::Parked => {}
+                GroupResult::Stuck(e) => stuck = Some(e),
             }
         }
+        if emptied {
+            // Nothing waits any more: a bulk pass is over.
+            self.applier.end_bulk().await;
+        }
+        report.parked = self.parked_now().len();
+        self.publish_stats();
+        match stuck {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// The next waiting groups, oldest first, skipping parked groups and groups in flight;
+    /// enough of them turn a bulk pass on ([`Applier::begin_bulk`]).
+    async fn next_window(
+        &self,
+        in_flight: &HashSet<String>,
+    ) -> Result<VecDeque<(String, Vec<(u64, Change)>)>, WorkerError> {
+        let mut skip = self.parked_now();
+        skip.extend(in_flight.iter().cloned());
+        let window = crate::queue::group_batch(self.store.pending_batch_excluding(BATCH, &skip)?);
+        if window.len() >= BULK_GROUPS && !self.applier.in_bulk().await {
+            tracing::info!(groups = window.len(), "many groups waiting: bulk pass");
+            self.applier.begin_bulk().await;
+        }
+        if !window.is_empty() {
+            self.publish_stats();
+        }
+        Ok(window.into())
+    }
+
+    /// Starts applying one group's changes in its own task.
+    fn spawn_apply(
+        &self,
+        tasks: &mut JoinSet<(String, GroupResult)>,
+        gid: String,
+        changes: Vec<(u64, Change)>,
+    ) {
+        let me = self.clone();
+        let span = tracing::info_span!(
+            "apply",
+            group = apply::describe(&gid),
+            changes = changes.len()
+        );
+        tasks.spawn(
+            async move {
+                let r = me.apply_group(&gid, changes).await;
+                (gid, r)
+            }
+            .instrument(span),
+        );
     }
 
     async fn apply_group(&self, gid: &str, changes: Vec<(u64, Change)>) -> GroupResult {
@@ -357,6 +414,12 @@ fn work_label(w: &Work) -> &'static str {
     }
 }
 
+#[cfg(test)]
+#[path = "worker_bulk_tests.rs"]
+mod bulk_tests;
+#[cfg(test)]
+#[path = "worker_lab.rs"]
+mod lab;
 #[cfg(test)]
 #[path = "worker_tests.rs"]
 mod tests;
