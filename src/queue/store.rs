@@ -11,6 +11,7 @@ mod codec;
 mod counts;
 mod cursors;
 mod pending;
+mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,14 @@
-//! The worker: takes pending changes in order, coalesces each group's changes into one net
-//! piece of work, applies independent groups concurrently (never one group twice at once),
-//! retries transient failures with exponential backoff, dead-letters permanent ones, and acks
+//! The worker: takes pending changes, coalesces each group's changes into one net piece of
+//! work, applies independent groups concurrently (never one group twice at once), retries
+//! transient failures with exponential backoff, dead-letters permanent ones, and acks
 //! (journals) a change only after AD has confirmed it.
+//!
+//! Continuous, with no batch barrier: `[sync] concurrency` slots, each taking the next waiting
+//! group as soon as it is free, alternating between the oldest waiting groups and the newest
+//! (so a change made now never waits behind a bulk of older ones, such as an initial sync). A
+//! large group's member writes go in batches inside its own slot, so it holds nobody behind
+//! it. When many groups wait, the applier lists the owned groups once for the whole pass
+//! ([`Applier::begin_bulk`]).
 //!
 //! One stuck group never stalls the others: a group that keeps failing transiently (a busy or
 //! slow object, a Graph lookup that fails) is *parked* with its own backoff and its changes stay
@@ -12,12 +19,15 @@
 //! # Guarantees
 //! - A change is acked only after AD confirmed it; a permanent failure dead-letters it with its
 //!   error class and text; a transient one leaves it queued.
-//! - A group's changes are applied in queue order, as one coalesced piece of work, by one task.
+//! - A group is never applied by two tasks at once. The changes of it seen together are
+//!   applied as one coalesced piece of work; each apply converges the group to what the mirror
+//!   says *now* (and destructive work is re-checked against the mirror and the cloud), so the
+//!   order in which a group's changes are taken never changes the result.
 //! - Everything it does is reported through the [`Events`] handed in at construction
 //!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
 //!
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
-//! [`crate::queue`], [`crate::model`], [`crate::config`], [`super::sleep_or_stop`].
+//! [`crate::queue`], [`crate::model`], [`super::sleep_or_stop`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -39,6 +49,51 @@ use crate::sync::quarantine::Quarantine;
 
 /// Changes read from the queue per window.
 const BATCH: usize = 1024;
+
+/// Changes the newest lane takes per look.
+const NEWEST: usize = 32;
+
+/// Entries from the end of the queue the newest lane looks at.
+const NEWEST_SCAN: usize = 256;
+
+/// Groups ready to be dispatched, from both ends of the queue: free slots alternate between
+/// the oldest waiting groups and the newest, so a change made now never waits behind a bulk
+/// of older ones, and the bulk still proceeds.
+#[derive(Default)]
+struct Lanes {
+    oldest: VecDeque<(String, Vec<(u64, Change)>)>,
+    newest: VecDeque<(String, Vec<(u64, Change)>)>,
+    /// When the newest lane was last refreshed.
+    looked: Option<Instant>,
+    /// Whose turn it is.
+    newest_next: bool,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.oldest.is_empty() && self.newest.is_empty()
+    }
+
+    fn next(&mut self) -> Option<(String, Vec<(u64, Change)>)> {
+        self.newest_next = !self.newest_next;
+        let (first, second) = if self.newest_next {
+            (&mut self.newest, &mut self.oldest)
+        } else {
+            (&mut self.oldest, &mut self.newest)
+        };
+        let (gid, mut changes) = first.pop_front().or_else(|| second.pop_front())?;
+        // A group in both lanes goes as one apply of everything seen of it.
+        for lane in [&mut self.oldest, &mut self.newest] {
+            if let Some(at) = lane.iter().position(|(g, _)| *g == gid) {
+                let (_, more) = lane.remove(at).expect("found above");
+                changes.extend(more);
+            }
+        }
+        changes.sort_by_key(|(seq, _)| *seq);
+        changes.dedup_by_key(|(seq, _)| *seq);
+        Some((gid, changes))
+    }
+}
 
 /// How soon a free slot looks for newly queued groups while other applies run.
 const REFILL: Duration = Duration::from_millis(100);
@@ -186,17 +241,20 @@ impl<L: Ldap> Worker<L> {
         let slots = self.retry.concurrency.max(1);
         let mut tasks: JoinSet<(String, GroupResult)> = JoinSet::new();
         let mut in_flight: HashSet<String> = HashSet::new();
-        let mut ready: VecDeque<(String, Vec<(u64, Change)>)> = VecDeque::new();
+        let mut lanes = Lanes::default();
         let mut stuck = None;
         let mut emptied = false;
         loop {
             let dispatching = !stop.is_cancelled() && stuck.is_none();
-            if dispatching && ready.is_empty() && tasks.len() < slots {
-                ready = self.next_window(&in_flight).await?;
-                emptied = ready.is_empty() && in_flight.is_empty();
+            if dispatching && tasks.len() < slots {
+                if lanes.oldest.is_empty() {
+                    lanes.oldest = self.next_window(&in_flight).await?;
+                }
+                self.look_at_newest(&mut lanes, &in_flight)?;
+                emptied = lanes.is_empty() && in_flight.is_empty();
             }
             while dispatching && tasks.len() < slots {
-                let Some((gid, changes)) = ready.pop_front() else {
+                let Some((gid, changes)) = lanes.next() else {
                     break;
                 };
                 in_flight.insert(gid.clone());
@@ -251,6 +309,28 @@ impl<L: Ldap> Worker<L> {
             self.publish_stats();
         }
         Ok(window.into())
+    }
+
+    /// Refreshes the newest lane (at most every [`REFILL`]): the newest waiting groups that
+    /// are neither in flight nor parked.
+    fn look_at_newest(
+        &self,
+        lanes: &mut Lanes,
+        in_flight: &HashSet<String>,
+    ) -> Result<(), WorkerError> {
+        if lanes.looked.is_some_and(|t| t.elapsed() < REFILL) {
+            return Ok(());
+        }
+        lanes.looked = Some(Instant::now());
+        let mut skip = self.parked_now();
+        skip.extend(in_flight.iter().cloned());
+        let newest = self.store.newest_pending(NEWEST, NEWEST_SCAN, &skip)?;
+        let mut newest = crate::queue::group_batch(newest);
+        for (_, changes) in &mut newest {
+            changes.reverse(); // oldest first, as everywhere
+        }
+        lanes.newest = newest.into();
+        Ok(())
     }
 
     /// Starts applying one group's changes in its own task.

@@ -190,3 +190,36 @@ async fn small_groups_flow_while_a_large_group_is_still_being_written() {
     assert_eq!(lab.member_sids(G1), lab.sids(&refs[..10]));
     assert_eq!(lab.member_sids(G2), lab.sids(&refs[11..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_now_does_not_wait_behind_a_bulk_of_new_groups() {
+    let lab = Lab::new(&["ann", "bob"], 3).await;
+    lab.round(&[group(G1, "Alpha", &[("ann", false)])]);
+    lab.drain().await.unwrap();
+    // 300 new groups arrive (their adds are slow), then a one-member change of Alpha.
+    let bulk: Vec<_> = (0..300)
+        .map(|i| group(&gid(i), &format!("Bulk {i}"), &[("ann", false)]))
+        .collect();
+    lab.round(&bulk);
+    lab.round(&[group(G1, "Alpha", &[("bob", false)])]);
+    let hold = lab.fake.hold("add", "CN=Bulk");
+    let worker = lab.worker.clone();
+    let drain = tokio::spawn(async move {
+        worker
+            .drain(&tokio_util::sync::CancellationToken::new())
+            .await
+    });
+    eventually("Alpha's change applied", || {
+        lab.member_sids(G1) == lab.sids(&["ann", "bob"])
+    })
+    .await;
+    assert!(
+        lab.finished().iter().filter(|(g, ..)| g != G1).count() == 0,
+        "no bulk group finished before Alpha's change"
+    );
+    hold.release();
+    let r = drain.await.unwrap().unwrap();
+    assert_eq!(r.dead, 0);
+    assert_eq!(lab.depth(), 0);
+    assert!(lab.dn_of(&gid(299)).is_some());
+}

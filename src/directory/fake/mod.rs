@@ -403,7 +403,11 @@ impl Ldap for FakeDirectory {
         dn: &str,
         attrs: Vec<(String, HashSet<String>)>,
     ) -> impl Future<Output = Result<(), DirectoryError>> + Send {
-        std::future::ready(self.run("add", dn, |d| d.add(dn, attrs)))
+        let (gate, me, dn) = (self.gate("add", dn), self.clone(), dn.to_string());
+        async move {
+            gate.await;
+            me.run("add", &dn, |d| d.add(&dn, attrs))
+        }
     }
 
     fn modify(
