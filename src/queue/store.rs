@@ -11,6 +11,7 @@ mod codec;
 mod counts;
 mod cursors;
 mod pending;
+mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,7 +101,7 @@ const FORMAT: &[u8] = b"entra-writeback/1";
 pub struct Store {
     inner: Arc<RwLock<Option<Arc<Trees>>>>,
     path: Option<PathBuf>,
-    depth: Arc<AtomicU64>,
+    pub(super) depth: Arc<AtomicU64>,
     pub(super) counts: Arc<Counts>,
 }
 
