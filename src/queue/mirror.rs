@@ -228,11 +228,18 @@ impl Store {
             max_members,
         };
         let plan = fold_group_page(&view, &page);
-        let (groups_delta, held_delta, depth_delta) = write_group_plan(&t, &plan)?;
-        Counts::adjust(&self.counts.groups, groups_delta);
-        Counts::adjust(&self.counts.held, held_delta);
-        Counts::adjust(&self.depth, depth_delta);
-        Ok(plan.outcome)
+        let written = write_group_plan(&t, &plan)?;
+        Counts::adjust(&self.counts.groups, written.groups);
+        Counts::adjust(&self.counts.held, written.held);
+        Counts::adjust(
+            &self.depth,
+            written.queued.len() as i64 - written.superseded as i64,
+        );
+        let mut outcome = plan.outcome;
+        outcome.enqueued.clear();
+        outcome.count(&written.queued);
+        outcome.superseded = written.superseded;
+        Ok(outcome)
     }
 }
 
@@ -376,10 +383,20 @@ fn edge_writes(plan: &GroupPagePlan) -> (Writes, Writes) {
     (members, member_of)
 }
 
-/// Writes a groups page's plan in one transaction; returns the change in the entry counts of
-/// `groups`, `held_deletes` and `pending` (the page's changes, less what its closing
-/// reconciles superseded: [`super::supersede`]).
-fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64, i64), QueueError> {
+/// What writing a groups page did.
+struct Written {
+    /// Change in the entry count of `groups`.
+    groups: i64,
+    /// Change in the entry count of `held_deletes`.
+    held: i64,
+    /// The changes queued (the plan's, less those its closing reconciles superseded).
+    queued: Vec<Change>,
+    /// Pending changes dropped as superseded ([`super::supersede`]).
+    superseded: usize,
+}
+
+/// Writes a groups page's plan in one transaction.
+fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<Written, QueueError> {
     let (superseded, changes) = match plan.full_round_done {
         Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
         None => (Vec::new(), plan.changes.clone()),
@@ -451,10 +468,16 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64, i64), 
             if let Some(e) = plan.full_round_done {
                 meta.insert(FULL_DONE, enc(&e))?;
             }
-            Ok((groups_delta, held_delta, seqs.len() as i64 - dropped))
+            Ok((groups_delta, held_delta, dropped))
         },
     )?;
-    Ok(deltas)
+    let (groups, held, dropped) = deltas;
+    Ok(Written {
+        groups,
+        held,
+        queued: changes,
+        superseded: dropped as usize,
+    })
 }
 
 /// Writes a users page's plan in one transaction.
