@@ -27,11 +27,11 @@ use sled::Transactional;
 
 pub use super::fold::{DeletePolicy, PageOutcome};
 use super::fold::{
-    EdgeWrite, FullMirrorView, GroupPage, GroupPagePlan, GroupWrite, MirrorView, RoundEndView,
-    UserGroupsView, UserPagePlan, UserView, UserWrite, fold_group_page, fold_user_page,
-    requeue_groups,
+    FullMirrorView, GroupPage, GroupPagePlan, MirrorView, RoundEndView, UserGroupsView,
+    UserPagePlan, UserView, UserWrite, fold_group_page, fold_user_page, requeue_groups,
 };
-use super::keys::{Writes, member_key, member_of_key, member_ref, prefix};
+use super::keys::{Writes, member_key, member_ref, prefix};
+use super::plan_writes::{edge_writes, group_writes};
 use super::records::*;
 use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
@@ -361,28 +361,6 @@ fn read_round_end(
     Ok(end)
 }
 
-/// The `members` and `member_of` writes of a plan's edges, in the plan's order.
-fn edge_writes(plan: &GroupPagePlan) -> (Writes, Writes) {
-    let (mut members, mut member_of) = (Writes::default(), Writes::default());
-    for (e, w) in &plan.edges {
-        let (k, back) = (
-            member_key(&e.group, &e.member),
-            member_of_key(&e.member.id, &e.group),
-        );
-        match w {
-            EdgeWrite::Insert { stamp } => {
-                members.put(k, stamp.to_be_bytes().to_vec());
-                member_of.put(back, vec![e.member.kind.tag()]);
-            }
-            EdgeWrite::Remove => {
-                members.del(k);
-                member_of.del(back);
-            }
-        }
-    }
-    (members, member_of)
-}
-
 /// What writing a groups page did.
 struct Written {
     /// Change in the entry count of `groups`.
@@ -402,13 +380,7 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<Written, QueueErr
         None => (Vec::new(), plan.changes.clone()),
     };
     let seqs = seqs(t, changes.len())?;
-    let mut groups = Writes::default();
-    for (id, w) in &plan.groups {
-        match w {
-            GroupWrite::Put(r) => groups.put(id.as_bytes(), enc(r)),
-            GroupWrite::Remove => groups.del(id.as_bytes()),
-        }
-    }
+    let groups = group_writes(plan);
     let (members, member_of) = edge_writes(plan);
     let d = &plan.deletes;
     let (mut round, mut held) = (Writes::default(), Writes::default());
