@@ -160,7 +160,7 @@ fn assert_config_refused(out: &std::process::Output, keys: &[&str]) {
         assert!(err.contains(key), "{key} not named: {err}");
     }
     assert!(
-        !err.contains(&samba::shared().bind_password),
+        !err.contains(&samba::shared().svc_bind_password),
         "the bind password was printed: {err}"
     );
 }
@@ -383,7 +383,7 @@ async fn a_secret_in_a_config_file_others_can_read_is_warned_about_or_refused() 
     let text = std::fs::read_to_string(&svc.config).unwrap();
     let text = text.replacen(
         "\n[ad]\n",
-        &format!("\n[ad]\nbind_password = \"{}\"\n", dc.bind_password),
+        &format!("\n[ad]\nbind_password = \"{}\"\n", dc.svc_bind_password),
         1,
     );
     std::fs::write(&svc.config, text).unwrap();
@@ -399,7 +399,7 @@ async fn a_secret_in_a_config_file_others_can_read_is_warned_about_or_refused() 
         err.contains("ad.bind_password") && err.contains("644") && err.contains("chmod 600"),
         "no permission warning:\n{err}"
     );
-    assert!(!err.contains(&dc.bind_password), "the password was printed");
+    assert!(!err.contains(&dc.svc_bind_password), "the password was printed");
 
     let out = svc.run(&["--strict-permissions", "queue", "status"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -307,7 +307,7 @@ async fn no_secret_appears_in_logs_pages_commands_or_errors() {
     let key_pem = std::fs::read_to_string(cert_pem_path()).unwrap();
     let secrets = [
         ("graph.client_secret", CLIENT_SECRET),
-        ("ad.bind_password", dc.bind_password.as_str()),
+        ("ad.bind_password", dc.svc_bind_password.as_str()),
         ("http.status_token", STATUS_TOKEN),
         ("wrong bind password", WRONG_PASSWORD),
         ("wrong client secret", WRONG_SECRET),
@@ -332,14 +332,14 @@ async fn no_secret_appears_in_logs_pages_commands_or_errors() {
     let s = Setup::new(&canary_name).await;
     let mut out = Scraped::default();
     wrong_bind_password(&s, &mut out);
-    let plan = s.run(&["plan"], &dc.bind_password);
+    let plan = s.run(&["plan"], &dc.svc_bind_password);
     out.command("plan", &plan);
-    listener(&s, &mut out, &dc.bind_password).await;
+    listener(&s, &mut out, &dc.svc_bind_password).await;
     let renamed = format!("{canary_name} renamed");
-    later_rounds(&s, &mut out, &dc.bind_password, &renamed).await;
+    later_rounds(&s, &mut out, &dc.svc_bind_password, &renamed).await;
     let groups = dc.groups_in(&s.ou).await;
     assert_eq!(groups.len(), 1, "the rounds did not converge");
-    error_paths(&s, &mut out, &dc.bind_password);
+    error_paths(&s, &mut out, &dc.svc_bind_password);
 
     let mut leaks = Vec::new();
     let mut canary_seen = BTreeSet::new();
