@@ -30,6 +30,7 @@ pub mod mapping;
 mod members;
 mod paging;
 pub mod plan;
+pub mod probe;
 pub mod range;
 mod read;
 pub mod retire;

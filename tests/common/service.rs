@@ -114,8 +114,8 @@ impl Service {
         )
     }
 
-    /// Writes a config from explicit options.
-    pub fn with(dc: &SambaDc, ou: &str, o: Options) -> Service {
+    /// Writes a config from explicit options (they carry the DC's URL and the account to bind as).
+    pub fn with(_dc: &SambaDc, ou: &str, o: Options) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let http_port = free_port();
         let config = dir.path().join("entra-writeback.toml");
