@@ -109,7 +109,9 @@ fn report(findings: &[Finding], json: bool) -> Result<ExitCode, CliError> {
         println!("{text}");
     } else {
         for f in findings {
-            println!("{} {}: {}", if f.ok { "✓" } else { "✗" }, f.name, f.detail);
+            // Server texts may end in newlines: one line per finding.
+            let detail = f.detail.split_whitespace().collect::<Vec<_>>().join(" ");
+            println!("{} {}: {detail}", if f.ok { "✓" } else { "✗" }, f.name);
             if let (false, Some(fix)) = (f.ok, &f.fix) {
                 println!("    fix: {fix}");
             }

@@ -94,9 +94,21 @@ pub struct Features {
 /// Every OU the service owns, with the `[ad]` key that names it (duplicates once).
 pub fn owned_ous(cfg: &AdConfig) -> Vec<(&'static str, String)> {
     let mut all = vec![("ad.target_ou", cfg.target_ou.clone())];
-    all.extend(cfg.target_ou_m365.iter().map(|o| ("ad.target_ou_m365", o.clone())));
-    all.extend(cfg.soft_delete_ou.iter().map(|o| ("ad.soft_delete_ou", o.clone())));
-    all.extend(cfg.previous_ous.iter().map(|o| ("ad.previous_ous", o.clone())));
+    all.extend(
+        cfg.target_ou_m365
+            .iter()
+            .map(|o| ("ad.target_ou_m365", o.clone())),
+    );
+    all.extend(
+        cfg.soft_delete_ou
+            .iter()
+            .map(|o| ("ad.soft_delete_ou", o.clone())),
+    );
+    all.extend(
+        cfg.previous_ous
+            .iter()
+            .map(|o| ("ad.previous_ous", o.clone())),
+    );
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for (key, ou) in all {
         if !out.iter().any(|(_, o)| dn::same_dn(o, &ou)) {
@@ -136,14 +148,18 @@ pub async fn diagnose_directory<L: Ldap>(dir: &Directory<L>, cfg: &AdConfig) -> 
     let mut out = vec![schema];
     let ous = owned_ous(cfg);
     for (key, ou) in &ous {
-        let others: Vec<&str> = if dn::same_dn(ou, &cfg.target_ou) {
-            ous.iter()
-                .map(|(_, o)| o.as_str())
-                .filter(|o| !dn::same_dn(o, ou))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut others = Vec::new();
+        if dn::same_dn(ou, &cfg.target_ou) {
+            for (_, other) in ous.iter().filter(|(_, o)| !dn::same_dn(o, ou)) {
+                // A missing OU is its own finding; no move is tried there.
+                if matches!(dir.dn_exists(other).await, Ok(true)) {
+                    others.push(other.as_str());
+                } else {
+                    let name = format!("ad.move[{ou} -> {other}]");
+                    out.push(Finding::not_checked(name, "that OU cannot be read"));
+                }
+            }
+        }
         out.extend(rights::ou(dir, features, key, ou, &others).await);
     }
     out
@@ -181,8 +197,10 @@ async fn reachable(url: &str) -> Result<String, String> {
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
     match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok(_)) => Ok(format!("{host}:{port} accepts connections")),
-        Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
-        Err(_) => Err(format!("no answer from {host}:{port} within 10 s")),
+        Ok(Err(e)) => Err(format!("cannot connect to AD at {host}:{port}: {e}")),
+        Err(_) => Err(format!(
+            "cannot connect to AD at {host}:{port}: no answer within 10 s"
+        )),
     }
 }
 
@@ -223,7 +241,10 @@ async fn connect(cfg: &AdConfig, out: &mut Vec<Finding>) -> Option<Connection> {
         Ok(c) => c,
         Err(e) => {
             out.push(Finding::fail("ad.tls", e.to_string(), ca_fix));
-            out.push(Finding::not_checked("ad.bind", "the TLS material is unusable"));
+            out.push(Finding::not_checked(
+                "ad.bind",
+                "the TLS material is unusable",
+            ));
             return None;
         }
     };
@@ -244,7 +265,10 @@ async fn connect(cfg: &AdConfig, out: &mut Vec<Finding>) -> Option<Connection> {
     match conn.handle().await {
         Ok(_) => {
             out.push(Finding::pass("ad.tls", tls_detail(cfg)));
-            out.push(Finding::pass("ad.bind", format!("bound as {}", cfg.bind_dn)));
+            out.push(Finding::pass(
+                "ad.bind",
+                format!("bound as {}", cfg.bind_dn),
+            ));
             Some(conn)
         }
         Err(e @ DirectoryError::Bind { rc, .. }) => {
@@ -297,7 +321,10 @@ async fn schema<L: Ldap>(dir: &Directory<L>) -> (Finding, Features) {
         Err(e) => {
             let fix = "the account must be able to read the schema container (Authenticated \
                        Users can by default)";
-            return (Finding::fail("ad.schema", e.to_string(), fix), Features::default());
+            return (
+                Finding::fail("ad.schema", e.to_string(), fix),
+                Features::default(),
+            );
         }
     };
     let has = |name: &str| {
@@ -332,8 +359,14 @@ mod tests {
 
     #[test]
     fn addresses_default_their_port_by_scheme() {
-        assert_eq!(address("ldaps://dc1.example.test").unwrap(), ("dc1.example.test".into(), 636));
-        assert_eq!(address("ldap://127.0.0.2").unwrap(), ("127.0.0.2".into(), 389));
+        assert_eq!(
+            address("ldaps://dc1.example.test").unwrap(),
+            ("dc1.example.test".into(), 636)
+        );
+        assert_eq!(
+            address("ldap://127.0.0.2").unwrap(),
+            ("127.0.0.2".into(), 389)
+        );
         assert_eq!(address("ldap://[::1]:3389").unwrap(), ("::1".into(), 3389));
         assert!(address("not a url").is_err());
     }

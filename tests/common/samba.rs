@@ -42,6 +42,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 
+pub mod acl;
 mod entry;
 pub use entry::*;
 

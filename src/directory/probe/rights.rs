@@ -20,10 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ldap3::Mod;
 
 use super::{DELEGATION, Features, Finding};
+use crate::directory::Directory;
 use crate::directory::error::{DirectoryError, ResultCode};
 use crate::directory::mapping::UNIVERSAL_SECURITY;
 use crate::directory::seam::Ldap;
-use crate::directory::Directory;
 use crate::model::dn;
 
 /// The CN prefix of every throw-away group.
@@ -37,7 +37,8 @@ fn tag() -> String {
         .map_or(0, |d| d.as_nanos() as u64);
     let mixed = nanos
         ^ (u64::from(std::process::id()) << 28)
-        ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ^ N.fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("{:012x}", mixed & 0xffff_ffff_ffff)
 }
 
@@ -52,13 +53,19 @@ fn create_attrs(tag: &str, f: Features) -> Vec<(String, HashSet<String>)> {
         ),
         ("cn".into(), one(&format!("{PROBE_PREFIX}{tag}"))),
         ("sAMAccountName".into(), one(&format!("ewcheck-{tag}"))),
-        ("displayName".into(), one("entra-writeback check (safe to delete)")),
+        (
+            "displayName".into(),
+            one("entra-writeback check (safe to delete)"),
+        ),
         (
             "description".into(),
             one("Created and deleted again by `entra-writeback check` to test its rights"),
         ),
         ("groupType".into(), one(&UNIVERSAL_SECURITY.to_string())),
-        ("adminDescription".into(), one(&format!("{PROBE_PREFIX}{tag}"))),
+        (
+            "adminDescription".into(),
+            one(&format!("{PROBE_PREFIX}{tag}")),
+        ),
     ];
     if f.external_id {
         attrs.push((
@@ -73,15 +80,25 @@ fn create_attrs(tag: &str, f: Features) -> Vec<(String, HashSet<String>)> {
 fn writes(tag: &str, f: Features) -> Vec<(&'static str, Vec<String>)> {
     let probe = format!("{PROBE_PREFIX}{tag}");
     let mut w = vec![
-        ("displayName", vec!["entra-writeback check (written)".into()]),
-        ("description", vec!["entra-writeback check: write test".into()]),
+        (
+            "displayName",
+            vec!["entra-writeback check (written)".into()],
+        ),
+        (
+            "description",
+            vec!["entra-writeback check: write test".into()],
+        ),
         ("groupType", vec![UNIVERSAL_SECURITY.to_string()]),
         ("adminDescription", vec![probe.clone()]),
     ];
     if f.external_id {
         w.push(("msDS-ExternalDirectoryObjectId", vec![probe]));
     }
-    w.extend([("member", vec![]), ("mail", vec![]), ("proxyAddresses", vec![])]);
+    w.extend([
+        ("member", vec![]),
+        ("mail", vec![]),
+        ("proxyAddresses", vec![]),
+    ]);
     if f.mail_nickname {
         w.push(("mailNickname", vec![]));
     }
@@ -145,11 +162,19 @@ pub async fn ou<L: Ldap>(
         Ok(true) => out.push(Finding::pass(name("ou"), format!("exists ({key})"))),
         Ok(false) => {
             let detail = format!("{ou} does not exist (or is not visible to {bind})");
-            out.push(Finding::fail(name("ou"), detail, format!("create it, or correct {key}")));
+            out.push(Finding::fail(
+                name("ou"),
+                detail,
+                format!("create it, or correct {key}"),
+            ));
             return out;
         }
         Err(e) => {
-            out.push(Finding::fail(name("ou"), e.to_string(), format!("check {key}")));
+            out.push(Finding::fail(
+                name("ou"),
+                e.to_string(),
+                format!("check {key}"),
+            ));
             return out;
         }
     }
@@ -168,15 +193,24 @@ pub async fn ou<L: Ldap>(
                 refused_fix("create group objects (create-child)", ou),
             )
         } else {
-            (format!("cannot create the probe group: {e}"), format!("check {key}"))
+            (
+                format!("cannot create the probe group: {e}"),
+                format!("check {key}"),
+            )
         };
         out.push(Finding::fail(name("create"), detail, fix));
         for what in ["write", "rename", "delete"] {
-            out.push(Finding::not_checked(name(what), "no probe group was created"));
+            out.push(Finding::not_checked(
+                name(what),
+                "no probe group was created",
+            ));
         }
         return out;
     }
-    out.push(Finding::pass(name("create"), format!("created {}", probe.dn)));
+    out.push(Finding::pass(
+        name("create"),
+        format!("created {}", probe.dn),
+    ));
     out.push(write_finding(&probe, &tag, f, &name("write"), ou).await);
     out.push(rename_finding(&mut probe, &tag, &name("rename"), ou).await);
     for other in others {
@@ -300,14 +334,27 @@ mod tests {
         let (fake, dir) = setup(&["OU=Cloud", "OU=Deleted"]).await;
         let all = diagnose_directory(&dir, dir.config()).await;
         assert!(all.iter().all(|f| f.ok), "{all:#?}");
-        for what in ["ad.ou[", "ad.create[", "ad.write[", "ad.rename[", "ad.delete["] {
+        for what in [
+            "ad.ou[",
+            "ad.create[",
+            "ad.write[",
+            "ad.rename[",
+            "ad.delete[",
+        ] {
             assert_eq!(by_prefix(&all, what).len(), 2, "{what}: {all:#?}");
         }
         // Only from the target OU: there and back.
         assert_eq!(by_prefix(&all, "ad.move[").len(), 1, "{all:#?}");
-        assert!(by_prefix(&all, "ad.write[")[0].detail.contains("msDS-ExternalDirectoryObjectId"));
+        assert!(
+            by_prefix(&all, "ad.write[")[0]
+                .detail
+                .contains("msDS-ExternalDirectoryObjectId")
+        );
         for ou in ["OU=Cloud", "OU=Deleted"] {
-            assert!(fake.children(&format!("{ou},{DOMAIN}")).is_empty(), "{ou} kept a probe");
+            assert!(
+                fake.children(&format!("{ou},{DOMAIN}")).is_empty(),
+                "{ou} kept a probe"
+            );
         }
     }
 
@@ -332,9 +379,20 @@ mod tests {
         let all = diagnose_directory(&dir, dir.config()).await;
         let missing = format!("ad.ou[OU=Deleted,{DOMAIN}]");
         let f = all.iter().find(|f| f.name == missing).expect("named");
-        assert!(!f.ok && f.fix.as_deref().unwrap().contains("ad.soft_delete_ou"), "{f:?}");
-        assert!(!by_prefix(&all, "ad.move[")[0].ok, "a move to a missing OU fails");
-        assert!(all.iter().find(|f| f.name == format!("ad.delete[OU=Cloud,{DOMAIN}]")).unwrap().ok);
+        assert!(
+            !f.ok && f.fix.as_deref().unwrap().contains("ad.soft_delete_ou"),
+            "{f:?}"
+        );
+        assert!(
+            !by_prefix(&all, "ad.move[")[0].ok,
+            "a move to a missing OU fails"
+        );
+        assert!(
+            all.iter()
+                .find(|f| f.name == format!("ad.delete[OU=Cloud,{DOMAIN}]"))
+                .unwrap()
+                .ok
+        );
         assert!(fake.children(&format!("OU=Cloud,{DOMAIN}")).is_empty());
     }
 
@@ -345,9 +403,21 @@ mod tests {
         fake.clear_log();
         let all = diagnose_directory(&dir, dir.config()).await;
         let create = by_prefix(&all, "ad.create[");
-        assert!(create.iter().all(|f| !f.ok && f.detail.contains("may not create groups")));
-        assert!(by_prefix(&all, "ad.write[").iter().all(|f| f.detail.starts_with("not checked")));
-        assert!(fake.ops().iter().all(|o| matches!(o.op, "search" | "add")), "{:?}", fake.ops());
+        assert!(
+            create
+                .iter()
+                .all(|f| !f.ok && f.detail.contains("may not create groups"))
+        );
+        assert!(
+            by_prefix(&all, "ad.write[")
+                .iter()
+                .all(|f| f.detail.starts_with("not checked"))
+        );
+        assert!(
+            fake.ops().iter().all(|o| matches!(o.op, "search" | "add")),
+            "{:?}",
+            fake.ops()
+        );
     }
 
     #[test]
@@ -355,8 +425,10 @@ mod tests {
         let (a, b) = (tag(), tag());
         assert_ne!(a, b);
         assert_eq!(format!("ewcheck-{a}").len(), 20);
-        assert!(create_attrs(&a, Features::default())
-            .iter()
-            .all(|(_, v)| v.iter().all(|v| !v.starts_with("Group_"))));
+        assert!(
+            create_attrs(&a, Features::default())
+                .iter()
+                .all(|(_, v)| v.iter().all(|v| !v.starts_with("Group_")))
+        );
     }
 }
