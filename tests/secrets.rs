@@ -249,6 +249,22 @@ async fn listener(s: &Setup, out: &mut Scraped, password: &str) {
             format!("{headers}\n{body}"),
         );
     }
+    // The run logs its round (the canary group at DEBUG) before it is stopped: otherwise the
+    // trace log below could prove nothing.
+    wait::until(
+        "the run's round in its trace log",
+        60,
+        Duration::from_millis(200),
+        Some(&s.svc),
+        async || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            log.contains(CANARY)
+                && log.lines().any(|l| {
+                    l.contains(r#""level":"DEBUG""#) && l.contains(r#""target":"entra_writeback::"#)
+                })
+        },
+    )
+    .await;
     drop(running);
     out.add(
         "run (trace log)",

@@ -235,12 +235,12 @@ fn bind_fix(rc: ResultCode) -> String {
 
 /// Reachability, TLS and bind; the bound connection when all three passed.
 async fn connect(cfg: &AdConfig, out: &mut Vec<Finding>) -> Option<Connection> {
-    let ca_fix = "ad.ca_file: a readable PEM file holding the certificate of the CA that signs \
-                  the DC's certificate";
     let conn = match Connection::new(cfg, Events::none()) {
         Ok(c) => c,
         Err(e) => {
-            out.push(Finding::fail("ad.tls", e.to_string(), ca_fix));
+            let fix = "ad.ca_file: a readable PEM file holding the certificate of the CA that \
+                       signs the DC's certificate";
+            out.push(Finding::fail("ad.tls", e.to_string(), fix));
             out.push(Finding::not_checked(
                 "ad.bind",
                 "the TLS material is unusable",
@@ -276,16 +276,38 @@ async fn connect(cfg: &AdConfig, out: &mut Vec<Finding>) -> Option<Connection> {
             out.push(Finding::fail("ad.bind", e.to_string(), bind_fix(rc)));
             None
         }
-        Err(e) if uses_tls(cfg) => {
-            out.push(Finding::fail("ad.tls", e.to_string(), ca_fix));
-            out.push(Finding::not_checked("ad.bind", "no TLS connection"));
-            None
-        }
         Err(e) => {
-            out.push(Finding::fail("ad.bind", e.to_string(), "ad.url"));
+            out.extend(connect_failed(cfg, &e));
             None
         }
     }
+}
+
+/// A connection that failed after TCP worked: TLS (certificate, protocol version) or the
+/// server (no LDAP answer).
+fn connect_failed(cfg: &AdConfig, e: &DirectoryError) -> Vec<Finding> {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let tls_trouble = ["certificate", "tls", "handshake", "alert"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if uses_tls(cfg) && tls_trouble {
+        let fix = if lower.contains("tls 1.2 or 1.3") {
+            "enable TLS 1.2 (or 1.3) on the DC: entra-writeback refuses TLS 1.0 and 1.1"
+        } else {
+            "ad.ca_file: a readable PEM file holding the certificate of the CA that signs the \
+             DC's certificate (and ad.url naming a host that certificate is for)"
+        };
+        return vec![
+            Finding::fail("ad.tls", text, fix),
+            Finding::not_checked("ad.bind", "no TLS connection"),
+        ];
+    }
+    let fix = "ad.url: the LDAP server of a DC (it took the connection but did not answer LDAP)";
+    vec![
+        Finding::not_checked("ad.tls", "the connection failed before TLS was settled"),
+        Finding::fail("ad.bind", text, fix),
+    ]
 }
 
 /// The schema features the service uses, and the finding that reports them.
@@ -396,5 +418,28 @@ mod tests {
         cfg.starttls = false;
         assert!(tls_detail(&cfg).contains("allow_insecure_ldap"));
         assert!(bind_fix(ResultCode(49)).contains("ad.bind_password"));
+    }
+
+    #[test]
+    fn a_failed_connection_is_put_on_tls_only_when_tls_says_so() {
+        let cfg = ad_config("OU=A,DC=x");
+        let connect = |detail: &str| DirectoryError::Connect {
+            url: cfg.url.clone(),
+            detail: detail.into(),
+        };
+        let bad_cert = connect_failed(&cfg, &connect("invalid peer certificate: UnknownIssuer"));
+        assert_eq!(
+            (bad_cert[0].name.as_str(), bad_cert[0].ok),
+            ("ad.tls", false)
+        );
+        assert!(bad_cert[0].fix.as_deref().unwrap().contains("ad.ca_file"));
+        let old = connect_failed(
+            &cfg,
+            &connect("alert; the DC does not speak TLS 1.2 or 1.3"),
+        );
+        assert!(old[0].fix.as_deref().unwrap().contains("enable TLS 1.2"));
+        let silent = connect_failed(&cfg, &connect("timeout: deadline has elapsed"));
+        assert_eq!((silent[1].name.as_str(), silent[1].ok), ("ad.bind", false));
+        assert!(silent.iter().all(|f| !f.detail.contains("certificate")));
     }
 }
