@@ -292,3 +292,71 @@ async fn a_right_taken_from_svc_writeback_is_named_by_check() {
     admin.delete(&left[0].dn).await.unwrap().success().unwrap();
     assert_no_secret(dc, &human);
 }
+
+/// The lab's `svc-writeback` holds the group writeback delegation and nothing more: no admin
+/// rights, nothing outside its OUs, nothing on other classes or on the OU itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_account_holds_the_delegation_and_nothing_more() {
+    use ldap3::{LdapError, LdapResult, Mod};
+    use std::collections::HashSet;
+    let dc = samba::shared();
+    let ou = dc.fresh_ou("least-privilege").await;
+    let outside = dc.fresh_undelegated_ou("least-privilege-outside").await;
+    let tag = samba::unique_suffix();
+    let sams: Vec<String> = ["am", "mi", "us", "no", "np"]
+        .iter()
+        .map(|p| format!("{p}{tag}"))
+        .collect();
+    let admin_made = format!("CN=Admin Made,{outside}");
+    dc.add_group(&admin_made, vec![("sAMAccountName", sams[0].as_str())])
+        .await;
+    let mut svc = dc.connect_as(&dc.svc_bind_dn, &dc.svc_bind_password).await;
+    let rc = |r: Result<LdapResult, LdapError>| match r {
+        Ok(r) => r.rc,
+        Err(LdapError::LdapResult { result }) => result.rc,
+        Err(e) => panic!("{e}"),
+    };
+    let entry = |class: &'static str, sam: &str| {
+        vec![
+            ("objectClass", HashSet::from([class])),
+            ("sAMAccountName", HashSet::from([sam])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
+        .collect::<Vec<(String, HashSet<String>)>>()
+    };
+    let replace = |attr: &str, value: &str| {
+        vec![Mod::Replace(
+            attr.to_string(),
+            HashSet::from([value.to_string()]),
+        )]
+    };
+    // Its own OU: a group, yes (and it may delete it again); a user, no.
+    let mine = format!("CN=Mine,{ou}");
+    assert_eq!(rc(svc.add(&mine, entry("group", &sams[1])).await), 0);
+    let user = format!("CN=U,{ou}");
+    assert_eq!(rc(svc.add(&user, entry("user", &sams[2])).await), 50);
+    // Not a property the service never writes after creation, nor the OU itself.
+    assert_eq!(
+        rc(svc.modify(&mine, replace("sAMAccountName", "x1")).await),
+        50
+    );
+    assert_eq!(
+        rc(svc.modify(&ou, replace("description", "mine now")).await),
+        50
+    );
+    assert_eq!(rc(svc.delete(&mine).await), 0);
+    // Outside its OUs: nothing, neither in CN=Users nor on a group elsewhere.
+    let users = format!("CN=Nope {tag},CN=Users,{}", dc.base_dn);
+    assert_eq!(rc(svc.add(&users, entry("group", &sams[3])).await), 50);
+    let elsewhere = format!("CN=Nope,{outside}");
+    assert_eq!(rc(svc.add(&elsewhere, entry("group", &sams[4])).await), 50);
+    assert_eq!(
+        rc(svc
+            .modify(&admin_made, replace("description", "changed"))
+            .await),
+        50
+    );
+    assert_eq!(rc(svc.delete(&admin_made).await), 50);
+    let _ = svc.unbind().await;
+}

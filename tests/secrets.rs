@@ -225,7 +225,36 @@ async fn listener(s: &Setup, out: &mut Scraped, password: &str) {
         async || wait::http_get(port, "/metrics").await.is_some(),
     )
     .await;
+    // The run has done its round (the canary group logged at DEBUG, and on the status page)
+    // before the pages are read and it is stopped: otherwise those channels could prove nothing.
     let http = reqwest::Client::new();
+    let page = |path: &'static str| {
+        let req = http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(STATUS_TOKEN);
+        async move {
+            match req.send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        }
+    };
+    wait::until(
+        "the run's round in its trace log and on its status page",
+        60,
+        Duration::from_millis(200),
+        Some(&s.svc),
+        async || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            log.contains(CANARY)
+                && log.lines().any(|l| {
+                    l.contains(r#""level":"DEBUG""#) && l.contains(r#""target":"entra_writeback::"#)
+                })
+                && page("/").await.contains(CANARY)
+                && page("/status.json").await.contains(CANARY)
+        },
+    )
+    .await;
     for (path, token, want) in [
         ("/metrics", None, Some(200)),
         ("/healthz", None, Some(200)),
@@ -249,22 +278,6 @@ async fn listener(s: &Setup, out: &mut Scraped, password: &str) {
             format!("{headers}\n{body}"),
         );
     }
-    // The run logs its round (the canary group at DEBUG) before it is stopped: otherwise the
-    // trace log below could prove nothing.
-    wait::until(
-        "the run's round in its trace log",
-        60,
-        Duration::from_millis(200),
-        Some(&s.svc),
-        async || {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            log.contains(CANARY)
-                && log.lines().any(|l| {
-                    l.contains(r#""level":"DEBUG""#) && l.contains(r#""target":"entra_writeback::"#)
-                })
-        },
-    )
-    .await;
     drop(running);
     out.add(
         "run (trace log)",

@@ -87,9 +87,12 @@ if (-not $guids.ContainsKey('group')) { throw 'the schema has no group class' }
 $group = $guids['group']
 
 $allow = [System.Security.AccessControl.AccessControlType]::Allow
+$childRights = [System.DirectoryServices.ActiveDirectoryRights] 'CreateChild, DeleteChild'
+$propertyRights = [System.DirectoryServices.ActiveDirectoryRights] 'ReadProperty, WriteProperty'
 $rules = @(
+    # This OU and every OU below it.
     [System.DirectoryServices.ActiveDirectoryAccessRule]::new(
-        $sid, 'CreateChild, DeleteChild', $allow, $group,
+        $sid, $childRights, $allow, $group,
         [System.DirectoryServices.ActiveDirectorySecurityInheritance]::All)
 )
 foreach ($attr in $attributes) {
@@ -97,8 +100,9 @@ foreach ($attr in $attributes) {
         Write-Warning "the schema has no $attr; not granted"
         continue
     }
+    # Inherited by the group objects below the OU only.
     $rules += [System.DirectoryServices.ActiveDirectoryAccessRule]::new(
-        $sid, 'ReadProperty, WriteProperty', $allow, $guids[$attr],
+        $sid, $propertyRights, $allow, $guids[$attr],
         [System.DirectoryServices.ActiveDirectorySecurityInheritance]::Descendents, $group)
 }
 
