@@ -360,3 +360,33 @@ async fn the_service_account_holds_the_delegation_and_nothing_more() {
     assert_eq!(rc(svc.delete(&admin_made).await), 50);
     let _ = svc.unbind().await;
 }
+
+/// A config that does not load is the one point `check` can report; `--json` still prints it.
+#[test]
+fn a_config_that_does_not_load_is_reported_as_json_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("entra-writeback.toml");
+    std::fs::write(&config, "[graph]\nno_such_key = 1\n").unwrap();
+    let out = common::service::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_entra-writeback"))
+            .arg("--config")
+            .arg(&config)
+            .args(["check", "--json"]),
+        common::service::COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    assert_eq!(report.len(), 1, "{report:#?}");
+    assert_eq!(
+        (&report[0]["name"], &report[0]["ok"]),
+        (&json!("config"), &json!(false))
+    );
+    assert!(
+        report[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_key"),
+        "{report:#?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"));
+}
