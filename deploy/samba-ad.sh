@@ -27,7 +27,10 @@
 # - Every instance of a template shares the domain SID and GUIDs.
 # - Instance dir: ${TMPDIR:-/tmp}/entra-writeback-samba-<ip> unless --dir.
 # - Samba stops by itself after ${SAMBA_MAX_RUNTIME:-7200} s (a CI safety net).
-# - A `start` that fails after samba was launched (not answering, seeding the OU or
+# - Seeding: OU=Cloud Groups, OU=Writeback Lab (where tests make their OUs) and the
+#   service account svc-writeback, which gets the group writeback delegation of
+#   deploy/ad/samba-delegate.sh on both OUs and no other right (no admin group).
+# - A `start` that fails after samba was launched (not answering, seeding the OUs or
 #   the service account, INT/TERM) stops that samba before it exits.
 #
 # Concurrency: template creation (and apt-get) is serialised with flock on
@@ -48,6 +51,9 @@ readonly TARGET_OU="OU=Cloud Groups,${BASE_DN}"
 readonly SVC_SAM=svc-writeback
 readonly SVC_DN="CN=${SVC_SAM},CN=Users,${BASE_DN}"
 readonly SVC_PASSWORD='Svc-Passw0rd!'
+# Where tests make their OUs: the service account's delegation (deploy/ad/samba-delegate.sh) is
+# set here once and every OU below inherits it, as on TARGET_OU.
+readonly LAB_OU="OU=Writeback Lab,${BASE_DN}"
 
 # The Debian packages this script relies on. samba-ad-provision is only a
 # Recommends of samba-ad-dc but provisioning fails without it.
@@ -216,6 +222,7 @@ print_env() {
     printf 'EW_AD_PID=%s\n' "$pid"
     printf 'EW_AD_SVC_BIND_DN=%s\n' "$SVC_DN"
     printf 'EW_AD_SVC_BIND_PASSWORD=%s\n' "$SVC_PASSWORD"
+    printf 'EW_AD_LAB_OU=%s\n' "$LAB_OU"
     printf 'EW_AD_SCHEMA_PATCHED=%s\n' "$(marker_get schema_patched)"
 }
 
@@ -433,10 +440,27 @@ unicodePwd:: $pwd_b64
 userAccountControl: 66048
 EOF
 
+    ldap_add_idempotent "$LAB_OU" "ldaps://$IP" <<EOF
+dn: $LAB_OU
+objectClass: organizationalUnit
+ou: Writeback Lab
+description: Test OUs; svc-writeback holds the group writeback delegation here
+EOF
+
+    # The service account gets what deploy/ad/ grants and nothing more: no admin rights.
+    # samba-tool works on the instance's database directly (no password involved).
+    bash "$SCRIPT_DIR/ad/samba-delegate.sh" --url "$DIR/private/sam.ldb" \
+        --conf "$DIR/etc/smb.conf" "$SVC_DN" "$TARGET_OU" "$LAB_OU" ||
+        die "could not delegate $TARGET_OU and $LAB_OU to $SVC_DN"
+
     LDAPTLS_CACERT="$DIR/tls/ca.pem" timeout 10 ldapsearch -x -LLL -H "ldaps://$IP" \
         -D "$SVC_DN" -w "$SVC_PASSWORD" -s base -b "$BASE_DN" dn >/dev/null 2>&1 ||
         die "the service account $SVC_DN cannot bind"
+    printf 'delegated=true\n' >>"$DIR/$INSTANCE_MARKER"
 }
+
+# Whether this instance was seeded by this version of the script (OUs, account, delegation).
+seeded() { [[ $(marker_get delegated) == true ]]; }
 
 stop_pid() {
     local pid=$1 i
@@ -491,6 +515,7 @@ cmd_start() {
                 log "warning: the reused instance stops itself in ${remaining}s (--maximum-runtime)"
             fi
             log "reusing running Samba AD DC (pid $pid) at ldap://$IP"
+            seeded || seed_directory
             print_env "$pid"
             return 0
         fi

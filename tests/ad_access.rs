@@ -189,7 +189,8 @@ async fn wait_for_metric(port: u16, line: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_without_rights_on_the_ou_gets_dead_letters_and_changes_nothing() {
     let dc = samba::shared();
-    let ou = dc.fresh_ou("no-rights").await;
+    // Outside the lab OU: svc-writeback holds no delegation there.
+    let ou = dc.fresh_undelegated_ou("no-rights").await;
     let users_ou = dc.fresh_ou("no-rights-users").await;
     let sids = dc
         .create_users(&users_ou, &format!("nr{}-", unique_suffix()), 2)
@@ -209,13 +210,16 @@ async fn an_account_without_rights_on_the_ou_gets_dead_letters_and_changes_nothi
         )],
         &[],
     );
-    // Written once by the administrator, so there is an object to modify as well.
+    // Written once by the administrator (a fixture: the service never binds as it otherwise),
+    // so there is an object to modify as well.
     let svc = Service::with(
         dc,
         &ou,
         Options {
             tail: "[sync]\nmin_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nmax_attempts = 3\n"
                 .into(),
+            bind_dn: dc.bind_dn.clone(),
+            bind_password: dc.bind_password.clone(),
             ..Options::new(dc, &sim)
         },
     );

@@ -106,12 +106,13 @@ async fn check_validates_token_bind_and_target_ou() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("graph: token acquired")
-            && text.contains("exists and allows creating groups"),
+        text.contains("✓ graph.token: token acquired")
+            && text.contains(&format!("✓ ad.create[{ou}]: created"))
+            && text.contains(&format!("✓ ad.delete[{ou}]: deleted")),
         "{text}"
     );
 
-    // A missing target OU.
+    // A missing target OU: named, with the key to fix; the other points are still reported.
     let missing = format!("OU=Nope-{},{}", std::process::id(), dc.base_dn);
     let bad_ou = Service::with(
         dc,
@@ -122,7 +123,18 @@ async fn check_validates_token_bind_and_target_ou() {
     );
     let out = bad_ou.run(&["check"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("✗ ad.ou[{missing}]: {missing} does not exist"))
+            && text.contains("fix: create it, or correct ad.target_ou")
+            && text.contains("✓ ad.bind: "),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("ad.ou[{missing}]")),
+        "{}",
+        stderr(&out)
+    );
 
     // A wrong password: a clear bind error, and the password is not printed.
     let out = output_within(
@@ -131,20 +143,32 @@ async fn check_validates_token_bind_and_target_ou() {
         COMMAND_TIMEOUT,
     );
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("bind") && err.contains("49"), "{err}");
-    assert!(!err.contains("Wr0ng-Secret-123"));
+    let all = stdout(&out) + &stderr(&out);
+    assert!(
+        all.contains("✗ ad.bind: ") && all.contains("result 49"),
+        "{all}"
+    );
+    assert!(
+        all.contains("✓ graph.token: "),
+        "Graph is still checked: {all}"
+    );
+    assert!(!all.contains("Wr0ng-Secret-123"));
 
-    // A wrong client secret: the token endpoint's reason, no secret in the output.
+    // A wrong client secret: the token endpoint's reason, no secret in the output; AD is
+    // still checked.
     let out = output_within(
         svc.command(&["check"])
             .env("ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET", "not-the-secret-42"),
         COMMAND_TIMEOUT,
     );
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("invalid_client"), "{err}");
-    assert!(!err.contains("not-the-secret-42"));
+    let all = stdout(&out) + &stderr(&out);
+    assert!(
+        all.contains("✗ graph.token: ") && all.contains("invalid_client"),
+        "{all}"
+    );
+    assert!(all.contains("✓ ad.bind: "), "AD is still checked: {all}");
+    assert!(!all.contains("not-the-secret-42"));
 }
 
 /// Asserts that `out` is a refused configuration: exit 1, nothing validated, every `keys` named.
@@ -160,7 +184,7 @@ fn assert_config_refused(out: &std::process::Output, keys: &[&str]) {
         assert!(err.contains(key), "{key} not named: {err}");
     }
     assert!(
-        !err.contains(&samba::shared().bind_password),
+        !err.contains(&samba::shared().svc_bind_password),
         "the bind password was printed: {err}"
     );
 }
@@ -205,7 +229,7 @@ async fn allow_insecure_ldap_accepts_a_plain_bind() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("config: ok") && text.contains("ad: bound as"),
+        text.contains("config: ok") && text.contains("ad.bind: bound as"),
         "{text}"
     );
 }
@@ -383,7 +407,7 @@ async fn a_secret_in_a_config_file_others_can_read_is_warned_about_or_refused() 
     let text = std::fs::read_to_string(&svc.config).unwrap();
     let text = text.replacen(
         "\n[ad]\n",
-        &format!("\n[ad]\nbind_password = \"{}\"\n", dc.bind_password),
+        &format!("\n[ad]\nbind_password = \"{}\"\n", dc.svc_bind_password),
         1,
     );
     std::fs::write(&svc.config, text).unwrap();
@@ -399,7 +423,10 @@ async fn a_secret_in_a_config_file_others_can_read_is_warned_about_or_refused() 
         err.contains("ad.bind_password") && err.contains("644") && err.contains("chmod 600"),
         "no permission warning:\n{err}"
     );
-    assert!(!err.contains(&dc.bind_password), "the password was printed");
+    assert!(
+        !err.contains(&dc.svc_bind_password),
+        "the password was printed"
+    );
 
     let out = svc.run(&["--strict-permissions", "queue", "status"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

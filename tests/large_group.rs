@@ -44,7 +44,7 @@ async fn directory_via(dc: &SambaDc, g: &LargeGroup, relay: &LdapRelay) -> Direc
     );
     let text = std::fs::read_to_string(&svc.config).unwrap();
     let cfg = Config::parse(&text, Path::new("large_group.toml"), |k| match k {
-        "ENTRA_WRITEBACK_AD_BIND_PASSWORD" => Some(dc.bind_password.clone()),
+        "ENTRA_WRITEBACK_AD_BIND_PASSWORD" => Some(dc.svc_bind_password.clone()),
         "ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET" => Some(CLIENT_SECRET.into()),
         _ => None,
     })

@@ -1067,7 +1067,7 @@ async fn logs_have_a_span_per_round_and_per_applied_change_carrying_the_group_id
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_reach_logs_metrics_the_status_page_or_error_messages() {
     let lab = Lab::new("obs-secrets", 0x660, 3, false, &[]).await;
-    let ad_password = samba::shared().bind_password.clone();
+    let ad_password = samba::shared().svc_bind_password.clone();
     // Every access token graph-sim issues starts with this (base64url of its JWT header).
     let token_prefix = "eyJ0eXAiOiJKV1Qi";
     let secrets = [CLIENT_SECRET, ad_password.as_str(), token_prefix];
@@ -1174,7 +1174,7 @@ fn on_a_terminal(svc: &Service, args: &str, env: &[(&str, &str)]) -> (bool, Stri
         )
         .env(
             "ENTRA_WRITEBACK_AD_BIND_PASSWORD",
-            &samba::shared().bind_password,
+            &samba::shared().svc_bind_password,
         )
         .env("TERM", "xterm-256color");
     for (k, v) in env {

@@ -225,7 +225,36 @@ async fn listener(s: &Setup, out: &mut Scraped, password: &str) {
         async || wait::http_get(port, "/metrics").await.is_some(),
     )
     .await;
+    // The run has done its round (the canary group logged at DEBUG, and on the status page)
+    // before the pages are read and it is stopped: otherwise those channels could prove nothing.
     let http = reqwest::Client::new();
+    let page = |path: &'static str| {
+        let req = http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(STATUS_TOKEN);
+        async move {
+            match req.send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        }
+    };
+    wait::until(
+        "the run's round in its trace log and on its status page",
+        60,
+        Duration::from_millis(200),
+        Some(&s.svc),
+        async || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            log.contains(CANARY)
+                && log.lines().any(|l| {
+                    l.contains(r#""level":"DEBUG""#) && l.contains(r#""target":"entra_writeback::"#)
+                })
+                && page("/").await.contains(CANARY)
+                && page("/status.json").await.contains(CANARY)
+        },
+    )
+    .await;
     for (path, token, want) in [
         ("/metrics", None, Some(200)),
         ("/healthz", None, Some(200)),
@@ -307,7 +336,7 @@ async fn no_secret_appears_in_logs_pages_commands_or_errors() {
     let key_pem = std::fs::read_to_string(cert_pem_path()).unwrap();
     let secrets = [
         ("graph.client_secret", CLIENT_SECRET),
-        ("ad.bind_password", dc.bind_password.as_str()),
+        ("ad.bind_password", dc.svc_bind_password.as_str()),
         ("http.status_token", STATUS_TOKEN),
         ("wrong bind password", WRONG_PASSWORD),
         ("wrong client secret", WRONG_SECRET),
@@ -332,14 +361,14 @@ async fn no_secret_appears_in_logs_pages_commands_or_errors() {
     let s = Setup::new(&canary_name).await;
     let mut out = Scraped::default();
     wrong_bind_password(&s, &mut out);
-    let plan = s.run(&["plan"], &dc.bind_password);
+    let plan = s.run(&["plan"], &dc.svc_bind_password);
     out.command("plan", &plan);
-    listener(&s, &mut out, &dc.bind_password).await;
+    listener(&s, &mut out, &dc.svc_bind_password).await;
     let renamed = format!("{canary_name} renamed");
-    later_rounds(&s, &mut out, &dc.bind_password, &renamed).await;
+    later_rounds(&s, &mut out, &dc.svc_bind_password, &renamed).await;
     let groups = dc.groups_in(&s.ou).await;
     assert_eq!(groups.len(), 1, "the rounds did not converge");
-    error_paths(&s, &mut out, &dc.bind_password);
+    error_paths(&s, &mut out, &dc.svc_bind_password);
 
     let mut leaks = Vec::new();
     let mut canary_seen = BTreeSet::new();

@@ -146,7 +146,7 @@ _entra__writeback() {
             return 0
             ;;
         entra__subcmd__writeback__subcmd__check)
-            opts="-h --config --strict-permissions --help"
+            opts="-h --json --config --strict-permissions --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -30,7 +30,7 @@ complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -s h -l he
 complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -s V -l version -d 'Print version'
 complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "run" -d 'Poll Graph, queue, apply to AD, forever (or one round with --once)'
 complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "plan" -d 'Print what a round would change in AD; writes nothing'
-complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "check" -d 'Validate config, get a Graph token, bind to AD, verify the target OU'
+complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "check" -d 'Diagnose config, Graph (token, delta permissions) and AD (TLS, bind, schema, each owned OU and the rights there); reports every point, exit 1 if any failed'
 complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "queue" -d 'Inspect the queue'
 complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "replay" -d 'Re-queue changes for re-application'
 complete -c entra-writeback -n "__fish_entra_writeback_needs_command" -f -a "resync" -d 'Forget the delta cursor: the next round is a full enumeration that reconciles AD'
@@ -45,6 +45,7 @@ complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand plan" -l
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand plan" -l strict-permissions -d 'Refuse to start when the config file holds a secret and its group or others can read it (without it, that is a warning)'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand check" -l config -d 'Configuration file' -r -F
+complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand check" -l json -d 'A JSON array of {name, ok, detail, fix} instead of lines'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand check" -l strict-permissions -d 'Refuse to start when the config file holds a secret and its group or others can read it (without it, that is a warning)'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand check" -s h -l help -d 'Print help'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand queue; and not __fish_seen_subcommand_from status list show help" -l config -d 'Configuration file' -r -F
@@ -91,7 +92,7 @@ complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand decommis
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand decommission" -s h -l help -d 'Print help'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "run" -d 'Poll Graph, queue, apply to AD, forever (or one round with --once)'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "plan" -d 'Print what a round would change in AD; writes nothing'
-complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "check" -d 'Validate config, get a Graph token, bind to AD, verify the target OU'
+complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "check" -d 'Diagnose config, Graph (token, delta permissions) and AD (TLS, bind, schema, each owned OU and the rights there); reports every point, exit 1 if any failed'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "queue" -d 'Inspect the queue'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "replay" -d 'Re-queue changes for re-application'
 complete -c entra-writeback -n "__fish_entra_writeback_using_subcommand help; and not __fish_seen_subcommand_from run plan check queue replay resync approve-deletes decommission help" -f -a "resync" -d 'Forget the delta cursor: the next round is a full enumeration that reconciles AD'

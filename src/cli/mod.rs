@@ -3,6 +3,7 @@
 //! Commands print their results on stdout and their logs on stderr; failures print one clear
 //! line and exit 1.
 
+mod check;
 mod cloud;
 mod loops;
 mod ops;
@@ -50,8 +51,13 @@ pub enum Command {
     },
     /// Print what a round would change in AD; writes nothing.
     Plan,
-    /// Validate config, get a Graph token, bind to AD, verify the target OU.
-    Check,
+    /// Diagnose config, Graph (token, delta permissions) and AD (TLS, bind, schema, each owned
+    /// OU and the rights there); reports every point, exit 1 if any failed.
+    Check {
+        /// A JSON array of {name, ok, detail, fix} instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the queue.
     Queue {
         /// Which view.
@@ -160,6 +166,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Command::Check { json } = cli.command {
+                check::config_failed(&cli.config, &e.to_string(), json);
+            }
             return ExitCode::from(1);
         }
     };
@@ -179,12 +188,13 @@ pub fn main(cli: Cli) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let path = cli.config.clone();
     let result = rt.block_on(async move {
         match cli.command {
             Command::Run { once: false } => run::run(cfg, observers).await,
             Command::Run { once: true } => run::run_once(cfg, observers).await,
             Command::Plan => run::plan(cfg).await,
-            Command::Check => run::check(cfg).await,
+            Command::Check { json } => check::check(cfg, &path, json).await,
             Command::Queue { view } => ops::queue(cfg, view),
             Command::Replay {
                 dead,

@@ -1,4 +1,5 @@
-//! The commands that talk to Graph and AD: `run`, `run --once`, `plan`, `check`, `decommission`.
+//! The commands that talk to Graph and AD: `run`, `run --once`, `plan`, `decommission` (`check`
+//! is `super::check`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -281,50 +282,6 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
         print!("{}", crate::directory::plan::render(&ops));
         println!("\n{} operation(s); nothing was written.", ops.len());
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `check`: config, Graph token, AD bind, target OU exists and allows creating groups.
-pub async fn check(cfg: Config) -> Result<ExitCode, CliError> {
-    println!("config: ok");
-    let graph = graph_client(&cfg, &Events::none())?;
-    graph
-        .check_token()
-        .await
-        .map_err(|e| CliError::ctx("Graph token", e))?;
-    println!("graph: token acquired for tenant {}", cfg.graph.tenant_id);
-    let conn = Connection::new(&cfg.ad, Events::none()).map_err(|e| CliError::ctx("AD", e))?;
-    let dir = Directory::open(conn)
-        .await
-        .map_err(|e| CliError::ctx("AD", e))?;
-    println!(
-        "ad: bound as {} (msDS-ExternalDirectoryObjectId in schema: {})",
-        cfg.ad.bind_dn, dir.has_external_id
-    );
-    if !dir
-        .target_ou_exists()
-        .await
-        .map_err(|e| CliError::ctx("AD", e))?
-    {
-        return Err(CliError(format!(
-            "ad.target_ou `{}` does not exist (or is not visible to {})",
-            cfg.ad.target_ou, cfg.ad.bind_dn
-        )));
-    }
-    if !dir
-        .can_create_groups()
-        .await
-        .map_err(|e| CliError::ctx("AD", e))?
-    {
-        return Err(CliError(format!(
-            "{} may not create groups in ad.target_ou `{}`",
-            cfg.ad.bind_dn, cfg.ad.target_ou
-        )));
-    }
-    println!(
-        "ad: target OU {} exists and allows creating groups",
-        cfg.ad.target_ou
-    );
     Ok(ExitCode::SUCCESS)
 }
 

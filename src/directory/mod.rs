@@ -32,6 +32,7 @@ mod members;
 pub mod owned;
 mod paging;
 pub mod plan;
+pub mod probe;
 pub mod range;
 mod read;
 pub mod retire;

@@ -150,6 +150,9 @@ pub enum Input {
         items: usize,
         /// Changes the commit queued.
         enqueued: usize,
+        /// Earlier queued changes the commit dropped as superseded (a full enumeration's
+        /// closing reconciles replace the round's pending upserts).
+        superseded: usize,
         /// Deletes the commit held back by the threshold.
         held_deletes: usize,
     },
@@ -260,12 +263,13 @@ pub fn step(mut round: Round, input: Input) -> (Round, Action) {
             next,
             items,
             enqueued,
+            superseded,
             held_deletes,
         } => {
             let t = &mut round.tally;
             t.pages += 1;
             t.items += items;
-            t.enqueued += enqueued;
+            t.enqueued = (t.enqueued + enqueued).saturating_sub(superseded);
             t.held_deletes += held_deletes;
             round.stream = round.stream.after(next);
             let action = match &round.stream {

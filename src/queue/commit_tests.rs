@@ -208,8 +208,13 @@ fn outcomes_count_what_was_queued_and_held() {
     let groups: Vec<_> = (1..=15)
         .map(|i| group(&format!("g{i}"), "G", &[]))
         .collect();
+    // A full round in one page: the closing reconciles supersede the page's upserts, and the
+    // outcome counts what was queued.
     let o = commit(&store, &groups, delta(1));
-    assert_eq!(o.enqueued.get("upsert"), Some(&15), "{:?}", o.enqueued);
+    assert_eq!(o.enqueued.get("upsert"), None, "{:?}", o.enqueued);
+    assert_eq!(o.enqueued.get("reconcile"), Some(&15), "{:?}", o.enqueued);
+    assert_eq!(o.enqueued.get("sweep"), Some(&1), "{:?}", o.enqueued);
+    assert_eq!(store.stats().unwrap().depth, 16);
     drain(&store);
     // 12 hard deletes in one round, threshold 10: all held, and counted as such.
     let gone: Vec<_> = (1..=12)

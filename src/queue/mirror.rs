@@ -27,11 +27,11 @@ use sled::Transactional;
 
 pub use super::fold::{DeletePolicy, PageOutcome};
 use super::fold::{
-    EdgeWrite, FullMirrorView, GroupPage, GroupPagePlan, GroupWrite, MirrorView, RoundEndView,
-    UserGroupsView, UserPagePlan, UserView, UserWrite, fold_group_page, fold_user_page,
-    requeue_groups,
+    FullMirrorView, GroupPage, GroupPagePlan, MirrorView, RoundEndView, UserGroupsView,
+    UserPagePlan, UserView, UserWrite, fold_group_page, fold_user_page, requeue_groups,
 };
-use super::keys::{Writes, member_key, member_of_key, member_ref, prefix};
+use super::keys::{Writes, member_key, member_ref, prefix};
+use super::plan_writes::{edge_writes, group_writes};
 use super::records::*;
 use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
@@ -228,11 +228,18 @@ impl Store {
             max_members,
         };
         let plan = fold_group_page(&view, &page);
-        let (groups_delta, held_delta, depth_delta) = write_group_plan(&t, &plan)?;
-        Counts::adjust(&self.counts.groups, groups_delta);
-        Counts::adjust(&self.counts.held, held_delta);
-        Counts::adjust(&self.depth, depth_delta);
-        Ok(plan.outcome)
+        let written = write_group_plan(&t, &plan)?;
+        Counts::adjust(&self.counts.groups, written.groups);
+        Counts::adjust(&self.counts.held, written.held);
+        Counts::adjust(
+            &self.depth,
+            written.queued.len() as i64 - written.superseded as i64,
+        );
+        let mut outcome = plan.outcome;
+        outcome.enqueued.clear();
+        outcome.count(&written.queued);
+        outcome.superseded = written.superseded;
+        Ok(outcome)
     }
 }
 
@@ -354,44 +361,26 @@ fn read_round_end(
     Ok(end)
 }
 
-/// The `members` and `member_of` writes of a plan's edges, in the plan's order.
-fn edge_writes(plan: &GroupPagePlan) -> (Writes, Writes) {
-    let (mut members, mut member_of) = (Writes::default(), Writes::default());
-    for (e, w) in &plan.edges {
-        let (k, back) = (
-            member_key(&e.group, &e.member),
-            member_of_key(&e.member.id, &e.group),
-        );
-        match w {
-            EdgeWrite::Insert { stamp } => {
-                members.put(k, stamp.to_be_bytes().to_vec());
-                member_of.put(back, vec![e.member.kind.tag()]);
-            }
-            EdgeWrite::Remove => {
-                members.del(k);
-                member_of.del(back);
-            }
-        }
-    }
-    (members, member_of)
+/// What writing a groups page did.
+struct Written {
+    /// Change in the entry count of `groups`.
+    groups: i64,
+    /// Change in the entry count of `held_deletes`.
+    held: i64,
+    /// The changes queued (the plan's, less those its closing reconciles superseded).
+    queued: Vec<Change>,
+    /// Pending changes dropped as superseded ([`super::supersede`]).
+    superseded: usize,
 }
 
-/// Writes a groups page's plan in one transaction; returns the change in the entry counts of
-/// `groups`, `held_deletes` and `pending` (the page's changes, less what its closing
-/// reconciles superseded: [`super::supersede`]).
-fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64, i64), QueueError> {
+/// Writes a groups page's plan in one transaction.
+fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<Written, QueueError> {
     let (superseded, changes) = match plan.full_round_done {
         Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
         None => (Vec::new(), plan.changes.clone()),
     };
     let seqs = seqs(t, changes.len())?;
-    let mut groups = Writes::default();
-    for (id, w) in &plan.groups {
-        match w {
-            GroupWrite::Put(r) => groups.put(id.as_bytes(), enc(r)),
-            GroupWrite::Remove => groups.del(id.as_bytes()),
-        }
-    }
+    let groups = group_writes(plan);
     let (members, member_of) = edge_writes(plan);
     let d = &plan.deletes;
     let (mut round, mut held) = (Writes::default(), Writes::default());
@@ -451,10 +440,16 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64, i64), 
             if let Some(e) = plan.full_round_done {
                 meta.insert(FULL_DONE, enc(&e))?;
             }
-            Ok((groups_delta, held_delta, seqs.len() as i64 - dropped))
+            Ok((groups_delta, held_delta, dropped))
         },
     )?;
-    Ok(deltas)
+    let (groups, held, dropped) = deltas;
+    Ok(Written {
+        groups,
+        held,
+        queued: changes,
+        superseded: dropped as usize,
+    })
 }
 
 /// Writes a users page's plan in one transaction.

@@ -39,6 +39,7 @@ mod fold;
 mod journal;
 mod keys;
 pub mod mirror;
+mod plan_writes;
 mod records;
 pub mod safety;
 mod store;

@@ -339,6 +339,7 @@ fn commit_page_limited(
         next,
         items,
         enqueued: outcome.enqueued.values().sum(),
+        superseded: outcome.superseded,
         held_deletes: outcome.held_deletes,
     };
     Ok((input, outcome))

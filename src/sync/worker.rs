@@ -46,6 +46,7 @@ use crate::model::event::GroupOutcome;
 use crate::model::{Change, Event, Events};
 use crate::queue::{QueueError, Store};
 use crate::sync::quarantine::Quarantine;
+use lanes::Lanes;
 
 /// Changes read from the queue per window.
 const BATCH: usize = 1024;
@@ -55,45 +56,6 @@ const NEWEST: usize = 32;
 
 /// Entries from the end of the queue the newest lane looks at.
 const NEWEST_SCAN: usize = 256;
-
-/// Groups ready to be dispatched, from both ends of the queue: free slots alternate between
-/// the oldest waiting groups and the newest, so a change made now never waits behind a bulk
-/// of older ones, and the bulk still proceeds.
-#[derive(Default)]
-struct Lanes {
-    oldest: VecDeque<(String, Vec<(u64, Change)>)>,
-    newest: VecDeque<(String, Vec<(u64, Change)>)>,
-    /// When the newest lane was last refreshed.
-    looked: Option<Instant>,
-    /// Whose turn it is.
-    newest_next: bool,
-}
-
-impl Lanes {
-    fn is_empty(&self) -> bool {
-        self.oldest.is_empty() && self.newest.is_empty()
-    }
-
-    fn next(&mut self) -> Option<(String, Vec<(u64, Change)>)> {
-        self.newest_next = !self.newest_next;
-        let (first, second) = if self.newest_next {
-            (&mut self.newest, &mut self.oldest)
-        } else {
-            (&mut self.oldest, &mut self.newest)
-        };
-        let (gid, mut changes) = first.pop_front().or_else(|| second.pop_front())?;
-        // A group in both lanes goes as one apply of everything seen of it.
-        for lane in [&mut self.oldest, &mut self.newest] {
-            if let Some(at) = lane.iter().position(|(g, _)| *g == gid) {
-                let (_, more) = lane.remove(at).expect("found above");
-                changes.extend(more);
-            }
-        }
-        changes.sort_by_key(|(seq, _)| *seq);
-        changes.dedup_by_key(|(seq, _)| *seq);
-        Some((gid, changes))
-    }
-}
 
 /// How soon a free slot looks for newly queued groups while other applies run.
 const REFILL: Duration = Duration::from_millis(100);
@@ -500,6 +462,8 @@ mod bulk_tests;
 #[cfg(test)]
 #[path = "worker_lab.rs"]
 mod lab;
+#[path = "worker_lanes.rs"]
+mod lanes;
 #[cfg(test)]
 #[path = "worker_tests.rs"]
 mod tests;

@@ -7,7 +7,11 @@
 //! `EW_AD_*` lines it prints.
 //!
 //! Isolation comes from OUs, not from DCs: every test creates its own OU with
-//! [`SambaDc::fresh_ou`] and works only below it. Two things are domain-wide
+//! [`SambaDc::fresh_ou`] and works only below it. Those OUs live under the lab OU
+//! (`OU=Writeback Lab,…`), where `deploy/samba-ad.sh` gave the service account `svc-writeback`
+//! the group writeback delegation of `deploy/ad/samba-delegate.sh`: the service binds as that
+//! account ([`SambaDc::svc_bind_dn`]), never as the administrator, while the tests' own LDAP
+//! client ([`SambaDc::connect`]) plays the administrator who seeds and inspects AD. Two things are domain-wide
 //! and need unique values across tests: `sAMAccountName` and the anchors
 //! (`msDS-ExternalDirectoryObjectId` / `adminDescription`); build them with
 //! [`unique_suffix`].
@@ -38,6 +42,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 
+pub mod acl;
 mod entry;
 pub use entry::*;
 
@@ -83,10 +88,14 @@ pub struct SambaDc {
     pub ca_file: PathBuf,
     /// The instance directory (holds `samba.log`, `tls/`, the database).
     pub dir: PathBuf,
-    /// A least-privilege account that can bind (`CN=svc-writeback,CN=Users,…`).
+    /// The service account (`CN=svc-writeback,CN=Users,…`): delegated group writeback on
+    /// `OU=Cloud Groups` and [`Self::lab_ou`] (so on every [`Self::fresh_ou`]) and nothing else.
     pub svc_bind_dn: String,
     /// Password of [`Self::svc_bind_dn`].
     pub svc_bind_password: String,
+    /// `OU=Writeback Lab,…`: the parent of every [`Self::fresh_ou`], delegated to
+    /// [`Self::svc_bind_dn`].
+    pub lab_ou: String,
     /// Whether the schema has `msDS-ExternalDirectoryObjectId` (it does,
     /// unless the DC was started with `--no-schema-patch`).
     pub schema_patched: bool,
@@ -197,6 +206,7 @@ impl SambaDc {
             dir: get("EW_AD_DIR")?.into(),
             svc_bind_dn: get("EW_AD_SVC_BIND_DN")?,
             svc_bind_password: get("EW_AD_SVC_BIND_PASSWORD")?,
+            lab_ou: get("EW_AD_LAB_OU")?,
             schema_patched: get("EW_AD_SCHEMA_PATCHED")? == "true",
         })
     }
@@ -268,14 +278,21 @@ impl SambaDc {
         Arc::new(config)
     }
 
-    /// Creates `OU=<name>-<unique suffix>,<base DN>` and returns its DN.
+    /// Creates `OU=<name>-<unique suffix>,<lab OU>` and returns its DN: the service account
+    /// inherits its delegation there.
     pub async fn fresh_ou(&self, name: &str) -> String {
+        self.fresh_ou_under(name, &self.lab_ou).await
+    }
+
+    /// Creates `OU=<name>-<unique suffix>,<base DN>`, outside the lab OU: the service account
+    /// has no right there (until a test delegates it with `deploy/ad/samba-delegate.sh`).
+    pub async fn fresh_undelegated_ou(&self, name: &str) -> String {
+        self.fresh_ou_under(name, &self.base_dn).await
+    }
+
+    async fn fresh_ou_under(&self, name: &str, parent: &str) -> String {
         let rdn_value = format!("{name}-{}", unique_suffix());
-        let dn = format!(
-            "OU={},{}",
-            ldap3::dn_escape(rdn_value.as_str()),
-            self.base_dn
-        );
+        let dn = format!("OU={},{parent}", ldap3::dn_escape(rdn_value.as_str()));
         let mut ldap = self.connect().await;
         let attrs = vec![
             ("objectClass", HashSet::from(["organizationalUnit"])),
@@ -588,7 +605,8 @@ mod tests {
             EW_AD_BIND_PASSWORD=Passw0rd!Test\nEW_AD_BASE_DN=DC=example,DC=test\n\
             EW_AD_CA_FILE=/tmp/x/tls/ca.pem\nEW_AD_DIR=/tmp/x\nEW_AD_PID=42\n\
             EW_AD_SVC_BIND_DN=CN=svc-writeback,CN=Users,DC=example,DC=test\n\
-            EW_AD_SVC_BIND_PASSWORD=Svc-Passw0rd!\nEW_AD_SCHEMA_PATCHED=true\n";
+            EW_AD_SVC_BIND_PASSWORD=Svc-Passw0rd!\nEW_AD_SCHEMA_PATCHED=true\n\
+            EW_AD_LAB_OU=OU=Writeback Lab,DC=example,DC=test\n";
         let dc = SambaDc::from_env_lines(text).expect("all keys");
         assert_eq!(dc.bind_dn, "CN=Administrator,CN=Users,DC=example,DC=test");
         assert_eq!(dc.ca_file, PathBuf::from("/tmp/x/tls/ca.pem"));

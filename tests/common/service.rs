@@ -17,6 +17,8 @@ pub struct Service {
     pub config: PathBuf,
     /// `[http] listen` port.
     pub http_port: u16,
+    /// The password of the account the config binds as (passed through the environment).
+    pub bind_password: String,
 }
 
 /// A free loopback TCP port.
@@ -47,6 +49,11 @@ pub struct Options {
     pub ad_extra: String,
     /// Extra TOML appended at the end (e.g. a `[sync]` table).
     pub tail: String,
+    /// `[ad] bind_dn`: the delegated service account [`SambaDc::svc_bind_dn`]. Only a test
+    /// about an account's rights (or one that seeds AD as the administrator would) changes it.
+    pub bind_dn: String,
+    /// Its password, handed over in `ENTRA_WRITEBACK_AD_BIND_PASSWORD`.
+    pub bind_password: String,
 }
 
 /// `[ad]` lines for `ldap://` + StartTLS, verified against the lab's CA.
@@ -78,6 +85,8 @@ impl Options {
             graph_url: graph_url.to_owned(),
             ad_extra: String::new(),
             tail: String::new(),
+            bind_dn: dc.svc_bind_dn.clone(),
+            bind_password: dc.svc_bind_password.clone(),
         }
     }
 
@@ -105,8 +114,8 @@ impl Service {
         )
     }
 
-    /// Writes a config from explicit options.
-    pub fn with(dc: &SambaDc, ou: &str, o: Options) -> Service {
+    /// Writes a config from explicit options (they carry the DC's URL and the account to bind as).
+    pub fn with(_dc: &SambaDc, ou: &str, o: Options) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let http_port = free_port();
         let config = dir.path().join("entra-writeback.toml");
@@ -138,7 +147,7 @@ format = "json"
             g = o.graph_url,
             ad = o.ad_url,
             tls = o.ad_tls,
-            bind = dc.bind_dn,
+            bind = o.bind_dn,
             extra = o.ad_extra,
             state = dir.path().join("state").display(),
             tail = o.tail,
@@ -148,6 +157,7 @@ format = "json"
             dir,
             config,
             http_port,
+            bind_password: o.bind_password,
         }
     }
 
@@ -164,10 +174,7 @@ format = "json"
             "ENTRA_WRITEBACK_GRAPH_CLIENT_SECRET",
             super::sim::CLIENT_SECRET,
         );
-        c.env(
-            "ENTRA_WRITEBACK_AD_BIND_PASSWORD",
-            &super::samba::shared().bind_password,
-        );
+        c.env("ENTRA_WRITEBACK_AD_BIND_PASSWORD", &self.bind_password);
         c.env("ENTRA_WRITEBACK_LOG", "info,entra_writeback=debug");
         c
     }

@@ -23,6 +23,7 @@ fn group_page(name: &str, enqueued: usize, held_deletes: usize) -> Input {
         next: page.link,
         items: page.items.len(),
         enqueued,
+        superseded: 0,
         held_deletes,
     }
 }
@@ -164,6 +165,7 @@ fn held_deletes_and_user_pages_are_tallied() {
         next: page.link.clone(),
         items: page.items.len(),
         enqueued: 4,
+        superseded: 0,
         held_deletes: 3,
     };
     let (round, action) = step(round, input);
@@ -331,6 +333,7 @@ fn endless(n: usize) -> Input {
         next: NextStep::Next(format!("https://graph.test/next/{n}")),
         items: 0,
         enqueued: 0,
+        superseded: 0,
         held_deletes: 0,
     }
 }

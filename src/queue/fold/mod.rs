@@ -73,6 +73,8 @@ pub struct DeletePolicy {
 pub struct PageOutcome {
     /// Changes queued, by kind label.
     pub enqueued: BTreeMap<&'static str, usize>,
+    /// Pending changes dropped as superseded by this page's closing reconciles.
+    pub superseded: usize,
     /// Members skipped because of their type (devices, contacts, ...).
     pub unsupported_members: usize,
     /// Deletes held back by the threshold at the end of this round.
