@@ -107,7 +107,7 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
 async fn count_owned(dir: Directory, events: Events) {
     match dir.list_owned().await {
         Ok(owned) => events.emit(Event::ManagedGroups(ManagedGroups::Counted(
-            owned.len() as u64,
+            owned.len() as u64
         ))),
         Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
     }

@@ -350,11 +350,7 @@ mod tests {
         ];
         for a in dns {
             for b in dns {
-                assert_eq!(
-                    dn_key(a) == dn_key(b),
-                    dn::same_dn(a, b),
-                    "{a:?} vs {b:?}"
-                );
+                assert_eq!(dn_key(a) == dn_key(b), dn::same_dn(a, b), "{a:?} vs {b:?}");
             }
         }
     }

@@ -215,7 +215,8 @@ impl Store {
             }
             drop(old);
         }
-        let reopened = open_db(path, self.cache_capacity).and_then(|db| Trees::new(db, &path.display().to_string()));
+        let reopened = open_db(path, self.cache_capacity)
+            .and_then(|db| Trees::new(db, &path.display().to_string()));
         match reopened {
             Ok(trees) => {
                 trees
