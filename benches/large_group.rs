@@ -5,12 +5,15 @@
 //! (with a note), and with neither the benchmark says how to build it
 //! (`common::sim::graph_sim_binary`).
 //!
-//! 1. Initial write of one `BENCH_MEMBERS`-member group (default 50,000) with `run --once`:
-//!    time and LDAP operations. The first cut took about 10 minutes for 50,000 members, while
-//!    a direct `ldapmodify` of the same links takes seconds: the time is the service's own
-//!    (the large-groups issue), which is what this benchmark measures.
+//! For each size in `BENCH_MEMBERS` (default `20000,50000,250000`):
+//! 1. The initial write of one group of that many members (graph-sim slices it over pages of
+//!    1,000 members) with `run --once`: time, links/s, the work's LDAP operations, CPU seconds
+//!    and peak RSS; beside it, in the same run, the minimal direct loader writing the same
+//!    number of links (members of another foreign domain, so both pay Samba's creation of
+//!    foreign security principals) in batches of 1,000, and the ratio loader ÷ service.
 //! 2. `BENCH_REPEATS` (default 5) one-member adds and removes on that group and on a
-//!    one-member group: time (median, min, max) and LDAP operations of each `run --once`.
+//!    one-member group: time (median, min, max) and the work's LDAP operations (binding and
+//!    the schema probe of each `run --once` left out).
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a smoke test with 500
 //! members and one repeat, so CI checks that the benchmark works without paying for it.
@@ -24,70 +27,71 @@ mod common;
 
 use std::time::Instant;
 
-use common::large::LargeGroup;
-use common::samba;
+use common::figures::Figures;
+use common::large::{LargeGroup, MEMBER_BATCH};
+use common::loader;
+use common::samba::{self, SambaDc};
+use common::summary;
 
-fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Seconds and LDAP operations of one `run --once`.
+/// Seconds and work LDAP operations of `run --once`s.
 #[derive(Default)]
 struct Runs {
-    secs: Vec<f64>,
-    ops: Vec<u64>,
+    secs: Figures,
+    ops: Figures,
 }
 
 impl Runs {
-    fn once(&mut self, g: &LargeGroup) {
+    fn once(&mut self, g: &LargeGroup) -> String {
         let t0 = Instant::now();
-        let (ops, _) = g.once();
+        let (_, log) = g.once();
         self.secs.push(t0.elapsed().as_secs_f64());
-        self.ops.push(ops);
+        self.ops.push(summary::work_total(&log) as f64);
+        log
     }
 
-    fn report(&mut self, what: &str) {
-        self.secs.sort_by(f64::total_cmp);
-        self.ops.sort_unstable();
-        let (s, o) = (&self.secs, &self.ops);
+    fn report(&self, what: &str) {
         println!(
-            "{what}, {} runs: median {:.3} s (min {:.3}, max {:.3}); LDAP operations median {} (min {}, max {})",
-            s.len(),
-            s[s.len() / 2],
-            s[0],
-            s[s.len() - 1],
-            o[o.len() / 2],
-            o[0],
-            o[o.len() - 1]
+            "  {what}: {} s; LDAP operations {} (target <= 3)",
+            self.secs.show(3),
+            self.ops.show(0)
         );
     }
 }
 
-#[tokio::main]
-async fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) runs this binary without
-    // it, as a smoke test of the benchmark itself: a small group, one repeat.
-    let benching = std::env::args().any(|a| a == "--bench");
-    let n = env("BENCH_MEMBERS", if benching { 50_000 } else { 500 });
-    let repeats = env("BENCH_REPEATS", if benching { 5 } else { 1 });
-    if !benching {
-        println!("smoke run (no --bench): {n} members, {repeats} repeat(s)");
-    }
-    let dc = samba::shared();
-    let g = LargeGroup::new(dc, n, repeats, 0x2b00).await;
+/// The loader's time for one group of `n` members of a foreign domain of its own.
+async fn direct(dc: &SambaDc, n: u32) -> f64 {
+    let ou = dc.fresh_ou("large-load").await;
+    let pid = std::process::id();
+    let sids = (0..n)
+        .map(|i| format!("S-1-5-21-4001-{n}-{pid}-{}", 100_000 + i))
+        .collect();
+    let entry = loader::security_group(&ou, "Loaded", n as usize, sids);
+    loader::load(dc, &[entry], MEMBER_BATCH as usize).await.secs
+}
 
+async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
+    let g = LargeGroup::new(dc, n, repeats, tag).await;
     let mut initial = Runs::default();
-    initial.once(&g);
-    let took = initial.secs[0];
+    let log = initial.once(&g);
+    let took = initial.secs.median();
+    let loaded = direct(dc, n).await;
+    println!("{n}-member group:");
     println!(
-        "initial write: {n}-member group (+ a one-member group) in {took:.1} s = {:.0} member links/s, {} LDAP operations",
+        "  initial write (+ a one-member group): {took:.1} s = {:.0} links/s; LDAP operations {} ({}); CPU {:.1} s; peak RSS {} MiB (target <= 128)",
         f64::from(n) / took,
-        initial.ops[0]
+        summary::work_total(&log),
+        summary::work_ops(&log)
+            .iter()
+            .map(|(op, k)| format!("{op}={k}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        summary::field(&log, "cpu_ms").unwrap_or(0) as f64 / 1000.0,
+        summary::field(&log, "peak_rss_kib").unwrap_or(0) / 1024
     );
-
+    println!(
+        "  direct loader, same number of links in batches of {MEMBER_BATCH}: {loaded:.1} s; ratio loader / service {:.2} (target >= 0.8)",
+        loaded / took
+    );
     for (group, label) in [
         (&g.big, format!("{n}-member group")),
         (&g.small, "one-member group".into()),
@@ -99,7 +103,35 @@ async fn main() {
             g.remove(group, n + k).await;
             remove.once(&g);
         }
-        add.report(&format!("+1 member on the {label}"));
-        remove.report(&format!("-1 member on the {label}"));
+        add.report(&format!("+1 member on the {label}, {repeats} runs"));
+        remove.report(&format!("-1 member on the {label}, {repeats} runs"));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) runs this binary without
+    // it, as a smoke test of the benchmark itself: a small group, one repeat.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let default = if benching {
+        "20000,50000,250000"
+    } else {
+        "500"
+    };
+    let sizes: Vec<u32> = std::env::var("BENCH_MEMBERS")
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let repeats = std::env::var("BENCH_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 5 } else { 1 });
+    if !benching {
+        println!("smoke run (no --bench): {sizes:?} members, {repeats} repeat(s)");
+    }
+    let dc = samba::shared();
+    for (i, n) in sizes.into_iter().enumerate() {
+        size(dc, n, repeats, 0x2b00 + i as u32 * 0x10).await;
     }
 }

@@ -7,6 +7,7 @@ mod cloud;
 mod loops;
 mod ops;
 mod run;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

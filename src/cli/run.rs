@@ -76,6 +76,8 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
         .await
         .map_err(|e| CliError::ctx("Graph round", e))?;
     let dir = open_directory(&cfg, &events).await?;
+    // Binding, the rootDSE and the schema probe: the session's cost, not the changes'.
+    let setup = observers.metrics.ad_operations_by_op();
     let dead_before = store
         .stats()
         .map_err(|e| CliError::ctx("state", e))?
@@ -86,6 +88,13 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
     store.flush().await.map_err(|e| CliError::ctx("state", e))?;
     let stats = store.stats().map_err(|e| CliError::ctx("state", e))?;
     let drained = drained.map_err(|e| CliError::ctx("applying to AD", e))?;
+    let work: Vec<(&str, u64)> = observers
+        .metrics
+        .ad_operations_by_op()
+        .into_iter()
+        .zip(&setup)
+        .map(|((op, n), (_, before))| (op, n - before))
+        .collect();
     tracing::info!(
         pages = report.pages,
         enqueued = report.enqueued,
@@ -93,6 +102,10 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
         dead = drained.dead,
         remaining = stats.depth,
         ldap_operations = observers.metrics.ad_operations_total(),
+        ldap_work_operations = work.iter().map(|(_, n)| n).sum::<u64>(),
+        ldap_work = %work_summary(&work),
+        peak_rss_kib = super::usage::peak_rss_kib(),
+        cpu_ms = super::usage::cpu_ms(),
         "run --once finished"
     );
     if stats.dead_letters > dead_before || stats.depth > 0 {
@@ -104,6 +117,15 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `add=2 modify=4 search=5`: the non-zero counts, for the `run --once` summary.
+fn work_summary(work: &[(&str, u64)]) -> String {
+    work.iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| format!("{op}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn shutdown_signal() {

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use ldap3::Mod;
 
-use super::error::ResultCode;
+use super::create::Created;
+use super::owned::{Lookup, OwnedListing};
 use super::plan::{self, ActualGroup, Operation};
 use super::retire::CloudOracle;
 use super::seam::Ldap;
@@ -28,7 +29,6 @@ use super::{Connection, Directory, DirectoryError, mapping};
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
 use crate::model::dn;
-use crate::model::event::ManagedGroups;
 use crate::model::{ALL_GROUPS, Change, ChangeKind, now_ms};
 
 pub use super::work::Work;
@@ -93,6 +93,8 @@ pub struct Applier<L = Connection> {
     pub(super) batch: usize,
     pub(super) delete_threshold: usize,
     pub(super) dry_run: bool,
+    /// The owned-groups listing of a bulk pass ([`Applier::begin_bulk`]).
+    pub(super) owned: Arc<OwnedListing>,
     planned: Arc<Mutex<Vec<Operation>>>,
 }
 
@@ -137,8 +139,25 @@ impl<L: Ldap> Applier<L> {
             store,
             cloud,
             dry_run,
+            owned: Arc::default(),
             planned: Arc::default(),
         }
+    }
+
+    /// Many groups are waiting (an initial sync, a resync): list the owned groups once, on
+    /// the next apply, instead of searching for each ([`super::owned`]).
+    pub async fn begin_bulk(&self) {
+        self.owned.begin().await;
+    }
+
+    /// The bulk pass is over: drop its listing.
+    pub async fn end_bulk(&self) {
+        self.owned.end().await;
+    }
+
+    /// Whether a bulk pass is on.
+    pub async fn in_bulk(&self) -> bool {
+        self.owned.is_active().await
     }
 
     /// The directory it writes to.
@@ -189,34 +208,60 @@ impl<L: Ldap> Applier<L> {
             return Err(ApplyError::MemberLimit { limit });
         }
         let desired = mapping::desired(group_id, &record.props, &self.dir.rules);
-        let (actual, created) = match self.dir.find_owned(group_id).await? {
-            Some(a) => (a, false),
-            None => (self.create(&desired).await?, true),
+        let found = self.locate(group_id).await?;
+        let (actual, full, counted) = match found {
+            Some(a) => (a, full, full),
+            None => match self.create(group_id, &desired).await? {
+                Created::New => return Ok(()),
+                // An earlier add that timed out had succeeded: compare everything, as a
+                // reconcile would (not drift: our own write).
+                Created::Existing(a) => (a, true, false),
+            },
         };
-        if !self.dry_run {
-            self.materialize(group_id, &actual)?;
-        }
         let corrections = Corrections {
             events: self.events(),
-            counted: full && !created,
+            counted,
         };
-        if !created {
-            let updates = plan::attribute_updates(&desired, &actual, self.dir.has_external_id);
-            corrections.count("attribute", updates.len());
-            self.update_attributes(&updates).await?;
+        self.converge_existing(group_id, full, touched, &desired, &actual, &corrections)
+            .await
+    }
+
+    /// Where the group's AD object is: from the bulk pass's listing when it knows, else by
+    /// searching for its anchor.
+    pub(super) async fn locate(&self, group_id: &str) -> Result<Option<ActualGroup>, ApplyError> {
+        match self.owned.lookup(&self.dir, group_id).await? {
+            Lookup::Known(found) => Ok(found),
+            Lookup::Ask => Ok(self.dir.find_owned(group_id).await?),
         }
-        if full || created {
-            self.converge_all_members(group_id, &actual.dn, created, &corrections)
+    }
+
+    /// Converges an existing object: attributes, members (all of them, or the touched ones),
+    /// then its name and place.
+    async fn converge_existing(
+        &self,
+        group_id: &str,
+        full: bool,
+        touched: &BTreeSet<MemberRef>,
+        desired: &mapping::DesiredGroup,
+        actual: &ActualGroup,
+        corrections: &Corrections<'_>,
+    ) -> Result<(), ApplyError> {
+        if !self.dry_run {
+            self.materialize(group_id, actual)?;
+        }
+        let updates = plan::attribute_updates(desired, actual, self.dir.has_external_id);
+        corrections.count("attribute", updates.len());
+        self.update_attributes(&updates).await?;
+        if full {
+            self.converge_all_members(group_id, &actual.dn, corrections)
                 .await?;
         } else {
             self.converge_touched_members(group_id, &actual.dn, touched)
                 .await?;
         }
-        if !created
-            && (plan::needs_rename(&desired, &actual)
-                || !dn::same_dn(&parent_of(&actual.dn), &desired.ou))
+        if plan::needs_rename(desired, actual) || !dn::same_dn(&parent_of(&actual.dn), &desired.ou)
         {
-            match self.rename(&actual, &desired.cn, &desired.ou).await {
+            match self.rename(actual, &desired.cn, &desired.ou).await {
                 // The members and attributes above stay applied; the name waits for the clash
                 // to be resolved (reported, counted, retried by the next reconcile).
                 Err(ApplyError::Directory(DirectoryError::Conflict { detail, .. })) => {
@@ -228,24 +273,18 @@ impl<L: Ldap> Applier<L> {
         Ok(())
     }
 
-    /// Every member compared with AD (reconcile, or a group created just now).
+    /// Every member compared with AD (reconcile, or an object an earlier attempt created).
     async fn converge_all_members(
         &self,
         group_id: &str,
         dn: &str,
-        created: bool,
         corrections: &Corrections<'_>,
     ) -> Result<(), ApplyError> {
         // During a full enumeration the mirror's member lists may still be partial: add what is
         // known, remove nothing until the enumeration is complete.
         let may_remove = !self.store.full_round_in_progress()?;
         let want = self.desired_member_sids(group_id).await?;
-        // A group created just now has no members: no need to read them back.
-        let have = if created {
-            BTreeSet::new()
-        } else {
-            self.dir.member_sids(dn).await?
-        };
+        let have = self.dir.member_sids(dn).await?;
         let (add, remove) = plan::member_diff(&want, &have);
         corrections.count("member_add", add.len());
         self.add_members(dn, add).await?;
@@ -281,7 +320,11 @@ impl<L: Ldap> Applier<L> {
     /// Once a group's AD object is known to exist (created by this apply, an earlier attempt or
     /// another process), every parent listing it is queued to converge, in the same transaction
     /// that records the object, so nesting survives retries and crashes.
-    fn materialize(&self, group_id: &str, actual: &ActualGroup) -> Result<(), ApplyError> {
+    pub(super) fn materialize(
+        &self,
+        group_id: &str,
+        actual: &ActualGroup,
+    ) -> Result<(), ApplyError> {
         let sid = actual.sid.clone().unwrap_or_else(|| actual.dn.clone());
         if self.store.materialized_sid(group_id)?.as_deref() == Some(sid.as_str()) {
             return Ok(());
@@ -289,80 +332,6 @@ impl<L: Ldap> Applier<L> {
         let parents = self.parent_changes(group_id)?;
         self.store.materialize(group_id, &sid, &parents)?;
         Ok(())
-    }
-
-    /// Creates the group after checking that neither its name nor its sAMAccountName is taken.
-    async fn create(&self, d: &mapping::DesiredGroup) -> Result<ActualGroup, ApplyError> {
-        if self.dir.dn_exists(&d.dn).await? {
-            self.events().emit(Event::Conflict { kind: "name" });
-            return Err(DirectoryError::Conflict {
-                kind: "name",
-                detail: format!(
-                    "{} exists and does not carry the anchor {}; left untouched",
-                    d.dn, d.anchor
-                ),
-            }
-            .into());
-        }
-        let holders = self
-            .dir
-            .sam_account_name_holders(&d.sam_account_name)
-            .await?;
-        if let Some(h) = holders.first() {
-            self.events().emit(Event::Conflict {
-                kind: "sam_account_name",
-            });
-            return Err(DirectoryError::Conflict {
-                kind: "sam_account_name",
-                detail: format!(
-                    "sAMAccountName {} is taken by {h}; left untouched",
-                    d.sam_account_name
-                ),
-            }
-            .into());
-        }
-        let attrs = plan::create_attrs(d, self.dir.has_external_id);
-        self.record(&Operation::Create {
-            dn: d.dn.clone(),
-            attrs: attrs.clone(),
-        });
-        if !self.dry_run {
-            match self
-                .dir
-                .conn
-                .add(&d.dn, attrs.into_iter().map(|(k, v)| (k, set(v))).collect())
-                .await
-            {
-                Err(e) if e.result_code() == Some(ResultCode::ALREADY_EXISTS) => {
-                    // An earlier add that timed out may have succeeded: ours if it has our anchor.
-                    let id = mapping::id_from_anchor(&d.anchor).unwrap_or_default();
-                    if let Some(a) = self.dir.find_owned(id).await? {
-                        return Ok(a);
-                    }
-                    self.events().emit(Event::Conflict { kind: "name" });
-                    return Err(DirectoryError::Conflict {
-                        kind: "name",
-                        detail: format!("creating {}: {e}", d.dn),
-                    }
-                    .into());
-                }
-                other => other?,
-            }
-            self.events()
-                .emit(Event::ManagedGroups(ManagedGroups::Created));
-            if let Some(a) = self
-                .dir
-                .find_owned(mapping::id_from_anchor(&d.anchor).unwrap_or_default())
-                .await?
-            {
-                return Ok(a);
-            }
-        }
-        Ok(ActualGroup {
-            dn: d.dn.clone(),
-            cn: d.cn.clone(),
-            ..Default::default()
-        })
     }
 
     pub(super) async fn update_attributes(&self, updates: &[Operation]) -> Result<(), ApplyError> {
@@ -414,7 +383,7 @@ impl<L: Ldap> Applier<L> {
     }
 
     /// Upserts of every parent that lists this group as a member.
-    fn parent_changes(&self, group_id: &str) -> Result<Vec<Change>, ApplyError> {
+    pub(super) fn parent_changes(&self, group_id: &str) -> Result<Vec<Change>, ApplyError> {
         let member = MemberRef {
             kind: MemberKind::Group,
             id: group_id.to_string(),

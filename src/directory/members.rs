@@ -69,7 +69,15 @@ impl<L: Ldap> Applier<L> {
                     skipped("not_in_scope");
                     return Ok(None);
                 }
-                match self.dir.find_owned(&m.id).await?.and_then(|a| a.sid) {
+                // Recorded when the nested group's object was confirmed: no search needed.
+                if let Some(sid) = self
+                    .store
+                    .materialized_sid(&m.id)?
+                    .filter(|s| sid::is_valid(s))
+                {
+                    return Ok(Some(sid));
+                }
+                match self.locate(&m.id).await?.and_then(|a| a.sid) {
                     Some(s) => Ok(Some(s)),
                     None => {
                         skipped("unresolved"); // written once the nested group exists

@@ -22,12 +22,14 @@
 //! [`crate::cli`] or an observability module.
 
 pub mod apply;
+mod create;
 pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod ldap;
 pub mod mapping;
 mod members;
+pub mod owned;
 mod paging;
 pub mod plan;
 pub mod range;

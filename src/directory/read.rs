@@ -215,6 +215,20 @@ impl<L: Ldap> Directory<L> {
         Ok(owned)
     }
 
+    /// Every group under the owned OUs that carries a `Group_…` anchor in either attribute,
+    /// as read (paged), conflicts included: the raw material of a bulk pass's listing
+    /// ([`super::owned::index`] tells ours from suspect).
+    pub async fn list_anchored(&self) -> Result<Vec<ActualGroup>, DirectoryError> {
+        let filter = if self.has_external_id {
+            "(&(objectClass=group)(|(adminDescription=Group_*)(msDS-ExternalDirectoryObjectId=Group_*)))"
+        } else {
+            "(&(objectClass=group)(adminDescription=Group_*))"
+        };
+        let found = self.search_owned(filter, "list_anchored").await?;
+        tracing::info!(groups = found.len(), "owned groups listed for a bulk pass");
+        Ok(found.iter().map(to_actual).collect())
+    }
+
     /// The SID of the account a non-SID identity names (one search), if it exists.
     pub async fn sid_of(&self, who: &AdIdentity) -> Result<Option<String>, DirectoryError> {
         let Some((base, filter)) = who.ldap_search() else {

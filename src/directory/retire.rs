@@ -75,6 +75,8 @@ impl<L: Ldap> Applier<L> {
         reason: DeleteReason,
         cloud: CloudNow,
     ) -> Result<(), ApplyError> {
+        // Whatever happens next, later applies read this group afresh.
+        self.owned.forget(group_id).await;
         match decision {
             Decision::Keep(why) => {
                 tracing::info!(

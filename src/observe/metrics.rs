@@ -63,7 +63,22 @@ impl Metrics {
         self.work.ready.set(ready as i64);
     }
 
-    /// LDAP operations counted so far, all kinds and results.
+    /// LDAP operations so far per operation (`bind`, `search`, `add`, …), any outcome: what
+    /// `run --once` reports, less what opening the directory cost.
+    pub fn ad_operations_by_op(&self) -> Vec<(&'static str, u64)> {
+        AD_OPS
+            .iter()
+            .map(|op| {
+                let n = ["ok", "error"]
+                    .map(|r| self.ad.operations.with_label_values(&[op, r]).get())
+                    .iter()
+                    .sum();
+                (*op, n)
+            })
+            .collect()
+    }
+
+    /// LDAP operations so far, all kinds and outcomes.
     pub fn ad_operations_total(&self) -> u64 {
         AD_OPS
             .iter()

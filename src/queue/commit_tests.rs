@@ -237,7 +237,9 @@ fn an_upsert_names_the_changed_members_it_can_write_and_not_the_unsupported_ones
         },
         removed: false,
     });
-    commit(&store, &[g], delta(1));
+    // An incremental round (the first, full one, ends in a reconcile that supersedes upserts).
+    commit(&store, &[], delta(1));
+    commit(&store, &[g], delta(2));
     let upserts: Vec<Vec<MemberRef>> = store
         .pending_batch(10)
         .unwrap()

@@ -33,7 +33,7 @@ use super::fold::{
 };
 use super::keys::{Writes, member_key, member_of_key, member_ref, prefix};
 use super::records::*;
-use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, tx_enqueue};
+use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
 use crate::model::*;
 use crate::model::{MemberRef, Removed};
@@ -228,10 +228,10 @@ impl Store {
             max_members,
         };
         let plan = fold_group_page(&view, &page);
-        let (groups_delta, held_delta) = write_group_plan(&t, &plan)?;
+        let (groups_delta, held_delta, depth_delta) = write_group_plan(&t, &plan)?;
         Counts::adjust(&self.counts.groups, groups_delta);
         Counts::adjust(&self.counts.held, held_delta);
-        self.note_enqueued(plan.changes.len());
+        Counts::adjust(&self.depth, depth_delta);
         Ok(plan.outcome)
     }
 }
@@ -377,9 +377,14 @@ fn edge_writes(plan: &GroupPagePlan) -> (Writes, Writes) {
 }
 
 /// Writes a groups page's plan in one transaction; returns the change in the entry counts of
-/// `groups` and `held_deletes`.
-fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64), QueueError> {
-    let seqs = seqs(t, plan.changes.len())?;
+/// `groups`, `held_deletes` and `pending` (the page's changes, less what its closing
+/// reconciles superseded: [`super::supersede`]).
+fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64, i64), QueueError> {
+    let (superseded, changes) = match plan.full_round_done {
+        Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
+        None => (Vec::new(), plan.changes.clone()),
+    };
+    let seqs = seqs(t, changes.len())?;
     let mut groups = Writes::default();
     for (id, w) in &plan.groups {
         match w {
@@ -431,7 +436,11 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64), Queue
             of_t.apply_batch(&ob)?;
             round_t.apply_batch(&rb)?;
             let held_delta = held.apply_counted(held_t)?;
-            for (seq, c) in seqs.iter().zip(&plan.changes) {
+            let mut dropped = 0i64;
+            for seq in &superseded {
+                dropped += i64::from(pending.remove(&seq_key(*seq))?.is_some());
+            }
+            for (seq, c) in seqs.iter().zip(&changes) {
                 tx_enqueue(pending, *seq, c)?;
             }
             meta.insert(cursor_key(Resource::Groups), cursor.as_slice())?;
@@ -442,7 +451,7 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<(i64, i64), Queue
             if let Some(e) = plan.full_round_done {
                 meta.insert(FULL_DONE, enc(&e))?;
             }
-            Ok((groups_delta, held_delta))
+            Ok((groups_delta, held_delta, seqs.len() as i64 - dropped))
         },
     )?;
     Ok(deltas)

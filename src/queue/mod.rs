@@ -11,8 +11,9 @@
 //!   the journal in the same transaction. A crash between AD's reply and the ack re-applies the
 //!   change, which is harmless because applying is idempotent.
 //! - **Per-group order.** Pending changes are keyed by a monotonic sequence number; the worker
-//!   takes them in order and applies all pending changes of one group as one net change
-//!   (coalescing), never the same group twice at once.
+//!   applies the changes of one group it sees together as one net change (coalescing), never
+//!   the same group twice at once. A full enumeration's closing reconcile supersedes the
+//!   round's pending upserts of the group in the transaction that queues it ([`supersede`]).
 //! - **Level, not only edge.** Member changes are recorded in the mirror; a queued change names
 //!   *which* members were touched and the worker applies what the mirror says *now*, so stale or
 //!   duplicated changes converge to the same result.
@@ -41,6 +42,7 @@ pub mod mirror;
 mod records;
 pub mod safety;
 mod store;
+pub mod supersede;
 
 pub use records::*;
 pub use store::{QueueError, Store};

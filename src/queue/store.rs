@@ -11,6 +11,7 @@ mod codec;
 mod counts;
 mod cursors;
 mod pending;
+mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,7 +103,7 @@ pub struct Store {
     path: Option<PathBuf>,
     /// Bytes of sled's page cache (`[state] cache_capacity`), kept for a reopen in place.
     cache_capacity: u64,
-    depth: Arc<AtomicU64>,
+    pub(super) depth: Arc<AtomicU64>,
     pub(super) counts: Arc<Counts>,
 }
 

@@ -144,9 +144,9 @@ fn pending_changes_keep_their_order() {
         .filter(|(_, c)| c.group_id == "g1")
         .map(|(_, c)| c.kind.label())
         .collect();
-    // Upsert, (full round: reconcile), upsert, delete: in the order seen.
-    assert_eq!(kinds.first(), Some(&"upsert"));
-    assert_eq!(kinds.last(), Some(&"delete"));
+    // The full round's reconcile (which supersedes its upsert), then upsert and delete: in
+    // the order seen.
+    assert_eq!(kinds, ["reconcile", "upsert", "delete"]);
     let seqs: Vec<u64> = store
         .pending_batch(100)
         .unwrap()

@@ -1,7 +1,14 @@
-//! The worker: takes pending changes in order, coalesces each group's changes into one net
-//! piece of work, applies independent groups concurrently (never one group twice at once),
-//! retries transient failures with exponential backoff, dead-letters permanent ones, and acks
+//! The worker: takes pending changes, coalesces each group's changes into one net piece of
+//! work, applies independent groups concurrently (never one group twice at once), retries
+//! transient failures with exponential backoff, dead-letters permanent ones, and acks
 //! (journals) a change only after AD has confirmed it.
+//!
+//! Continuous, with no batch barrier: `[sync] concurrency` slots, each taking the next waiting
+//! group as soon as it is free, alternating between the oldest waiting groups and the newest
+//! (so a change made now never waits behind a bulk of older ones, such as an initial sync). A
+//! large group's member writes go in batches inside its own slot, so it holds nobody behind
+//! it. When many groups wait, the applier lists the owned groups once for the whole pass
+//! ([`Applier::begin_bulk`]).
 //!
 //! One stuck group never stalls the others: a group that keeps failing transiently (a busy or
 //! slow object, a Graph lookup that fails) is *parked* with its own backoff and its changes stay
@@ -12,19 +19,22 @@
 //! # Guarantees
 //! - A change is acked only after AD confirmed it; a permanent failure dead-letters it with its
 //!   error class and text; a transient one leaves it queued.
-//! - A group's changes are applied in queue order, as one coalesced piece of work, by one task.
+//! - A group is never applied by two tasks at once. The changes of it seen together are
+//!   applied as one coalesced piece of work; each apply converges the group to what the mirror
+//!   says *now* (and destructive work is re-checked against the mirror and the cloud), so the
+//!   order in which a group's changes are taken never changes the result.
 //! - Everything it does is reported through the [`Events`] handed in at construction
 //!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
 //!
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
-//! [`crate::queue`], [`crate::model`], [`crate::config`], [`super::sleep_or_stop`].
+//! [`crate::queue`], [`crate::model`], [`super::sleep_or_stop`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,8 +47,60 @@ use crate::model::{Change, Event, Events};
 use crate::queue::{QueueError, Store};
 use crate::sync::quarantine::Quarantine;
 
-/// Changes read from the queue per pass.
+/// Changes read from the queue per window.
 const BATCH: usize = 1024;
+
+/// Changes the newest lane takes per look.
+const NEWEST: usize = 32;
+
+/// Entries from the end of the queue the newest lane looks at.
+const NEWEST_SCAN: usize = 256;
+
+/// Groups ready to be dispatched, from both ends of the queue: free slots alternate between
+/// the oldest waiting groups and the newest, so a change made now never waits behind a bulk
+/// of older ones, and the bulk still proceeds.
+#[derive(Default)]
+struct Lanes {
+    oldest: VecDeque<(String, Vec<(u64, Change)>)>,
+    newest: VecDeque<(String, Vec<(u64, Change)>)>,
+    /// When the newest lane was last refreshed.
+    looked: Option<Instant>,
+    /// Whose turn it is.
+    newest_next: bool,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.oldest.is_empty() && self.newest.is_empty()
+    }
+
+    fn next(&mut self) -> Option<(String, Vec<(u64, Change)>)> {
+        self.newest_next = !self.newest_next;
+        let (first, second) = if self.newest_next {
+            (&mut self.newest, &mut self.oldest)
+        } else {
+            (&mut self.oldest, &mut self.newest)
+        };
+        let (gid, mut changes) = first.pop_front().or_else(|| second.pop_front())?;
+        // A group in both lanes goes as one apply of everything seen of it.
+        for lane in [&mut self.oldest, &mut self.newest] {
+            if let Some(at) = lane.iter().position(|(g, _)| *g == gid) {
+                let (_, more) = lane.remove(at).expect("found above");
+                changes.extend(more);
+            }
+        }
+        changes.sort_by_key(|(seq, _)| *seq);
+        changes.dedup_by_key(|(seq, _)| *seq);
+        Some((gid, changes))
+    }
+}
+
+/// How soon a free slot looks for newly queued groups while other applies run.
+const REFILL: Duration = Duration::from_millis(100);
+
+/// Groups waiting in one window that make a bulk pass: the owned groups are listed once
+/// instead of searched for one by one.
+const BULK_GROUPS: usize = 64;
 
 /// Why draining stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -169,53 +231,128 @@ impl<L: Ldap> Worker<L> {
     /// Applies pending changes until the queue is empty, `stop` is set, or a group stays stuck
     /// on transient errors after `max_attempts` (then the changes stay queued and the error is
     /// returned).
+    ///
+    /// Continuous: up to `[sync] concurrency` groups are in flight, and a free slot takes the
+    /// next waiting group at once (no batch barrier), so a large group being written never
+    /// holds other groups' changes behind it. A group is never applied twice at once: its
+    /// later changes wait until its apply in flight has finished.
     pub async fn drain(&self, stop: &CancellationToken) -> Result<DrainReport, WorkerError> {
         let mut report = DrainReport::default();
+        let slots = self.retry.concurrency.max(1);
+        let mut tasks: JoinSet<(String, GroupResult)> = JoinSet::new();
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut lanes = Lanes::default();
+        let mut stuck = None;
+        let mut emptied = false;
         loop {
-            if stop.is_cancelled() {
-                return Ok(report);
-            }
-            let parked = self.parked_now();
-            let batch = self.store.pending_batch_excluding(BATCH, &parked)?;
-            if batch.is_empty() {
-                report.parked = parked.len();
-                self.publish_stats();
-                return Ok(report);
-            }
-            let limit = Arc::new(Semaphore::new(self.retry.concurrency.max(1)));
-            let mut tasks = JoinSet::new();
-            for (gid, changes) in crate::queue::group_batch(batch) {
-                let me = self.clone();
-                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-                let span = tracing::info_span!(
-                    "apply",
-                    group = apply::describe(&gid),
-                    changes = changes.len()
-                );
-                tasks.spawn(
-                    async move {
-                        let r = me.apply_group(&gid, changes).await;
-                        drop(permit);
-                        r
-                    }
-                    .instrument(span),
-                );
-            }
-            let mut stuck = None;
-            while let Some(joined) = tasks.join_next().await {
-                report.groups += 1;
-                match joined.expect("apply task panicked") {
-                    GroupResult::Applied(n) => report.applied += n,
-                    GroupResult::Dead(n) => report.dead += n,
-                    GroupResult::Parked => {}
-                    GroupResult::Stuck(e) => stuck = Some(e),
+            let dispatching = !stop.is_cancelled() && stuck.is_none();
+            if dispatching && tasks.len() < slots {
+                if lanes.oldest.is_empty() {
+                    lanes.oldest = self.next_window(&in_flight).await?;
                 }
+                self.look_at_newest(&mut lanes, &in_flight)?;
+                emptied = lanes.is_empty() && in_flight.is_empty();
             }
-            self.publish_stats();
-            if let Some(e) = stuck {
-                return Err(e);
+            while dispatching && tasks.len() < slots {
+                let Some((gid, changes)) = lanes.next() else {
+                    break;
+                };
+                in_flight.insert(gid.clone());
+                self.spawn_apply(&mut tasks, gid, changes);
+            }
+            let free = dispatching && tasks.len() < slots && !tasks.is_empty();
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                // A slot is free while others are busy: look for newly queued groups soon,
+                // so a long apply (a large group) holds nobody behind it.
+                _ = tokio::time::sleep(REFILL), if free => continue,
+            };
+            let Some(joined) = joined else {
+                break;
+            };
+            let (gid, result) = joined.expect("apply task panicked");
+            in_flight.remove(&gid);
+            report.groups += 1;
+            match result {
+                GroupResult::Applied(n) => report.applied += n,
+                GroupResult::Dead(n) => report.dead += n,
+                GroupResult::Parked => {}
+                GroupResult::Stuck(e) => stuck = Some(e),
             }
         }
+        if emptied {
+            // Nothing waits any more: a bulk pass is over.
+            self.applier.end_bulk().await;
+        }
+        report.parked = self.parked_now().len();
+        self.publish_stats();
+        match stuck {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// The next waiting groups, oldest first, skipping parked groups and groups in flight;
+    /// enough of them turn a bulk pass on ([`Applier::begin_bulk`]).
+    async fn next_window(
+        &self,
+        in_flight: &HashSet<String>,
+    ) -> Result<VecDeque<(String, Vec<(u64, Change)>)>, WorkerError> {
+        let mut skip = self.parked_now();
+        skip.extend(in_flight.iter().cloned());
+        let window = crate::queue::group_batch(self.store.pending_batch_excluding(BATCH, &skip)?);
+        if window.len() >= BULK_GROUPS && !self.applier.in_bulk().await {
+            tracing::info!(groups = window.len(), "many groups waiting: bulk pass");
+            self.applier.begin_bulk().await;
+        }
+        if !window.is_empty() {
+            self.publish_stats();
+        }
+        Ok(window.into())
+    }
+
+    /// Refreshes the newest lane (at most every [`REFILL`]): the newest waiting groups that
+    /// are neither in flight nor parked.
+    fn look_at_newest(
+        &self,
+        lanes: &mut Lanes,
+        in_flight: &HashSet<String>,
+    ) -> Result<(), WorkerError> {
+        if lanes.looked.is_some_and(|t| t.elapsed() < REFILL) {
+            return Ok(());
+        }
+        lanes.looked = Some(Instant::now());
+        let mut skip = self.parked_now();
+        skip.extend(in_flight.iter().cloned());
+        let newest = self.store.newest_pending(NEWEST, NEWEST_SCAN, &skip)?;
+        let mut newest = crate::queue::group_batch(newest);
+        for (_, changes) in &mut newest {
+            changes.reverse(); // oldest first, as everywhere
+        }
+        lanes.newest = newest.into();
+        Ok(())
+    }
+
+    /// Starts applying one group's changes in its own task.
+    fn spawn_apply(
+        &self,
+        tasks: &mut JoinSet<(String, GroupResult)>,
+        gid: String,
+        changes: Vec<(u64, Change)>,
+    ) {
+        let me = self.clone();
+        let span = tracing::info_span!(
+            "apply",
+            group = apply::describe(&gid),
+            changes = changes.len()
+        );
+        tasks.spawn(
+            async move {
+                let r = me.apply_group(&gid, changes).await;
+                (gid, r)
+            }
+            .instrument(span),
+        );
     }
 
     async fn apply_group(&self, gid: &str, changes: Vec<(u64, Change)>) -> GroupResult {
@@ -357,6 +494,12 @@ fn work_label(w: &Work) -> &'static str {
     }
 }
 
+#[cfg(test)]
+#[path = "worker_bulk_tests.rs"]
+mod bulk_tests;
+#[cfg(test)]
+#[path = "worker_lab.rs"]
+mod lab;
 #[cfg(test)]
 #[path = "worker_tests.rs"]
 mod tests;

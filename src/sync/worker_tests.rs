@@ -1,193 +1,33 @@
-//! The worker in process: a real [`Store`] (sled, in a temp dir) fed by the mirror's own page
-//! commits, the real applier, and the in-memory directory fake behind the [`Ldap`] seam.
-//! Coalescing, per-group order, retries, dead letters, parking and systemic failure.
+//! The worker in process (see [`super::lab`]): coalescing, per-group order, retries, dead
+//! letters, parking and systemic failure.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{DrainReport, Worker, WorkerError};
-use crate::config::SyncConfig;
-use crate::directory::fake::{FakeDirectory, Fault, FaultRule, ad_config};
-use crate::directory::retire::{CloudOracle, OracleFuture};
-use crate::directory::{Applier, mapping};
-use crate::graph::page::{GroupDelta, NextStep, UserDelta};
-use crate::model::event::{GroupOutcome, Recorded};
-use crate::model::{ALL_GROUPS, Event, GroupPatch, Patch, Removed, Resource, UserPatch};
-use crate::queue::Store;
-use crate::queue::mirror::DeletePolicy;
+use super::WorkerError;
+use super::lab::*;
+use crate::directory::fake::{Fault, FaultRule};
+use crate::directory::mapping;
+use crate::graph::page::{NextStep, UserDelta};
+use crate::model::event::GroupOutcome;
+use crate::model::{Event, Removed};
+use crate::model::{Patch, Resource, UserPatch};
 use crate::queue::safety::CloudNow;
 use crate::queue::tests::group;
-
-const DOMAIN: &str = "DC=corp,DC=example";
-const OU: &str = "OU=Groups,DC=corp,DC=example";
-const PEOPLE: &str = "OU=People,DC=corp,DC=example";
-const G1: &str = "11111111-aaaa-4000-8000-000000000001";
-const G2: &str = "22222222-bbbb-4000-8000-000000000002";
-
-/// What Graph says about each group when a destructive action is re-checked (default: purged).
-#[derive(Default)]
-struct Cloud(Mutex<HashMap<String, CloudNow>>);
-
-impl CloudOracle for Cloud {
-    fn group_state<'a>(&'a self, group_id: &'a str) -> OracleFuture<'a> {
-        let now = self.0.lock().unwrap().get(group_id).copied();
-        Box::pin(async move { Ok(now.unwrap_or(CloudNow::Purged)) })
-    }
-}
-
-struct Lab {
-    fake: FakeDirectory,
-    store: Store,
-    cloud: Arc<Cloud>,
-    worker: Worker<FakeDirectory>,
-    seen: Arc<Recorded>,
-    /// User id → its AD SID.
-    sids: HashMap<String, String>,
-    _tmp: tempfile::TempDir,
-}
-
-fn sync_config(max_attempts: u32) -> SyncConfig {
-    SyncConfig {
-        max_attempts,
-        min_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(4),
-        concurrency: 4,
-        ..SyncConfig::default()
-    }
-}
-
-fn removed(id: &str, how: Removed) -> GroupDelta {
-    GroupDelta {
-        id: id.into(),
-        removed: Some(how),
-        patch: GroupPatch::default(),
-        members: vec![],
-    }
-}
-
-impl Lab {
-    /// A directory with the target OU and one AD account per user, and a store whose mirror
-    /// knows each user's SID.
-    async fn new(users: &[&str], max_attempts: u32) -> Lab {
-        let fake = FakeDirectory::new(DOMAIN);
-        fake.add_ou(OU);
-        fake.add_ou(PEOPLE);
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        let mut sids = HashMap::new();
-        let mut items = Vec::new();
-        for u in users {
-            let sid = fake.add_user(PEOPLE, u, u);
-            items.push(UserDelta {
-                id: u.to_string(),
-                removed: None,
-                patch: UserPatch {
-                    sid: Patch::Value(sid.clone()),
-                    ..Default::default()
-                },
-            });
-            sids.insert(u.to_string(), sid);
-        }
-        let link = NextStep::Delta("https://graph.example/v1.0/users/delta?$deltatoken=1".into());
-        store.commit_user_page(&items, &link, None).unwrap();
-        let (seen, events) = Recorded::new();
-        let mut cfg = ad_config(OU);
-        cfg.soft_delete = crate::config::SoftDeleteAction::Delete;
-        let dir = fake.directory(&cfg, events.clone()).await;
-        let cloud = Arc::new(Cloud::default());
-        let applier = Applier::new(dir, store.clone(), cloud.clone(), false);
-        let worker = Worker::new(store.clone(), applier, sync_config(max_attempts), events);
-        Lab {
-            fake,
-            store,
-            cloud,
-            worker,
-            seen,
-            sids,
-            _tmp: tmp,
-        }
-    }
-
-    /// Commits one groups page that ends a round (the first round is a full enumeration).
-    fn round(&self, items: &[GroupDelta]) {
-        let before = self.store.cursor(Resource::Groups).unwrap();
-        let link = NextStep::Delta("https://graph.example/v1.0/groups/delta?$deltatoken=x".into());
-        let policy = DeletePolicy {
-            threshold: 10,
-            soft_destructive: true,
-        };
-        self.store
-            .commit_group_page(items, &link, before.as_ref(), policy, &|_, p| p.eligible())
-            .unwrap();
-    }
-
-    async fn drain(&self) -> Result<DrainReport, WorkerError> {
-        self.worker
-            .drain(&tokio_util::sync::CancellationToken::new())
-            .await
-    }
-
-    /// The DN of the AD group anchored to `id`, if there is one.
-    fn dn_of(&self, id: &str) -> Option<String> {
-        let anchor = mapping::anchor(id);
-        self.fake.children(OU).into_iter().find(|dn| {
-            self.fake
-                .attr(dn, "adminDescription")
-                .is_some_and(|v| v == [anchor.clone()])
-        })
-    }
-
-    fn member_sids(&self, id: &str) -> BTreeSet<String> {
-        self.fake
-            .member_sids(&self.dn_of(id).expect("the group is in AD"))
-            .unwrap()
-    }
-
-    fn sids(&self, users: &[&str]) -> BTreeSet<String> {
-        users.iter().map(|u| self.sids[*u].clone()).collect()
-    }
-
-    fn depth(&self) -> u64 {
-        self.store.stats().unwrap().depth
-    }
-
-    /// The `GroupFinished` events so far, as (group, number of changes, outcome), the orphan
-    /// sweep that ends every full round left out.
-    fn finished(&self) -> Vec<(String, usize, GroupOutcome)> {
-        self.seen
-            .events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::GroupFinished {
-                    group_id,
-                    seen_ms,
-                    outcome,
-                    ..
-                } if group_id != ALL_GROUPS => Some((group_id, seen_ms.len(), outcome)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn count(&self, want: &Event) -> usize {
-        self.seen.events().iter().filter(|e| *e == want).count()
-    }
-}
 
 #[tokio::test]
 async fn a_groups_pending_changes_are_coalesced_into_one_apply() {
     let lab = Lab::new(&["ann", "bob", "cat"], 3).await;
-    // The first (full) round queues an upsert and a reconcile for the group (and the orphan
-    // sweep that ends every full round): one apply for the group.
+    // The first (full) round queues the group's closing reconcile, which supersedes its
+    // upsert (and the orphan sweep that ends every full round): one apply for the group.
     lab.round(&[group(G1, "Alpha", &[("ann", false)])]);
-    assert_eq!(lab.depth(), 3);
+    assert_eq!(lab.depth(), 2);
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.groups, r.dead), (3, 2, 0));
+    assert_eq!((r.applied, r.groups, r.dead), (2, 2, 0));
     assert_eq!(lab.fake.count_ok("add", "CN=Alpha"), 1);
     assert_eq!(
         lab.finished(),
-        vec![(G1.to_string(), 2, GroupOutcome::Applied)]
+        vec![(G1.to_string(), 1, GroupOutcome::Applied)]
     );
     // Two more rounds each add a member: two upserts, one apply, one member write.
     lab.round(&[group(G1, "Alpha", &[("bob", false)])]);
@@ -261,7 +101,7 @@ async fn transient_failures_are_retried_then_the_change_is_acked() {
     lab.fake
         .inject(FaultRule::next(2, Fault::Busy).on_op("add"));
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.dead, r.parked), (3, 0, 0));
+    assert_eq!((r.applied, r.dead, r.parked), (2, 0, 0));
     assert_eq!(lab.depth(), 0);
     let adds: Vec<bool> = lab
         .fake
@@ -275,7 +115,7 @@ async fn transient_failures_are_retried_then_the_change_is_acked() {
     assert_eq!(lab.count(&Event::ChangeRetried), 2);
     assert_eq!(
         lab.finished(),
-        vec![(G1.to_string(), 2, GroupOutcome::Applied)]
+        vec![(G1.to_string(), 1, GroupOutcome::Applied)]
     );
     assert_eq!(lab.member_sids(G1), lab.sids(&["ann"]));
 }
@@ -293,10 +133,10 @@ async fn a_permanent_failure_dead_letters_the_groups_changes_with_class_and_text
             .on_dn("CN=Alpha"),
     );
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.dead, r.groups), (3, 2, 3));
+    assert_eq!((r.applied, r.dead, r.groups), (2, 1, 3));
     assert_eq!(lab.depth(), 0);
     let dead = lab.store.list_dead(10).unwrap();
-    assert_eq!(dead.len(), 2);
+    assert_eq!(dead.len(), 1);
     for (_, d) in &dead {
         assert_eq!(d.change.group_id, G1);
         assert_eq!(d.class, "ldap_result");
@@ -320,7 +160,7 @@ async fn a_permanent_failure_dead_letters_the_groups_changes_with_class_and_text
     assert!(
         finished.contains(&(
             G1.to_string(),
-            2,
+            1,
             GroupOutcome::DeadLettered {
                 class: "ldap_result",
                 error: dead[0].1.error.clone()
@@ -328,7 +168,7 @@ async fn a_permanent_failure_dead_letters_the_groups_changes_with_class_and_text
         )),
         "{finished:?}"
     );
-    assert!(finished.contains(&(G2.to_string(), 2, GroupOutcome::Applied)));
+    assert!(finished.contains(&(G2.to_string(), 1, GroupOutcome::Applied)));
     assert!(lab.dn_of(G2).is_some() && lab.dn_of(G1).is_none());
 }
 
@@ -346,14 +186,20 @@ async fn a_name_held_by_an_object_we_do_not_own_is_a_conflict_and_left_alone() {
     );
     lab.round(&[group(G1, "Alpha", &[("ann", false)])]);
     let r = lab.drain().await.unwrap();
-    assert_eq!(r.dead, 2);
+    assert_eq!(r.dead, 1);
     let dead = lab.store.list_dead(10).unwrap();
     assert!(dead.iter().all(|(_, d)| d.class == "conflict"), "{dead:?}");
     assert_eq!(lab.count(&Event::Conflict { kind: "name" }), 1);
-    assert_eq!(
-        lab.fake.ops().iter().filter(|o| o.op != "search").count(),
-        0,
-        "nothing written"
+    // The one write attempted is the add AD refused (68): nothing was written.
+    let writes: Vec<_> = lab
+        .fake
+        .ops()
+        .into_iter()
+        .filter(|o| o.op != "search")
+        .collect();
+    assert!(
+        writes.iter().all(|o| o.op == "add" && !o.ok) && writes.len() == 1,
+        "nothing written: {writes:?}"
     );
     assert_eq!(lab.fake.attr(&theirs, "adminDescription"), Some(vec![]));
     assert_eq!(lab.fake.member_sids(&theirs), Some(BTreeSet::new()));
@@ -382,7 +228,7 @@ async fn a_member_without_an_ad_object_is_skipped_and_the_others_are_written() {
         &[("ann", false), ("ghost", false), ("bob", false)],
     )]);
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.dead), (3, 0));
+    assert_eq!((r.applied, r.dead), (2, 0));
     assert_eq!(lab.member_sids(G1), lab.sids(&["ann", "bob"]));
     assert!(
         lab.count(&Event::MembersSkipped {
@@ -402,8 +248,8 @@ async fn a_group_that_keeps_failing_is_parked_while_the_others_proceed() {
     lab.fake
         .inject(FaultRule::always(Fault::Busy).on_dn("CN=Alpha"));
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.dead, r.parked), (3, 0, 1));
-    assert_eq!(lab.depth(), 2, "the parked group's changes stay queued");
+    assert_eq!((r.applied, r.dead, r.parked), (2, 0, 1));
+    assert_eq!(lab.depth(), 1, "the parked group's change stays queued");
     assert!(lab.dn_of(G2).is_some() && lab.dn_of(G1).is_none());
     let failed = |lab: &Lab| {
         let ops = lab.fake.ops();
@@ -413,7 +259,7 @@ async fn a_group_that_keeps_failing_is_parked_while_the_others_proceed() {
     };
     assert_eq!(failed(&lab), 3, "max_attempts tries");
     assert!(lab.finished().iter().any(|(g, n, o)| g == G1
-        && *n == 2
+        && *n == 1
         && matches!(
             o,
             GroupOutcome::Retrying {
@@ -430,7 +276,7 @@ async fn a_group_that_keeps_failing_is_parked_while_the_others_proceed() {
     lab.fake.clear_faults();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.parked), (2, 0));
+    assert_eq!((r.applied, r.parked), (1, 0));
     assert_eq!(lab.depth(), 0);
     assert!(lab.dn_of(G1).is_some());
     let parked: Vec<usize> = lab
@@ -458,7 +304,7 @@ async fn unreachable_ad_stops_the_pass_and_keeps_every_change_queued() {
         matches!(e, WorkerError::Exhausted { attempts: 2, .. }) && e.is_transient(),
         "{e}"
     );
-    assert_eq!(lab.depth(), 5);
+    assert_eq!(lab.depth(), 3);
     assert!(lab.store.list_dead(10).unwrap().is_empty());
     assert!(lab.finished().iter().all(|(_, _, o)| matches!(
         o,
@@ -470,5 +316,5 @@ async fn unreachable_ad_stops_the_pass_and_keeps_every_change_queued() {
     // Not parked: systemic trouble pauses the worker, it does not single out groups.
     lab.fake.clear_faults();
     let r = lab.drain().await.unwrap();
-    assert_eq!((r.applied, r.parked), (5, 0));
+    assert_eq!((r.applied, r.parked), (3, 0));
 }

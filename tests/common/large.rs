@@ -125,15 +125,4 @@ fn sid(domain: &str, i: u32) -> String {
     format!("{domain}-{}", 100_000 + i)
 }
 
-/// `ldap_operations` from the `run --once finished` log line.
-pub fn ldap_ops(log: &str) -> u64 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("run --once finished"))
-        .expect("summary line");
-    let v: Value = serde_json::from_str(line).expect("JSON log line");
-    v["ldap_operations"]
-        .as_u64()
-        .expect("ldap_operations field")
-}
+pub use super::summary::ldap_ops;

@@ -4,13 +4,16 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod figures;
 pub mod large;
+pub mod loader;
 pub mod outcome;
 pub mod relay;
 pub mod samba;
 pub mod service;
 pub mod sim;
 pub mod stream;
+pub mod summary;
 pub mod wait;
 
 use serde_json::{Value, json};

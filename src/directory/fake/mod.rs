@@ -136,7 +136,24 @@ pub struct OpRecord {
 struct State {
     dit: Dit,
     faults: Vec<FaultRule>,
+    holds: Vec<(&'static str, String, tokio::sync::watch::Receiver<bool>)>,
     log: Vec<OpRecord>,
+}
+
+/// Operations held back by [`FakeDirectory::hold`] wait until this is released (or dropped).
+pub struct Hold(tokio::sync::watch::Sender<bool>);
+
+impl Hold {
+    /// Lets the held operations (and later matching ones) run.
+    pub fn release(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// The in-memory directory. Clones share it.
@@ -158,6 +175,7 @@ impl FakeDirectory {
         FakeDirectory(Arc::new(Mutex::new(State {
             dit: Dit::new(domain),
             faults: vec![],
+            holds: vec![],
             log: vec![],
         })))
     }
@@ -293,6 +311,32 @@ impl FakeDirectory {
             .count()
     }
 
+    /// Makes every `op` on a DN containing `dn_part` wait (asynchronously, without holding
+    /// the directory) until the returned [`Hold`] is released: a slow operation, for tests of
+    /// what proceeds meanwhile.
+    pub fn hold(&self, op: &'static str, dn_part: &str) -> Hold {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.lock().holds.push((op, dn_part.to_lowercase(), rx));
+        Hold(tx)
+    }
+
+    /// Waits while a [`Hold`] covers this operation.
+    fn gate(&self, op: &'static str, dn: &str) -> impl Future<Output = ()> + Send + use<> {
+        let dn = dn.to_lowercase();
+        let gates: Vec<_> = self
+            .lock()
+            .holds
+            .iter()
+            .filter(|(o, part, _)| *o == op && dn.contains(part.as_str()))
+            .map(|(_, _, rx)| rx.clone())
+            .collect();
+        async move {
+            for mut rx in gates {
+                let _ = rx.wait_for(|released| *released).await;
+            }
+        }
+    }
+
     /// Forgets the operation log.
     pub fn clear_log(&self) {
         self.lock().log.clear();
@@ -359,7 +403,11 @@ impl Ldap for FakeDirectory {
         dn: &str,
         attrs: Vec<(String, HashSet<String>)>,
     ) -> impl Future<Output = Result<(), DirectoryError>> + Send {
-        std::future::ready(self.run("add", dn, |d| d.add(dn, attrs)))
+        let (gate, me, dn) = (self.gate("add", dn), self.clone(), dn.to_string());
+        async move {
+            gate.await;
+            me.run("add", &dn, |d| d.add(&dn, attrs))
+        }
     }
 
     fn modify(
@@ -367,7 +415,11 @@ impl Ldap for FakeDirectory {
         dn: &str,
         mods: Vec<Mod<String>>,
     ) -> impl Future<Output = Result<(), DirectoryError>> + Send {
-        std::future::ready(self.run("modify", dn, |d| d.modify(dn, mods)))
+        let (gate, me, dn) = (self.gate("modify", dn), self.clone(), dn.to_string());
+        async move {
+            gate.await;
+            me.run("modify", &dn, |d| d.modify(&dn, mods))
+        }
     }
 
     fn rename(

@@ -1,0 +1,34 @@
+//! The newest end of the queue: what a worker slot takes between the oldest changes, so a
+//! change made now is not stuck behind a bulk of older ones (an initial sync, ten thousand new
+//! groups). Safe because every apply converges a group to what the mirror says *now*: taking a
+//! group's newer change before its older ones changes nothing in the result.
+
+use std::collections::HashSet;
+
+use super::{QueueError, Store, dec, seq_of};
+use crate::model::Change;
+
+impl Store {
+    /// Up to `limit` of the newest pending changes, newest first, of groups not in `skip`,
+    /// looking at no more than `scan` entries from the end.
+    pub fn newest_pending(
+        &self,
+        limit: usize,
+        scan: usize,
+        skip: &HashSet<String>,
+    ) -> Result<Vec<(u64, Change)>, QueueError> {
+        let mut out = Vec::new();
+        for r in self.t()?.pending.iter().rev().take(scan) {
+            let (k, v) = r?;
+            let change: Change = dec(&k, &v)?;
+            if skip.contains(&change.group_id) {
+                continue;
+            }
+            out.push((seq_of(&k), change));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

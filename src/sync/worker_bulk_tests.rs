@@ -1,0 +1,225 @@
+//! The cheapest correct write, counted on the in-memory directory (see [`super::lab`]): a new
+//! group is one add carrying its members, a bulk pass lists the owned groups once instead of
+//! searching for each, a full enumeration's closing reconcile supersedes the round's pending
+//! upserts across worker windows, and small groups keep flowing while a large one is written.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::lab::*;
+use crate::directory::fake::OpRecord;
+use crate::model::Resource;
+use crate::model::event::GroupOutcome;
+use crate::queue::tests::group;
+
+fn gid(i: usize) -> String {
+    format!("{i:08x}-cccc-4000-8000-{i:012x}")
+}
+
+fn users(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("u{i}")).collect()
+}
+
+fn writes(ops: &[OpRecord]) -> Vec<&OpRecord> {
+    ops.iter().filter(|o| o.op != "search").collect()
+}
+
+fn count(ops: &[OpRecord], op: &str) -> usize {
+    ops.iter().filter(|o| o.op == op).count()
+}
+
+#[tokio::test]
+async fn a_new_group_is_one_add_carrying_its_members_then_batched_modifies() {
+    let names = users(5);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let lab = Lab::with(&refs, 3, |ad| ad.member_batch_size = 2).await;
+    let all: Vec<(&str, bool)> = refs.iter().map(|u| (*u, false)).collect();
+    lab.round(&[group(G1, "Five", &all), group(G2, "Two", &all[..2])]);
+    lab.fake.clear_log();
+    lab.drain().await.unwrap();
+    let ops = lab.fake.ops();
+    let (five, two) = (lab.dn_of(G1).unwrap(), lab.dn_of(G2).unwrap());
+    let on = |dn: &str| -> Vec<&OpRecord> { ops.iter().filter(|o| o.dn == dn).collect() };
+    // Five members, batches of two: the add carries two, then ⌈3 / 2⌉ = 2 modifies; no read
+    // of the group's members in between.
+    let five_ops: Vec<_> = on(&five).iter().map(|o| (o.op, o.ok)).collect();
+    assert_eq!(
+        five_ops,
+        [("add", true), ("modify", true), ("modify", true)],
+        "{ops:?}"
+    );
+    // Two members: the add alone.
+    let two_ops: Vec<_> = on(&two).iter().map(|o| (o.op, o.ok)).collect();
+    assert_eq!(two_ops, [("add", true)], "{ops:?}");
+    assert_eq!(lab.member_sids(G1), lab.sids(&refs));
+    assert_eq!(lab.member_sids(G2), lab.sids(&refs[..2]));
+    assert_eq!(lab.depth(), 0);
+}
+
+#[tokio::test]
+async fn a_bulk_pass_lists_the_owned_groups_once_and_a_resync_over_converged_ad_writes_nothing() {
+    let lab = Lab::new(&["ann"], 3).await;
+    let ids: Vec<String> = (0..150).map(gid).collect();
+    let items: Vec<_> = ids
+        .iter()
+        .map(|id| group(id, &format!("G {id}"), &[("ann", false)]))
+        .collect();
+    lab.round(&items);
+    lab.fake.clear_log();
+    lab.drain().await.unwrap();
+    let ops = lab.fake.ops();
+    assert_eq!(count(&ops, "add"), 150, "{:?}", writes(&ops));
+    assert_eq!(writes(&ops).len(), 150, "one add per group, nothing else");
+    // The listing (one paged search of the target OU) and the sweep's listing: not 150
+    // searches by anchor.
+    assert!(
+        count(&ops, "search") <= 3,
+        "{} searches",
+        count(&ops, "search")
+    );
+    for id in ids.iter().take(3) {
+        assert_eq!(lab.member_sids(id), lab.sids(&["ann"]));
+    }
+
+    // A resync over the converged directory: every group compared, nothing written.
+    lab.store.reset_cursor(Resource::Groups).unwrap();
+    lab.round(&items);
+    lab.fake.clear_log();
+    lab.drain().await.unwrap();
+    let ops = lab.fake.ops();
+    assert!(writes(&ops).is_empty(), "{:?}", writes(&ops));
+    // One listing, then one member read per group (and the sweep's listing).
+    assert!(
+        count(&ops, "search") <= 150 + 3,
+        "{}",
+        count(&ops, "search")
+    );
+
+    // The pass is over: a one-member change is one search by anchor and one modify.
+    lab.round(&[group(&ids[0], &format!("G {}", ids[0]), &[("ann", true)])]);
+    lab.fake.clear_log();
+    lab.drain().await.unwrap();
+    let ops = lab.fake.ops();
+    assert_eq!(
+        (count(&ops, "search"), count(&ops, "modify"), ops.len()),
+        (1, 1, 2),
+        "{ops:?}"
+    );
+    assert_eq!(lab.member_sids(&ids[0]), BTreeSet::new());
+}
+
+#[tokio::test]
+async fn the_closing_reconcile_supersedes_the_rounds_pending_upserts_across_windows() {
+    let lab = Lab::new(&["ann"], 3).await;
+    // 1,200 groups over two pages: more changes than one worker window (1,024) holds.
+    let items: Vec<_> = (0..1200)
+        .map(|i| group(&gid(i), &format!("G{i}"), &[("ann", false)]))
+        .collect();
+    lab.page(&items[..600], false);
+    assert_eq!(lab.depth(), 600, "one upsert per group of the first page");
+    lab.page(&items[600..], true);
+    // The closing reconciles replaced every upsert of the round, the first page's (pending)
+    // and the second page's own.
+    assert_eq!(
+        lab.depth(),
+        1200 + 1,
+        "one reconcile per group, and the sweep"
+    );
+    lab.fake.clear_log();
+    let r = lab.drain().await.unwrap();
+    assert_eq!(r.dead, 0);
+    let finished = lab.finished();
+    assert_eq!(finished.len(), 1200, "each group applied exactly once");
+    let unique: BTreeSet<_> = finished.iter().map(|(g, ..)| g.clone()).collect();
+    assert_eq!(unique.len(), 1200);
+    assert!(
+        finished
+            .iter()
+            .all(|(_, _, outcome)| *outcome == GroupOutcome::Applied)
+    );
+    let ops = lab.fake.ops();
+    assert_eq!(count(&ops, "add"), 1200);
+    assert_eq!(count(&ops, "modify"), 0);
+    assert_eq!(lab.depth(), 0);
+}
+
+/// Polls `done` for up to ten seconds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_groups_flow_while_a_large_group_is_still_being_written() {
+    let names = users(12);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let lab = Lab::with(&refs, 3, |ad| ad.member_batch_size = 2).await;
+    let big: Vec<(&str, bool)> = refs[..10].iter().map(|u| (*u, false)).collect();
+    lab.round(&[group(G1, "Big", &big)]);
+    // The big group's member batches after its add are held: it stays "being written".
+    let hold = lab.fake.hold("modify", "CN=Big");
+    let worker = lab.worker.clone();
+    let drain = tokio::spawn(async move {
+        worker
+            .drain(&tokio_util::sync::CancellationToken::new())
+            .await
+    });
+    eventually("the big group's add", || lab.dn_of(G1).is_some()).await;
+    // Now a small group's change arrives, after the big group's apply started.
+    lab.round(&[group(G2, "Small", &[(refs[11], false)])]);
+    eventually("the small group applied", || {
+        lab.finished()
+            .iter()
+            .any(|(g, _, o)| g == G2 && *o == GroupOutcome::Applied)
+    })
+    .await;
+    assert!(
+        !lab.finished().iter().any(|(g, ..)| g == G1),
+        "the big group is still being written"
+    );
+    assert_eq!(
+        lab.member_sids(G1).len(),
+        2,
+        "only the add's inline batch so far"
+    );
+    hold.release();
+    drain.await.unwrap().unwrap();
+    assert_eq!(lab.member_sids(G1), lab.sids(&refs[..10]));
+    assert_eq!(lab.member_sids(G2), lab.sids(&refs[11..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_now_does_not_wait_behind_a_bulk_of_new_groups() {
+    let lab = Lab::new(&["ann", "bob"], 3).await;
+    lab.round(&[group(G1, "Alpha", &[("ann", false)])]);
+    lab.drain().await.unwrap();
+    // 300 new groups arrive (their adds are slow), then a one-member change of Alpha.
+    let bulk: Vec<_> = (0..300)
+        .map(|i| group(&gid(i), &format!("Bulk {i}"), &[("ann", false)]))
+        .collect();
+    lab.round(&bulk);
+    lab.round(&[group(G1, "Alpha", &[("bob", false)])]);
+    let hold = lab.fake.hold("add", "CN=Bulk");
+    let worker = lab.worker.clone();
+    let drain = tokio::spawn(async move {
+        worker
+            .drain(&tokio_util::sync::CancellationToken::new())
+            .await
+    });
+    eventually("Alpha's change applied", || {
+        lab.member_sids(G1) == lab.sids(&["ann", "bob"])
+    })
+    .await;
+    assert!(
+        lab.finished().iter().filter(|(g, ..)| g != G1).count() == 0,
+        "no bulk group finished before Alpha's change"
+    );
+    hold.release();
+    let r = drain.await.unwrap().unwrap();
+    assert_eq!(r.dead, 0);
+    assert_eq!(lab.depth(), 0);
+    assert!(lab.dn_of(&gid(299)).is_some());
+}
