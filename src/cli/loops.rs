@@ -81,8 +81,8 @@ pub struct ApplyParts {
     pub connected: watch::Sender<Option<Directory>>,
 }
 
-/// Apply: connects to AD (retrying while it is down; changes keep queueing), counts the owned
-/// groups, then runs the worker until stopped.
+/// Apply: connects to AD (retrying while it is down; changes keep queueing), starts counting the
+/// owned groups beside it, then runs the worker until stopped.
 pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
     let dir = loop {
         match open_directory(&cfg, &parts.events).await {
@@ -95,18 +95,22 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
             }
         }
     };
-    match dir.list_owned().await {
-        Ok(owned) => parts
-            .events
-            .emit(Event::ManagedGroups(ManagedGroups::Counted(
-                owned.len() as u64
-            ))),
-        Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
-    }
+    // Counting the owned groups reads every one of them: beside the worker, never before it.
+    tokio::spawn(count_owned(dir.clone(), parts.events.clone()));
     let _ = parts.connected.send(Some(dir.clone()));
     let applier = Applier::new(dir, parts.store.clone(), oracle(parts.graph), false);
     let worker = Worker::new(parts.store, applier, cfg.sync.clone(), parts.events);
     worker.run(parts.wake, stop, parts.quarantine).await;
+}
+
+/// Counts the groups owned in AD (for `entra_writeback_managed_groups`).
+async fn count_owned(dir: Directory, events: Events) {
+    match dir.list_owned().await {
+        Ok(owned) => events.emit(Event::ManagedGroups(ManagedGroups::Counted(
+            owned.len() as u64
+        ))),
+        Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
+    }
 }
 
 /// Probe: whenever AD has not answered for `every`, reads the target OU (one base-scope

@@ -12,7 +12,8 @@ use crate::model::now_ms;
 use crate::queue::Store;
 
 fn open(cfg: &Config) -> Result<Store, CliError> {
-    Store::open(&cfg.state.path).map_err(|e| CliError::ctx("cannot open the queue", e))
+    Store::open_with(&cfg.state.path, cfg.state.cache_capacity)
+        .map_err(|e| CliError::ctx("cannot open the queue", e))
 }
 
 fn secs(v: Option<f64>) -> String {

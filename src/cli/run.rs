@@ -54,7 +54,8 @@ fn graph_client(cfg: &Config, events: &Events) -> Result<GraphClient, CliError> 
 }
 
 fn open_store(cfg: &Config) -> Result<Store, CliError> {
-    Store::open(&cfg.state.path).map_err(|e| CliError::ctx("state", e))
+    Store::open_with(&cfg.state.path, cfg.state.cache_capacity)
+        .map_err(|e| CliError::ctx("state", e))
 }
 
 /// `run --once`: one full delta round, drain the queue, exit 0 only if it drained cleanly.

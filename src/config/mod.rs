@@ -38,7 +38,7 @@ pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
 pub use secret::{CREDENTIALS_DIRECTORY, CredentialError, SECRET_SOURCES, Secret};
 use secret::{exposed_secrets, file_mode, lookup_secret, read_credentials, secrets_set_in};
-pub use state::StateConfig;
+pub use state::{CACHE_CAPACITY_RANGE, DEFAULT_CACHE_CAPACITY, StateConfig};
 pub use sync::SyncConfig;
 
 /// Environment variable that may hold the Graph client secret instead of the file.

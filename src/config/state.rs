@@ -1,5 +1,5 @@
-//! `[state]`: where the durable queue (the sled database) lives and how long its journal is
-//! kept.
+//! `[state]`: where the durable queue (the sled database) lives, how long its journal is kept
+//! and how much memory its page cache may use.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +20,33 @@ pub struct StateConfig {
     /// At most this many journal entries are kept.
     #[serde(default = "default_journal_max")]
     pub journal_max_entries: usize,
+    /// Bytes of sled's page cache (default [`DEFAULT_CACHE_CAPACITY`]). What the database holds
+    /// beyond it is read from disk when needed, so memory stays flat as the tenant grows.
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+}
+
+/// Default of `state.cache_capacity`: 16 MiB (see BENCHMARKS.md, "Restart and idle").
+pub const DEFAULT_CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+
+/// Smallest and largest `state.cache_capacity` accepted.
+pub const CACHE_CAPACITY_RANGE: (u64, u64) = (1024 * 1024, 64 << 30);
+
+impl StateConfig {
+    /// `cache_capacity` within [`CACHE_CAPACITY_RANGE`].
+    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+        let (min, max) = CACHE_CAPACITY_RANGE;
+        if !(min..=max).contains(&self.cache_capacity) {
+            return Err((
+                "state.cache_capacity",
+                format!(
+                    "{} is out of range: must be {min} to {max} bytes",
+                    self.cache_capacity
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_journal_age() -> Duration {
@@ -27,4 +54,7 @@ fn default_journal_age() -> Duration {
 }
 fn default_journal_max() -> usize {
     1_000_000
+}
+fn default_cache_capacity() -> u64 {
+    DEFAULT_CACHE_CAPACITY
 }

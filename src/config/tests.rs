@@ -399,3 +399,22 @@ fn an_unreadable_credential_is_an_error_naming_the_file_not_its_content() {
     let err = secret::read_credentials(Some(dir.path())).unwrap_err();
     assert!(err.to_string().contains("ad.bind_password"), "{err}");
 }
+
+#[test]
+fn state_cache_capacity_defaults_and_is_range_checked() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.state.cache_capacity, super::DEFAULT_CACHE_CAPACITY);
+    let set = |v: &str| GOOD.replace("[state]", &format!("[state]\ncache_capacity = {v}"));
+    assert_eq!(
+        parse(&set("67108864")).unwrap().state.cache_capacity,
+        64 << 20
+    );
+    assert_eq!(
+        parse(&set("1048576")).unwrap().state.cache_capacity,
+        super::CACHE_CAPACITY_RANGE.0
+    );
+    for bad in ["0", "1048575", "68719476737", "-1", "\"64MiB\""] {
+        let err = parse(&set(bad)).unwrap_err().to_string();
+        assert!(err.contains("state.cache_capacity"), "{bad}: {err}");
+    }
+}

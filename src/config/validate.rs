@@ -39,7 +39,7 @@ impl Config {
         if self.graph.poll_interval.is_zero() {
             return Err(("graph.poll_interval", "must be more than zero".into()));
         }
-        Ok(())
+        self.state.check()
     }
 }
 

@@ -9,6 +9,9 @@ use std::sync::atomic::Ordering;
 
 use super::store::{Counts, QueueError, Store, dec, enc, seq_key, tx_enqueue};
 
+/// Journal entries removed per batch by [`Store::trim_journal`].
+const TRIM_BATCH: usize = 10_000;
+
 impl Store {
     /// Re-queues every dead letter (after its cause is fixed); returns how many.
     pub fn replay_dead(&self) -> Result<usize, QueueError> {
@@ -74,9 +77,13 @@ impl Store {
     }
 
     /// Drops journal entries older than `max_age_ms` or beyond `max_entries`, oldest first.
-    /// Work is proportional to what is dropped: the journal is read from its oldest key (keys
-    /// are sequence numbers) and the walk stops at the first entry that stays; the entry count
-    /// comes from [`Counts`], never from scanning the tree.
+    ///
+    /// Keys are sequence numbers and entries are journaled in about that order, so what goes is
+    /// a range at the start of the tree: it is walked from its first key to the first entry
+    /// that stays (entries beyond `max_entries` are dropped unread), and removed in batches of
+    /// 10,000. Work is proportional to what is dropped; the entry count comes from
+    /// [`Counts`], never from scanning the tree. An entry applied recently but queued long ago
+    /// (a retried change) ends the walk early; the entries after it go at a later trim.
     pub fn trim_journal(&self, max_age_ms: u64, max_entries: usize) -> Result<usize, QueueError> {
         let cutoff = now_ms().saturating_sub(max_age_ms);
         let held = self.counts.journal.load(Ordering::Relaxed);
@@ -85,18 +92,34 @@ impl Store {
             .saturating_sub(max_entries);
         let t = self.t()?;
         let mut removed = 0;
-        for r in t.journal.iter() {
-            let (k, v) = r?;
-            let old = dec::<JournalEntry>(&k, &v)
-                .map(|e| e.applied_ms < cutoff)
-                .unwrap_or(true);
-            if removed >= excess && !old {
+        loop {
+            let (mut batch, mut n, mut reached) = (sled::Batch::default(), 0, false);
+            for r in t.journal.iter() {
+                let (k, v) = r?;
+                let old = removed + n < excess
+                    || dec::<JournalEntry>(&k, &v)
+                        .map(|e| e.applied_ms < cutoff)
+                        .unwrap_or(true);
+                if !old {
+                    reached = true;
+                    break;
+                }
+                batch.remove(k);
+                n += 1;
+                if n == TRIM_BATCH {
+                    break;
+                }
+            }
+            if n == 0 {
                 break;
             }
-            if t.journal.remove(&k)?.is_some() {
-                Counts::adjust(&self.counts.journal, -1);
+            // Only this task removes journal entries, so each walked key is really removed.
+            t.journal.apply_batch(batch)?;
+            Counts::adjust(&self.counts.journal, -(n as i64));
+            removed += n;
+            if reached || n < TRIM_BATCH {
+                break;
             }
-            removed += 1;
         }
         Ok(removed)
     }

@@ -101,6 +101,8 @@ const FORMAT: &[u8] = b"entra-writeback/1";
 pub struct Store {
     inner: Arc<RwLock<Option<Arc<Trees>>>>,
     path: Option<PathBuf>,
+    /// Bytes of sled's page cache (`[state] cache_capacity`), kept for a reopen in place.
+    cache_capacity: u64,
     pub(super) depth: Arc<AtomicU64>,
     pub(super) counts: Arc<Counts>,
 }
@@ -124,8 +126,15 @@ pub(super) struct Trees {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `path`, refusing a directory in use or not ours.
+    /// Opens (or creates) the database in `path` with the default page cache
+    /// ([`crate::config::DEFAULT_CACHE_CAPACITY`]); see [`Store::open_with`].
     pub fn open(path: &Path) -> Result<Store, QueueError> {
+        Store::open_with(path, crate::config::DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// Opens (or creates) the database in `path`, refusing a directory in use or not ours, with
+    /// a page cache of `cache_capacity` bytes (`[state] cache_capacity`).
+    pub fn open_with(path: &Path, cache_capacity: u64) -> Result<Store, QueueError> {
         let shown = path.display().to_string();
         if path.exists() && !path.is_dir() {
             return Err(QueueError::Corrupt {
@@ -151,7 +160,7 @@ impl Store {
                 });
             }
         }
-        let db = open_db(path)?;
+        let db = open_db(path, cache_capacity)?;
         let trees = Trees::new(db, &shown)?;
         let depth = trees.pending.len() as u64;
         let counts = Counts::default();
@@ -159,6 +168,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
             path: Some(path.to_owned()),
+            cache_capacity,
             depth: Arc::new(AtomicU64::new(depth)),
             counts: Arc::new(counts),
         })
@@ -171,6 +181,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
             path: None,
+            cache_capacity: crate::config::DEFAULT_CACHE_CAPACITY,
             depth: Arc::default(),
             counts: Arc::default(),
         })
@@ -205,7 +216,8 @@ impl Store {
             }
             drop(old);
         }
-        let reopened = open_db(path).and_then(|db| Trees::new(db, &path.display().to_string()));
+        let reopened = open_db(path, self.cache_capacity)
+            .and_then(|db| Trees::new(db, &path.display().to_string()));
         match reopened {
             Ok(trees) => {
                 trees
@@ -239,10 +251,11 @@ impl Store {
     }
 }
 
-fn open_db(path: &Path) -> Result<sled::Db, QueueError> {
+fn open_db(path: &Path, cache_capacity: u64) -> Result<sled::Db, QueueError> {
     let shown = path.display().to_string();
     sled::Config::new()
         .path(path)
+        .cache_capacity(cache_capacity)
         .flush_every_ms(Some(200))
         .open()
         .map_err(|e| match e {
