@@ -15,6 +15,10 @@
 //!    one-member group: time (median, min, max) and the work's LDAP operations (binding and
 //!    the schema probe of each `run --once` left out).
 //!
+//! With `BENCH_RSS_MEMBERS=N` it only samples the peak RSS of the first `BENCH_RSS_SECS`
+//! (default 180) seconds of writing an `N`-member group, for sizes whose write outlasts the
+//! time at hand (250,000 members: Samba creates a foreign security principal per new SID).
+//!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a smoke test with 500
 //! members and one repeat, so CI checks that the benchmark works without paying for it.
 //!
@@ -108,8 +112,61 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
     }
 }
 
+/// The peak RSS of `run --once` writing a `n`-member group, sampled from `/proc` every second
+/// for `secs` seconds (the members are all loaded, mirrored and resolved before the first
+/// batch is written, so the peak comes early), then the run is stopped: for sizes whose full
+/// write takes longer than the time at hand.
+async fn rss_only(dc: &SambaDc, n: u32, secs: u64) {
+    let g = LargeGroup::new(dc, n, 0, 0x2c00).await;
+    let mut child = common::service::Running(
+        g.svc
+            .command(&["run", "--once"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run --once starts"),
+    );
+    let status = format!("/proc/{}/status", child.id());
+    let (mut peak, mut rss) = (0u64, 0u64);
+    let started = Instant::now();
+    while started.elapsed().as_secs() < secs {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        peak = peak.max(field("VmHWM:"));
+        rss = field("VmRSS:");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let written = match dc.group_by_anchor(&g.ou, &format!("Group_{}", g.big)).await {
+        Some(e) => dc.member_sids(&e.dn).await.len(),
+        None => 0,
+    };
+    drop(child);
+    println!(
+        "{n}-member group, the first {:.0} s of its write: peak RSS {} MiB, RSS {} MiB at the end (target <= 128); {written} members in AD by then",
+        started.elapsed().as_secs_f64(),
+        peak / 1024,
+        rss / 1024
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(n) = std::env::var("BENCH_RSS_MEMBERS") {
+        let secs = std::env::var("BENCH_RSS_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(180);
+        rss_only(samba::shared(), n.parse().expect("a member count"), secs).await;
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) runs this binary without
     // it, as a smoke test of the benchmark itself: a small group, one repeat.
     let benching = std::env::args().any(|a| a == "--bench");
