@@ -65,16 +65,18 @@ impl Tenant {
         oid(self.tag, 100_000 + i as u32)
     }
 
-    fn group(&self, g: usize) -> Value {
+    /// Group `g` of run `r` (each run writes groups of its own: a `sAMAccountName` is unique
+    /// in the domain, whichever OU holds it).
+    fn group(&self, r: usize, g: usize) -> Value {
         common::security_group(
-            &oid(self.tag, g as u32),
+            &oid(self.tag, (r * 0x10_0000 + g) as u32),
             &format!("Bench {g}"),
             members_of(g).map(|i| user(&self.uid(i))).collect(),
         )
     }
 
-    fn groups(&self, n: usize) -> Vec<Value> {
-        (0..n).map(|g| self.group(g)).collect()
+    fn groups(&self, r: usize, n: usize) -> Vec<Value> {
+        (0..n).map(|g| self.group(r, g)).collect()
     }
 }
 
@@ -96,10 +98,10 @@ async fn tenant(dc: &SambaDc, tag: u32) -> Tenant {
 
 /// One size: initial syncs (service, then loader), resyncs.
 async fn initial_sync(dc: &SambaDc, t: &Tenant, n: usize, repeats: usize) {
-    let sim = GraphSim::start(t.users.clone(), t.groups(n), &[]);
     let (mut wall, mut load, mut ratio, mut cpu, mut rss, mut ops) = Default::default();
     let (mut re_wall, mut re_writes, mut re_reads) = Default::default();
     for r in 0..repeats {
+        let sim = GraphSim::start(t.users.clone(), t.groups(r, n), &[]);
         let ou = dc.fresh_ou("bench").await;
         let svc = Service::new(&sim, dc, &ou);
         let t0 = Instant::now();

@@ -48,7 +48,10 @@ impl LargeGroup {
         // Offset by the tag: the last 12 characters of an id (which the sAMAccountName uses)
         // carry only the process salt and `n`, and one process may build several tenants;
         // above every user id (`1000 + i`).
-        let (big, small) = (oid(tag, 0x80_0000 + tag * 4 + 1), oid(tag, 0x80_0000 + tag * 4 + 2));
+        let (big, small) = (
+            oid(tag, 0x80_0000 + tag * 4 + 1),
+            oid(tag, 0x80_0000 + tag * 4 + 2),
+        );
         let users: Vec<Value> = (0..n + spare + 1)
             .map(
                 |i| json!({"id": user_id(tag, i), "onPremisesSecurityIdentifier": sid(&domain, i)}),
