@@ -222,7 +222,8 @@ print_env() {
     printf 'EW_AD_PID=%s\n' "$pid"
     printf 'EW_AD_SVC_BIND_DN=%s\n' "$SVC_DN"
     printf 'EW_AD_SVC_BIND_PASSWORD=%s\n' "$SVC_PASSWORD"
-    printf 'EW_AD_LAB_OU=%s\n' "$LAB_OU"
+    # Single-quoted: the value holds a space, and `eval "$(samba-ad.sh start)"` must work.
+    printf "EW_AD_LAB_OU='%s'\n" "$LAB_OU"
     printf 'EW_AD_SCHEMA_PATCHED=%s\n' "$(marker_get schema_patched)"
 }
 

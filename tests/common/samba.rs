@@ -194,6 +194,8 @@ impl SambaDc {
             .lines()
             .filter_map(|line| line.trim().split_once('='))
             .filter(|(key, _)| key.starts_with("EW_AD_"))
+            // A value with a space is single-quoted, for the shell's `eval`.
+            .map(|(key, value)| (key, value.trim_matches('\'')))
             .collect();
         let get = |key: &'static str| vars.get(key).map(|v| (*v).to_owned()).ok_or(key);
         Ok(SambaDc {
@@ -606,9 +608,13 @@ mod tests {
             EW_AD_CA_FILE=/tmp/x/tls/ca.pem\nEW_AD_DIR=/tmp/x\nEW_AD_PID=42\n\
             EW_AD_SVC_BIND_DN=CN=svc-writeback,CN=Users,DC=example,DC=test\n\
             EW_AD_SVC_BIND_PASSWORD=Svc-Passw0rd!\nEW_AD_SCHEMA_PATCHED=true\n\
-            EW_AD_LAB_OU=OU=Writeback Lab,DC=example,DC=test\n";
+            EW_AD_LAB_OU='OU=Writeback Lab,DC=example,DC=test'\n";
         let dc = SambaDc::from_env_lines(text).expect("all keys");
         assert_eq!(dc.bind_dn, "CN=Administrator,CN=Users,DC=example,DC=test");
+        assert_eq!(
+            dc.lab_ou, "OU=Writeback Lab,DC=example,DC=test",
+            "quotes dropped"
+        );
         assert_eq!(dc.ca_file, PathBuf::from("/tmp/x/tls/ca.pem"));
         assert!(dc.schema_patched);
         assert_eq!(
