@@ -70,7 +70,8 @@ pub enum ManagedGroups {
 pub enum Event {
     /// A Graph HTTP request ended: `status_class` is `2xx`..`5xx`, or `error` (transport).
     GraphRequest {
-        /// `token`, `users_delta`, `groups_delta`, `group_get`, `deleted_item_get`.
+        /// `token`, `users_delta`, `groups_delta`, `group_get`, `deleted_item_get`,
+        /// `sync_behavior_get`.
         endpoint: &'static str,
         /// The answer's class.
         status_class: &'static str,
@@ -143,7 +144,8 @@ pub enum Event {
     },
     /// An ownership or naming conflict kept a group from being written.
     Conflict {
-        /// `name`, `sam_account_name`, `anchor_mismatch`, `duplicate_anchor`.
+        /// `name`, `sam_account_name`, `anchor_mismatch`, `duplicate_anchor`, `adopt` (a
+        /// source-converted group whose original cannot be adopted).
         kind: &'static str,
     },
     /// The count of groups owned in AD changed.
