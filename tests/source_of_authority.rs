@@ -27,7 +27,8 @@ fn service(sim: &GraphSim, dc: &SambaDc, target_ou: &str, adopt_ous: &[&str]) ->
         target_ou,
         Options {
             ad_extra: format!("adopt_ous = [{}]", list.join(", ")),
-            tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 2\n".into(),
+            tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 2\n"
+                .into(),
             ..Options::new(dc, sim)
         },
     )
@@ -45,7 +46,9 @@ async fn original(dc: &SambaDc, ou: &str, name: &str, member_dn: &str) -> (Strin
         ],
     )
     .await;
-    let entry = read(dc, ou, &dn).await.expect("the original was just added");
+    let entry = read(dc, ou, &dn)
+        .await
+        .expect("the original was just added");
     (dn, entry_sid(&entry).expect("a group has a SID"))
 }
 
@@ -101,28 +104,63 @@ async fn a_converted_group_is_managed_in_place_and_released_on_rollback() {
     // Still synced from AD: never written back.
     let quiet = usn_snapshot(dc, &home).await;
     svc.once_ok();
-    assert_eq!(usn_snapshot(dc, &home).await, quiet, "a synced group is left alone");
+    assert_eq!(
+        usn_snapshot(dc, &home).await,
+        quiet,
+        "a synced group is left alone"
+    );
 
     // Converted, then changed in the cloud: the original follows, in place.
     sim.source_of_authority(&gid, true).await;
-    sim.members(&gid, vec![json!({"@odata.type": "#microsoft.graph.user", "id": "bob"})], vec![])
+    sim.members(
+        &gid,
+        vec![json!({"@odata.type": "#microsoft.graph.user", "id": "bob"})],
+        vec![],
+    )
+    .await;
+    sim.put_group(&gid, json!({"description": "managed in the cloud now"}))
         .await;
-    sim.put_group(&gid, json!({"description": "managed in the cloud now"})).await;
     let log = svc.once_ok();
-    assert!(log.contains("adopting the original AD group in place"), "{log}");
-    let after = read(dc, &home, &dn).await.expect("the original is still there");
-    assert_eq!(identity(&after), identity(&before), "same object, DN, name and type");
+    assert!(
+        log.contains("adopting the original AD group in place"),
+        "{log}"
+    );
+    let after = read(dc, &home, &dn)
+        .await
+        .expect("the original is still there");
+    assert_eq!(
+        identity(&after),
+        identity(&before),
+        "same object, DN, name and type"
+    );
     assert_eq!(entry_sid(&after).as_deref(), Some(sid.as_str()), "same SID");
-    assert_eq!(attr_first(&after, "adminDescription"), Some(format!("Group_{gid}").as_str()));
-    assert_eq!(attr_first(&after, "description"), Some("managed in the cloud now"));
+    assert_eq!(
+        attr_first(&after, "adminDescription"),
+        Some(format!("Group_{gid}").as_str())
+    );
+    assert_eq!(
+        attr_first(&after, "description"),
+        Some("managed in the cloud now")
+    );
     let want: BTreeSet<String> = [ann_sid.clone(), bob_sid.clone()].into();
-    assert_eq!(dc.member_sids(&dn).await, want, "members converged on the original");
-    assert!(dc.groups_in(&target).await.is_empty(), "nothing created in target_ou");
+    assert_eq!(
+        dc.member_sids(&dn).await,
+        want,
+        "members converged on the original"
+    );
+    assert!(
+        dc.groups_in(&target).await.is_empty(),
+        "nothing created in target_ou"
+    );
 
     // A second round finds it by its anchor and writes nothing.
     let converged = usn_snapshot(dc, &home).await;
     svc.once_ok();
-    assert_eq!(usn_snapshot(dc, &home).await, converged, "converged: no write");
+    assert_eq!(
+        usn_snapshot(dc, &home).await,
+        converged,
+        "converged: no write"
+    );
 
     // Rollback: AD is the source again. The object is released, not deleted.
     sim.source_of_authority(&gid, false).await;
@@ -130,7 +168,11 @@ async fn a_converted_group_is_managed_in_place_and_released_on_rollback() {
     assert!(log.contains("released the adopted original"), "{log}");
     let released = read(dc, &home, &dn).await.expect("never deleted");
     assert_eq!(identity(&released), identity(&before));
-    assert_eq!(attr_first(&released, "adminDescription"), None, "anchor removed");
+    assert_eq!(
+        attr_first(&released, "adminDescription"),
+        None,
+        "anchor removed"
+    );
     assert_eq!(dc.member_sids(&dn).await, want, "members left as they were");
     assert!(dc.groups_in(&target).await.is_empty());
 }
@@ -171,16 +213,35 @@ async fn an_original_outside_adopt_ous_or_missing_is_reported_and_nothing_is_wri
     sim.source_of_authority(&outside, true).await;
     sim.source_of_authority(&missing, true).await;
     let out = svc.run(&["run", "--once"]);
-    assert_eq!(out.status.code(), Some(1), "conflicts are dead letters: exit 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "conflicts are dead letters: exit 1"
+    );
     let dead = dead_letters(&svc);
-    let why = |id: &str| dead.get(id).cloned().unwrap_or_else(|| panic!("{id} not reported: {dead:?}"));
-    assert!(why(&outside).contains("outside ad.adopt_ous"), "{}", why(&outside));
+    let why = |id: &str| {
+        dead.get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not reported: {dead:?}"))
+    };
+    assert!(
+        why(&outside).contains("outside ad.adopt_ous"),
+        "{}",
+        why(&outside)
+    );
     assert!(why(&outside).contains(&name), "names the original's DN");
-    assert!(why(&missing).contains("no AD object holds that SID"), "{}", why(&missing));
+    assert!(
+        why(&missing).contains("no AD object holds that SID"),
+        "{}",
+        why(&missing)
+    );
     assert!(why(&missing).contains("no group was created"));
 
     assert_eq!(snapshot().await, untouched, "nothing was written");
-    assert!(dc.groups_in(&target).await.is_empty(), "no duplicate in target_ou");
+    assert!(
+        dc.groups_in(&target).await.is_empty(),
+        "no duplicate in target_ou"
+    );
     assert!(read(dc, &home, &dn).await.is_some());
 
     // The default (no adopt_ous) reports too, naming the key to set.

@@ -76,12 +76,18 @@ impl Refusal {
 
 /// Whether `original` may be adopted for the group anchored `anchor`: a group, under one of
 /// `adopt_ous`, carrying no anchor or ours. Pure.
-pub fn adoptable(original: &ActualGroup, anchor: &str, adopt_ous: &[String]) -> Result<(), Refusal> {
+pub fn adoptable(
+    original: &ActualGroup,
+    anchor: &str,
+    adopt_ous: &[String],
+) -> Result<(), Refusal> {
     if !adopt_ous.iter().any(|ou| dn::is_under(&original.dn, ou)) {
         return Err(Refusal::Outside);
     }
-    let ours_or_none =
-        |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty() || v.eq_ignore_ascii_case(anchor));
+    let ours_or_none = |v: &Option<String>| {
+        v.as_deref()
+            .is_none_or(|v| v.trim().is_empty() || v.eq_ignore_ascii_case(anchor))
+    };
     if !ours_or_none(&original.admin_description) || !ours_or_none(&original.external_id) {
         return Err(Refusal::ForeignAnchor);
     }
@@ -92,15 +98,26 @@ impl<L: Ldap> Directory<L> {
     /// The group holding `sid`, wherever it is in the domain (a base search of `<SID=…>`, which
     /// AD and Samba resolve); `Ok(None)` if no object holds it, `Err(NotAGroup)` if a non-group
     /// does.
-    pub async fn find_by_sid(&self, sid: &str) -> Result<Result<ActualGroup, Refusal>, DirectoryError> {
+    pub async fn find_by_sid(
+        &self,
+        sid: &str,
+    ) -> Result<Result<ActualGroup, Refusal>, DirectoryError> {
         let base = sid::member_value(sid);
         let found = match self
             .conn
-            .search(&base, Scope::Base, "(objectClass=*)", &with_class(), DnForm::Plain)
+            .search(
+                &base,
+                Scope::Base,
+                "(objectClass=*)",
+                &with_class(),
+                DnForm::Plain,
+            )
             .await
         {
             Ok(found) => found,
-            Err(e) if e.result_code() == Some(ResultCode::NO_SUCH_OBJECT) => return Ok(Err(Refusal::Missing)),
+            Err(e) if e.result_code() == Some(ResultCode::NO_SUCH_OBJECT) => {
+                return Ok(Err(Refusal::Missing));
+            }
             Err(e) => return Err(e),
         };
         let Some(entry) = found.first() else {
@@ -111,7 +128,11 @@ impl<L: Ldap> Directory<L> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("objectClass"))
             .is_some_and(|(_, v)| v.iter().any(|c| c.eq_ignore_ascii_case("group")));
-        Ok(if is_group { Ok(to_actual(entry)) } else { Err(Refusal::NotAGroup) })
+        Ok(if is_group {
+            Ok(to_actual(entry))
+        } else {
+            Err(Refusal::NotAGroup)
+        })
     }
 }
 
@@ -126,13 +147,24 @@ impl<L: Ldap> Applier<L> {
     /// The original to converge for a source-converted group that has no anchored object yet:
     /// found by SID and checked (see the module's guarantees). The anchor is stamped by the
     /// caller's attribute update, together with the group's other attributes.
-    pub(super) async fn adopt(&self, group_id: &str, props: &GroupProps) -> Result<ActualGroup, ApplyError> {
-        let sid = props.on_premises_security_identifier.clone().unwrap_or_default();
+    pub(super) async fn adopt(
+        &self,
+        group_id: &str,
+        props: &GroupProps,
+    ) -> Result<ActualGroup, ApplyError> {
+        let sid = props
+            .on_premises_security_identifier
+            .clone()
+            .unwrap_or_default();
         let refuse = |r: Refusal, dn: Option<&str>| -> ApplyError {
             self.events().emit(Event::Conflict { kind: "adopt" });
             let detail = r.explain(group_id, &sid, dn);
             tracing::warn!(group = group_id, %detail, "original not adopted");
-            DirectoryError::Conflict { kind: "adopt", detail }.into()
+            DirectoryError::Conflict {
+                kind: "adopt",
+                detail,
+            }
+            .into()
         };
         let adopt_ous = &self.dir.config().adopt_ous;
         if adopt_ous.is_empty() {
@@ -157,7 +189,11 @@ impl<L: Ldap> Applier<L> {
 
     /// Stops managing an adopted original whose source of authority went back to AD: removes
     /// our anchor values, nothing else. The object, its SID, members and attributes stay.
-    pub(super) async fn release(&self, group_id: &str, actual: &ActualGroup) -> Result<(), ApplyError> {
+    pub(super) async fn release(
+        &self,
+        group_id: &str,
+        actual: &ActualGroup,
+    ) -> Result<(), ApplyError> {
         let mut mods = Vec::new();
         for (attr, value) in [
             ("adminDescription", &actual.admin_description),
@@ -190,9 +226,17 @@ impl<L: Ldap> Applier<L> {
             .is_some_and(|(want, have)| want.eq_ignore_ascii_case(have));
         let rules = &self.dir.rules;
         let created_here = dn::is_under(&actual.dn, &rules.target_ou)
-            || rules.m365_ou.as_deref().is_some_and(|ou| dn::is_under(&actual.dn, ou));
+            || rules
+                .m365_ou
+                .as_deref()
+                .is_some_and(|ou| dn::is_under(&actual.dn, ou));
         let adopt_only = !created_here
-            && self.dir.config().adopt_ous.iter().any(|ou| dn::is_under(&actual.dn, ou));
+            && self
+                .dir
+                .config()
+                .adopt_ous
+                .iter()
+                .any(|ou| dn::is_under(&actual.dn, ou));
         same_sid || adopt_only
     }
 }
@@ -218,14 +262,25 @@ mod tests {
         let ok = original("CN=Finance,OU=Groups,DC=t", None, None);
         assert_eq!(adoptable(&ok, ANCHOR, &ous), Ok(()));
         let deeper = original("CN=F,OU=Sub,OU=groups,DC=T", Some(""), None);
-        assert_eq!(adoptable(&deeper, ANCHOR, &ous), Ok(()), "below, any case, blank anchor");
+        assert_eq!(
+            adoptable(&deeper, ANCHOR, &ous),
+            Ok(()),
+            "below, any case, blank anchor"
+        );
         let ours = original("CN=F,OU=Groups,DC=t", Some("group_G1"), Some("Group_g1"));
-        assert_eq!(adoptable(&ours, ANCHOR, &ous), Ok(()), "already ours: a retry");
+        assert_eq!(
+            adoptable(&ours, ANCHOR, &ous),
+            Ok(()),
+            "already ours: a retry"
+        );
         let outside = original("CN=F,OU=Other,DC=t", None, None);
         assert_eq!(adoptable(&outside, ANCHOR, &ous), Err(Refusal::Outside));
         assert_eq!(adoptable(&ok, ANCHOR, &[]), Err(Refusal::Outside));
         let theirs = original("CN=F,OU=Groups,DC=t", Some("Group_g2"), None);
-        assert_eq!(adoptable(&theirs, ANCHOR, &ous), Err(Refusal::ForeignAnchor));
+        assert_eq!(
+            adoptable(&theirs, ANCHOR, &ous),
+            Err(Refusal::ForeignAnchor)
+        );
         let note = original("CN=F,OU=Groups,DC=t", Some("owned by HR"), None);
         assert_eq!(adoptable(&note, ANCHOR, &ous), Err(Refusal::ForeignAnchor));
         let ext = original("CN=F,OU=Groups,DC=t", None, Some("User_x"));
@@ -241,7 +296,10 @@ mod tests {
         assert!(say(Refusal::NotCloudManaged).contains("isCloudManaged"));
         for r in [Refusal::BadSid, Refusal::NotAGroup, Refusal::ForeignAnchor] {
             let text = say(r);
-            assert!(text.contains("no group was created") && text.contains("S-1-5-21-1-2-3-1104"), "{text}");
+            assert!(
+                text.contains("no group was created") && text.contains("S-1-5-21-1-2-3-1104"),
+                "{text}"
+            );
         }
     }
 }

@@ -263,7 +263,8 @@ impl<L: Ldap> Applier<L> {
             self.converge_touched_members(group_id, &actual.dn, touched)
                 .await?;
         }
-        if plan::needs_rename(desired, actual) || plan::needs_move(desired, &parent_of(&actual.dn)) {
+        if plan::needs_rename(desired, actual) || plan::needs_move(desired, &parent_of(&actual.dn))
+        {
             match self.rename(actual, &desired.cn, &desired.ou).await {
                 // The members and attributes above stay applied; the name waits for the clash
                 // to be resolved (reported, counted, retried by the next reconcile).

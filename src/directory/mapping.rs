@@ -181,7 +181,11 @@ pub fn group_type(props: &GroupProps) -> i32 {
 /// `groupType` for Connect v2's `onPremisesGroupType`; `None` for an unset or unknown value
 /// (the contract's mapping then applies).
 pub fn writeback_group_type(props: &GroupProps) -> Option<i32> {
-    let kind = props.writeback.as_ref()?.on_premises_group_type.as_deref()?;
+    let kind = props
+        .writeback
+        .as_ref()?
+        .on_premises_group_type
+        .as_deref()?;
     match kind {
         k if k.eq_ignore_ascii_case("universalDistributionGroup") => Some(UNIVERSAL_DISTRIBUTION),
         k if k.eq_ignore_ascii_case("universalSecurityGroup")
@@ -370,13 +374,24 @@ mod tests {
         let ty = |p: &GroupProps, r: &MappingRules| desired(ID, p, r).group_type;
         let sec = props(Some("universalSecurityGroup"), false);
         assert_eq!(ty(&sec, &honour), UNIVERSAL_SECURITY);
-        assert_eq!(ty(&sec, &ignore), UNIVERSAL_DISTRIBUTION, "ignored: contract mapping");
+        assert_eq!(
+            ty(&sec, &ignore),
+            UNIVERSAL_DISTRIBUTION,
+            "ignored: contract mapping"
+        );
         let mail_sec = props(Some("universalMailEnabledSecurityGroup"), false);
         assert_eq!(ty(&mail_sec, &honour), UNIVERSAL_SECURITY);
         let dist = props(Some("UniversalDistributionGroup"), true);
         assert_eq!(ty(&dist, &honour), UNIVERSAL_DISTRIBUTION);
-        assert_eq!(ty(&props(None, true), &honour), UNIVERSAL_SECURITY, "unset: contract");
-        assert_eq!(ty(&props(Some("global"), false), &honour), UNIVERSAL_DISTRIBUTION);
+        assert_eq!(
+            ty(&props(None, true), &honour),
+            UNIVERSAL_SECURITY,
+            "unset: contract"
+        );
+        assert_eq!(
+            ty(&props(Some("global"), false), &honour),
+            UNIVERSAL_DISTRIBUTION
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl<L: Ldap> Applier<L> {
             let record = self.store.group(group_id)?;
             let props = record.as_ref().map(|r| &r.props);
             if self.is_adopted(props, actual) {
-                return self.retire_adopted(group_id, actual, decision, reason, props).await;
+                return self
+                    .retire_adopted(group_id, actual, decision, reason, props)
+                    .await;
             }
         }
         match decision {

@@ -137,7 +137,9 @@ impl GraphClient {
             self.graph_url()
         );
         let body = match self.get("sync_behavior_get", &url, false).await {
-            Err(GraphError::Http { status: 403, code, .. }) => {
+            Err(GraphError::Http {
+                status: 403, code, ..
+            }) => {
                 return Err(GraphError::Http {
                     status: 403,
                     code,
@@ -173,9 +175,18 @@ mod tests {
 
     #[test]
     fn cloud_managed_is_read_strictly() {
-        assert_eq!(parse_cloud_managed(br#"{"isCloudManaged":true}"#), Some(true));
-        assert_eq!(parse_cloud_managed(br#"{"id":"g","isCloudManaged":false}"#), Some(false));
-        assert_eq!(parse_cloud_managed(br#"{"isCloudManaged":null}"#), Some(false));
+        assert_eq!(
+            parse_cloud_managed(br#"{"isCloudManaged":true}"#),
+            Some(true)
+        );
+        assert_eq!(
+            parse_cloud_managed(br#"{"id":"g","isCloudManaged":false}"#),
+            Some(false)
+        );
+        assert_eq!(
+            parse_cloud_managed(br#"{"isCloudManaged":null}"#),
+            Some(false)
+        );
         assert_eq!(parse_cloud_managed(br#"{}"#), Some(false));
         assert_eq!(parse_cloud_managed(br#"{"isCloudManaged":"yes"}"#), None);
         assert_eq!(parse_cloud_managed(b"[1]"), None);

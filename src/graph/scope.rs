@@ -192,7 +192,8 @@ mod tests {
             ..props("G", types, security)
         };
         let ignore = Scope::default();
-        let honour = Scope::default().with_writeback_configuration(WritebackConfigurationMode::Honour);
+        let honour =
+            Scope::default().with_writeback_configuration(WritebackConfigurationMode::Honour);
         assert!(honour.honours_writeback_configuration());
         assert!(!ignore.honours_writeback_configuration());
         // isEnabled = false keeps any group out, but only when honoured.
@@ -201,7 +202,10 @@ mod tests {
         assert!(!honour.admits("g", &with(&[], true, Some(false))));
         // Unset: Microsoft 365 groups in, security groups out (Connect v2's defaults).
         assert!(honour.admits("g", &with(&["Unified"], false, None)));
-        assert!(honour.admits("g", &props("M365", &["Unified"], false)), "no setting read");
+        assert!(
+            honour.admits("g", &props("M365", &["Unified"], false)),
+            "no setting read"
+        );
         assert!(!honour.admits("g", &with(&[], true, None)));
         assert!(!honour.admits("g", &props("Sec", &[], true)));
         // isEnabled = true lets a security group in.

@@ -108,7 +108,10 @@ pub fn stream_of(cursor: Option<&Cursor>) -> Stream {
 
 /// Whether a stored delta link is one of Graph's beta endpoint (`…/beta/groups/delta…`).
 fn link_is_beta(link: &str) -> bool {
-    url::Url::parse(link).is_ok_and(|u| u.path_segments().is_some_and(|mut s| s.any(|seg| seg == "beta")))
+    url::Url::parse(link).is_ok_and(|u| {
+        u.path_segments()
+            .is_some_and(|mut s| s.any(|seg| seg == "beta"))
+    })
 }
 
 /// Reads delta rounds from Graph into the store.

@@ -126,7 +126,9 @@ fn apply_one(t: &mut Tenant, op: AdminOp) -> Result<(), SimError> {
         AdminOp::DeleteUser { id, hard } => t.delete(Kind::User, &id, hard, v),
         AdminOp::RestoreGroup { id } => t.restore(Kind::Group, &id, v),
         AdminOp::RestoreUser { id } => t.restore(Kind::User, &id, v),
-        AdminOp::SourceOfAuthority { id, cloud_managed } => t.set_cloud_managed(&id, cloud_managed, v),
+        AdminOp::SourceOfAuthority { id, cloud_managed } => {
+            t.set_cloud_managed(&id, cloud_managed, v)
+        }
     }
 }
 
@@ -268,9 +270,19 @@ struct SourceOfAuthorityBody {
     is_cloud_managed: bool,
 }
 
-async fn source_of_authority(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn source_of_authority(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     match serde_json::from_slice::<SourceOfAuthorityBody>(&body) {
-        Ok(b) => run(&app, vec![AdminOp::SourceOfAuthority { id, cloud_managed: b.is_cloud_managed }]),
+        Ok(b) => run(
+            &app,
+            vec![AdminOp::SourceOfAuthority {
+                id,
+                cloud_managed: b.is_cloud_managed,
+            }],
+        ),
         Err(e) => bad_json(e),
     }
 }
@@ -357,7 +369,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/groups/{id}", put(put_group).delete(delete_group))
         .route("/admin/groups/{id}/members", post(members))
         .route("/admin/groups/{id}/restore", post(restore_group))
-        .route("/admin/groups/{id}/source-of-authority", post(source_of_authority))
+        .route(
+            "/admin/groups/{id}/source-of-authority",
+            post(source_of_authority),
+        )
         .route("/admin/users/{id}", put(put_user).delete(delete_user))
         .route("/admin/users/{id}/restore", post(restore_user))
         .route("/admin/bulk", post(bulk))

@@ -267,10 +267,7 @@ fn page_response(
         };
         body.insert(
             "@odata.deltaLink".into(),
-            Value::String(format!(
-                "{base}/{coll}/delta?$deltatoken={}",
-                tok.encode()
-            )),
+            Value::String(format!("{base}/{coll}/delta?$deltatoken={}", tok.encode())),
         );
     }
     let mut resp = match inner.faults.take_malformed() {

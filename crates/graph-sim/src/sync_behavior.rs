@@ -34,8 +34,15 @@ impl Tenant {
         }
         obj.cloud_managed = managed;
         let synced = Value::Bool(!managed);
-        if obj.props.get("onPremisesSyncEnabled").is_none_or(|p| p.value != synced) {
-            let prop = Prop { value: synced, version: v };
+        if obj
+            .props
+            .get("onPremisesSyncEnabled")
+            .is_none_or(|p| p.value != synced)
+        {
+            let prop = Prop {
+                value: synced,
+                version: v,
+            };
             obj.props.insert("onPremisesSyncEnabled".into(), prop);
         }
         Ok(())
@@ -44,7 +51,10 @@ impl Tenant {
 
 /// `GET /v1.0/groups/{id}/onPremisesSyncBehavior`: `{"isCloudManaged": bool}` for a live
 /// group, 404 otherwise.
-pub(crate) async fn get_sync_behavior(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn get_sync_behavior(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     let inner = app.sim.lock();
     match inner.tenant.objects(Kind::Group).get(&id) {
         Some(g) if g.life_now() == Life::Active => json_response(
@@ -84,8 +94,15 @@ mod tests {
         let g = &t.objects(Kind::Group)["g1"];
         assert!(g.cloud_managed);
         let synced = &g.props["onPremisesSyncEnabled"];
-        assert_eq!((synced.value.clone(), synced.version), (json!(false), v), "a delta change");
-        assert_eq!(g.props["onPremisesSecurityIdentifier"].value, json!("S-1-5-21-1-2-3-1104"));
+        assert_eq!(
+            (synced.value.clone(), synced.version),
+            (json!(false), v),
+            "a delta change"
+        );
+        assert_eq!(
+            g.props["onPremisesSecurityIdentifier"].value,
+            json!("S-1-5-21-1-2-3-1104")
+        );
         let v2 = t.bump();
         t.set_cloud_managed("g1", false, v2).unwrap();
         let g = &t.objects(Kind::Group)["g1"];
@@ -98,7 +115,13 @@ mod tests {
         let mut t = Tenant::from_json(r#"{"tenant_id": "t", "clients": []}"#).unwrap();
         synced_group(&mut t, None);
         let v = t.bump();
-        assert!(matches!(t.set_cloud_managed("g1", true, v), Err(SimError::BadRequest(_))));
-        assert!(matches!(t.set_cloud_managed("nope", true, v), Err(SimError::NotFound(_))));
+        assert!(matches!(
+            t.set_cloud_managed("g1", true, v),
+            Err(SimError::BadRequest(_))
+        ));
+        assert!(matches!(
+            t.set_cloud_managed("nope", true, v),
+            Err(SimError::NotFound(_))
+        ));
     }
 }

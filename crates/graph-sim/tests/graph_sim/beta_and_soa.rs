@@ -15,15 +15,30 @@ async fn beta_delta_serves_writeback_configuration_and_keeps_its_links_on_beta()
         json!({"writebackConfiguration": setting}),
     )
     .await;
-    let v1 = format!("{}/v1.0/groups/delta?$select=displayName,writebackConfiguration", sim.base);
+    let v1 = format!(
+        "{}/v1.0/groups/delta?$select=displayName,writebackConfiguration",
+        sim.base
+    );
     let refused = sim.get(&v1, false).await;
     assert_eq!(refused.status(), 400, "v1.0 has no writebackConfiguration");
-    assert!(refused.text().await.unwrap().contains("writebackConfiguration"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("writebackConfiguration")
+    );
 
-    let beta = format!("{}/beta/groups/delta?$select=displayName,writebackConfiguration", sim.base);
+    let beta = format!(
+        "{}/beta/groups/delta?$select=displayName,writebackConfiguration",
+        sim.base
+    );
     let (items, delta_link, pages) = sim.round(&beta, false).await;
     assert!(pages > 1, "paged, so nextLinks were followed");
-    assert!(delta_link.starts_with(&format!("{}/beta/groups/delta?", sim.base)), "{delta_link}");
+    assert!(
+        delta_link.starts_with(&format!("{}/beta/groups/delta?", sim.base)),
+        "{delta_link}"
+    );
     let g1 = items.iter().find(|i| i["id"] == "g1").expect("g1 listed");
     assert_eq!(g1["writebackConfiguration"], setting);
 
@@ -41,10 +56,16 @@ async fn beta_delta_serves_writeback_configuration_and_keeps_its_links_on_beta()
     assert_eq!(items[0]["writebackConfiguration"], enabled);
 
     let one = sim
-        .get(&format!("{}/beta/groups/g1?$select=writebackConfiguration", sim.base), false)
+        .get(
+            &format!("{}/beta/groups/g1?$select=writebackConfiguration", sim.base),
+            false,
+        )
         .await;
     assert_eq!(one.status(), 200);
-    assert_eq!(one.json::<Value>().await.unwrap()["writebackConfiguration"], enabled);
+    assert_eq!(
+        one.json::<Value>().await.unwrap()["writebackConfiguration"],
+        enabled
+    );
 }
 
 #[tokio::test]
@@ -64,17 +85,27 @@ async fn converting_a_synced_group_shows_in_delta_and_in_its_sync_behavior() {
     let (_, link, _) = sim.round(&start, false).await;
 
     let soa = "/admin/groups/g1/source-of-authority";
-    sim.admin(reqwest::Method::POST, soa, json!({"isCloudManaged": true})).await;
+    sim.admin(reqwest::Method::POST, soa, json!({"isCloudManaged": true}))
+        .await;
     assert_eq!(cloud_managed(&sim, &behavior).await, json!(true));
     let (items, link, _) = sim.round(&link, false).await;
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["onPremisesSyncEnabled"], json!(false));
-    assert_eq!(items[0]["onPremisesSecurityIdentifier"], json!(sid), "the SID is kept");
+    assert_eq!(
+        items[0]["onPremisesSecurityIdentifier"],
+        json!(sid),
+        "the SID is kept"
+    );
 
-    sim.admin(reqwest::Method::POST, soa, json!({"isCloudManaged": false})).await;
+    sim.admin(reqwest::Method::POST, soa, json!({"isCloudManaged": false}))
+        .await;
     assert_eq!(cloud_managed(&sim, &behavior).await, json!(false));
     let (items, _, _) = sim.round(&link, false).await;
-    assert_eq!(items[0]["onPremisesSyncEnabled"], json!(true), "AD took it back");
+    assert_eq!(
+        items[0]["onPremisesSyncEnabled"],
+        json!(true),
+        "AD took it back"
+    );
 
     let cloud_only = sim
         .http
@@ -83,8 +114,17 @@ async fn converting_a_synced_group_shows_in_delta_and_in_its_sync_behavior() {
         .send()
         .await
         .unwrap();
-    assert_eq!(cloud_only.status(), 400, "a cloud group has nothing to convert");
-    let missing = sim.get(&format!("{}/v1.0/groups/nope/onPremisesSyncBehavior", sim.base), false).await;
+    assert_eq!(
+        cloud_only.status(),
+        400,
+        "a cloud group has nothing to convert"
+    );
+    let missing = sim
+        .get(
+            &format!("{}/v1.0/groups/nope/onPremisesSyncBehavior", sim.base),
+            false,
+        )
+        .await;
     assert_eq!(missing.status(), 404);
 }
 
