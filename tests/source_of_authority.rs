@@ -175,6 +175,20 @@ async fn a_converted_group_is_managed_in_place_and_released_on_rollback() {
     );
     assert_eq!(dc.member_sids(&dn).await, want, "members left as they were");
     assert!(dc.groups_in(&target).await.is_empty());
+
+    // Converted again, adopted again; then writeback is turned off: `decommission --yes`
+    // deletes what the service created, but hands the original back.
+    sim.source_of_authority(&gid, true).await;
+    svc.once_ok();
+    let again = read(dc, &home, &dn).await.unwrap();
+    assert_eq!(attr_first(&again, "adminDescription"), Some(format!("Group_{gid}").as_str()));
+    let out = svc.run(&["decommission", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("released 1 adopted original"), "{stdout}");
+    let kept = read(dc, &home, &dn).await.expect("decommission never deletes an original");
+    assert_eq!(identity(&kept), identity(&before));
+    assert_eq!(attr_first(&kept, "adminDescription"), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
