@@ -310,7 +310,9 @@ pub async fn decommission(cfg: Config, yes: bool) -> Result<ExitCode, CliError> 
         }
     }
     if !yes {
-        println!("nothing deleted; run with --yes to delete them all (adopted originals are released)");
+        println!(
+            "nothing deleted; run with --yes to delete them all (adopted originals are released)"
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let (mut deleted, mut released, mut failed) = (0, 0, 0);
@@ -332,7 +334,9 @@ pub async fn decommission(cfg: Config, yes: bool) -> Result<ExitCode, CliError> 
             Ok(()) => deleted += 1,
         }
     }
-    println!("deleted {deleted} group(s); released {released} adopted original(s) (kept, anchor removed)");
+    println!(
+        "deleted {deleted} group(s); released {released} adopted original(s) (kept, anchor removed)"
+    );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

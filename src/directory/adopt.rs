@@ -190,7 +190,11 @@ impl<L: Ldap> Applier<L> {
 
     /// Stops managing an adopted original whose source of authority went back to AD: removes
     /// our anchor values, nothing else. The object, its SID, members and attributes stay.
-    pub(super) async fn release(&self, group_id: &str, actual: &ActualGroup) -> Result<(), ApplyError> {
+    pub(super) async fn release(
+        &self,
+        group_id: &str,
+        actual: &ActualGroup,
+    ) -> Result<(), ApplyError> {
         for (attr, value) in anchor_values(actual) {
             self.record(&Operation::Update {
                 dn: actual.dn.clone(),
@@ -222,7 +226,10 @@ impl<L: Ldap> Applier<L> {
 /// `ad.adopt_ous` OU and under none of the OUs the service creates groups in. Pure.
 pub fn adopted_by_place(dn: &str, cfg: &AdConfig) -> bool {
     let created_here = dn::is_under(dn, &cfg.target_ou)
-        || cfg.target_ou_m365.as_deref().is_some_and(|ou| dn::is_under(dn, ou));
+        || cfg
+            .target_ou_m365
+            .as_deref()
+            .is_some_and(|ou| dn::is_under(dn, ou));
     !created_here && cfg.adopt_ous.iter().any(|ou| dn::is_under(dn, ou))
 }
 
@@ -304,9 +311,15 @@ mod tests {
         assert!(!adopted_by_place(dn, &cfg), "no adopt_ous");
         cfg.adopt_ous = vec!["OU=Groups,DC=t".into()];
         assert!(adopted_by_place(dn, &cfg));
-        assert!(!adopted_by_place("CN=Ours,OU=Cloud,OU=Groups,DC=t", &cfg), "created there");
+        assert!(
+            !adopted_by_place("CN=Ours,OU=Cloud,OU=Groups,DC=t", &cfg),
+            "created there"
+        );
         cfg.target_ou_m365 = Some("OU=Groups,DC=t".into());
-        assert!(!adopted_by_place(dn, &cfg), "also an OU groups are created in");
+        assert!(
+            !adopted_by_place(dn, &cfg),
+            "also an OU groups are created in"
+        );
     }
 
     #[test]
