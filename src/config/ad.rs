@@ -71,6 +71,10 @@ pub struct AdConfig {
     /// reported) or `delete`.
     #[serde(default)]
     pub adopted_delete: AdoptedDelete,
+    /// Rename groups taken over from another writer (Connect Sync, Cloud Sync) to
+    /// `cn_template`. Off by default: a taken-over group keeps its CN, hence its DN.
+    #[serde(default)]
+    pub rename_taken_over: bool,
 }
 
 /// `ad.adopted_delete`: the delete policy of an adopted original (an AD group that existed

@@ -263,9 +263,12 @@ impl<L: Ldap> Applier<L> {
             self.converge_touched_members(group_id, &actual.dn, touched)
                 .await?;
         }
-        if plan::needs_rename(desired, actual) || plan::needs_move(desired, &parent_of(&actual.dn))
-        {
-            match self.rename(actual, &desired.cn, &desired.ou).await {
+        let rename_taken_over = self.dir.config().rename_taken_over;
+        let cn = super::takeover::cn_to_keep(group_id, desired, actual, rename_taken_over);
+        let rename = plan::needs_rename(desired, actual) && cn != actual.cn;
+        if rename || plan::needs_move(desired, &parent_of(&actual.dn)) {
+            let cn = if rename { cn } else { actual.cn.as_str() };
+            match self.rename(actual, cn, &desired.ou).await {
                 // The members and attributes above stay applied; the name waits for the clash
                 // to be resolved (reported, counted, retried by the next reconcile).
                 Err(ApplyError::Directory(DirectoryError::Conflict { detail, .. })) => {

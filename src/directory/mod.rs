@@ -38,6 +38,7 @@ pub mod range;
 mod read;
 pub mod retire;
 pub mod seam;
+pub mod takeover;
 mod tls;
 pub mod work;
 
