@@ -1,7 +1,8 @@
 //! `check [--json]`: diagnoses everything it can in one run — the config, the Graph token, the
 //! permissions behind `groups/delta` and `users/delta`, then the directory (reachability, TLS,
 //! bind, schema, each owned OU and the rights there: `directory::probe`) — and reports every
-//! point, passed or not, with the reason and the fix.
+//! point, passed or not, with the reason and the fix; and the groups frozen because another
+//! writer kept reverting them (from the state store, when no service holds it).
 //!
 //! Graph and AD are diagnosed side by side: an unreachable Graph still gets the AD report, and
 //! the other way round. Exit 0 only when every point passed. Nothing printed carries a secret
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::directory::probe::{self, Finding};
 use crate::graph::{GraphClient, GraphError};
 use crate::model::Events;
+use crate::queue::{QueueError, Store};
 
 /// `check`: every finding on stdout (human lines, or a JSON array with `--json`); exit 1 if
 /// any failed.
@@ -23,7 +25,47 @@ pub async fn check(cfg: Config, path: &Path, json: bool) -> Result<ExitCode, Cli
     let (graph, ad) = tokio::join!(graph_findings(&cfg), probe::diagnose(&cfg.ad));
     findings.extend(graph);
     findings.extend(ad);
+    findings.push(frozen_finding(&cfg));
     report(&findings, json)
+}
+
+/// Groups frozen because another writer kept reverting them (the state store's record; a
+/// running service holds the store, then its status page and metrics say it).
+fn frozen_finding(cfg: &Config) -> Finding {
+    const NAME: &str = "state.second_writers";
+    if !cfg.state.path.exists() {
+        return Finding::pass(NAME, "no state yet: nothing frozen");
+    }
+    let store = match Store::open_with(&cfg.state.path, cfg.state.cache_capacity) {
+        Ok(s) => s,
+        Err(QueueError::Locked { .. }) => {
+            return Finding::pass(
+                NAME,
+                "the state is in use (the service runs): frozen groups are on its status page \
+                 and in entra_writeback_frozen_groups",
+            );
+        }
+        Err(e) => return Finding::pass(NAME, format!("state not read: {e}")),
+    };
+    match store.frozen_groups() {
+        Ok(frozen) if frozen.is_empty() => Finding::pass(NAME, "no group frozen"),
+        Ok(frozen) => Finding::fail(
+            NAME,
+            format!(
+                "{} group(s) frozen: another tool keeps reverting what the service writes: {}",
+                frozen.len(),
+                frozen
+                    .iter()
+                    .take(5)
+                    .map(|(id, why)| format!("{id} ({}: {})", why.dn, why.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "stop the other writer (Connect Sync group writeback, Cloud Sync, a script), then \
+             `entra-writeback approve-writes --all` (or by id)",
+        ),
+        Err(e) => Finding::pass(NAME, format!("state not read: {e}")),
+    }
 }
 
 /// The report of a config that did not load: the one finding there can be.

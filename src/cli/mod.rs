@@ -89,6 +89,15 @@ pub enum Command {
         /// Group ids to release.
         ids: Vec<String>,
     },
+    /// Resume writing groups frozen because another writer kept reverting them (stop that
+    /// tool first); without arguments, list them.
+    ApproveWrites {
+        /// All frozen groups.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Group ids to release.
+        ids: Vec<String>,
+    },
     /// List every group the service owns in AD; with --yes, delete them all.
     Decommission {
         /// Really delete.
@@ -204,6 +213,7 @@ pub fn main(cli: Cli) -> ExitCode {
             } => ops::replay(cfg, dead, since, from, group),
             Command::Resync => ops::resync(cfg),
             Command::ApproveDeletes { all, ids } => ops::approve_deletes(cfg, all, ids),
+            Command::ApproveWrites { all, ids } => ops::approve_writes(cfg, all, ids),
             Command::Decommission { yes } => run::decommission(cfg, yes).await,
         }
     });

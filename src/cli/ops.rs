@@ -1,4 +1,4 @@
-//! Offline queue operations: `queue`, `replay`, `resync`, `approve-deletes`.
+//! Offline queue operations: `queue`, `replay`, `resync`, `approve-deletes`, `approve-writes`.
 //!
 //! They open the state directory directly, so the service must be stopped (sled allows one
 //! process); a running service is reported clearly.
@@ -56,6 +56,7 @@ fn print_status(store: &Store, json: bool) -> Result<(), CliError> {
     println!("oldest pending:    {}", secs(s.oldest_age_secs));
     println!("dead letters:      {}", s.dead_letters);
     println!("held deletes:      {}", s.held_deletes);
+    println!("frozen groups:     {}", s.frozen_groups);
     println!("cursor age:        {}", secs(s.cursor_age_secs));
     println!(
         "full round:        {}",
@@ -208,5 +209,37 @@ pub fn approve_deletes(cfg: Config, all: bool, ids: Vec<String>) -> Result<ExitC
         .approve_deletes(if all { None } else { Some(&ids) })
         .map_err(fail)?;
     println!("released {} delete(s)", released.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `approve-writes`: without ids, the frozen groups and why; with ids (or `--all`), release them
+/// (each gets a reconcile queued).
+pub fn approve_writes(cfg: Config, all: bool, ids: Vec<String>) -> Result<ExitCode, CliError> {
+    let store = open(&cfg)?;
+    let fail = |e| CliError::ctx("approve-writes", e);
+    if !all && ids.is_empty() {
+        let frozen = store.frozen_groups().map_err(fail)?;
+        println!(
+            "{} group(s) frozen (another writer); once it is stopped, release with --all or by id:",
+            frozen.len()
+        );
+        for (id, why) in frozen {
+            println!("  {id}  {}: {}", why.dn, why.detail);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(unknown) = ids.iter().find(|id| matches!(store.frozen(id), Ok(None))) {
+        return Err(CliError(format!("group {unknown} is not frozen")));
+    }
+    let released = store
+        .approve_writes(if all { None } else { Some(&ids) })
+        .map_err(fail)?;
+    println!(
+        "released {} group(s); a reconcile of each is queued",
+        released.len()
+    );
+    for id in released {
+        println!("  {id}");
+    }
     Ok(ExitCode::SUCCESS)
 }

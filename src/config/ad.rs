@@ -75,6 +75,14 @@ pub struct AdConfig {
     /// `cn_template`. Off by default: a taken-over group keeps its CN, hence its DN.
     #[serde(default)]
     pub rename_taken_over: bool,
+    /// Two writers: a write the service repeats because AD changed back within this window
+    /// (the cloud unchanged) is drift the first time; the second time the group is frozen
+    /// until `approve-writes`. `0s` disables the detection.
+    #[serde(
+        default = "default_second_writer_window",
+        deserialize_with = "duration"
+    )]
+    pub second_writer_window: Duration,
 }
 
 /// `ad.adopted_delete`: the delete policy of an adopted original (an AD group that existed
@@ -100,6 +108,10 @@ impl AdConfig {
         ous.dedup();
         ous
     }
+}
+
+fn default_second_writer_window() -> Duration {
+    Duration::from_secs(2 * 3600)
 }
 
 /// The CN template used when `ad.cn_template` is not set.

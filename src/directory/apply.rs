@@ -25,6 +25,7 @@ use super::owned::{Lookup, OwnedListing};
 use super::plan::{self, ActualGroup, Operation};
 use super::retire::CloudOracle;
 use super::seam::Ldap;
+use super::writers::Planned;
 use super::{Connection, Directory, DirectoryError, mapping};
 use crate::config::SoftDeleteAction;
 use crate::graph::GraphError;
@@ -187,6 +188,9 @@ impl<L: Ldap> Applier<L> {
 
     /// Applies the net work for one group.
     pub async fn apply(&self, group_id: &str, work: &Work) -> Result<(), ApplyError> {
+        if !matches!(work, Work::Sweep) && self.is_frozen(group_id, None)? {
+            return Ok(()); // another writer: nothing is written until `approve-writes`
+        }
         match work {
             Work::Sweep => self.sweep().await,
             Work::Delete(reason) => self.retire(group_id, *reason).await,
@@ -254,8 +258,16 @@ impl<L: Ldap> Applier<L> {
             self.materialize(group_id, actual)?;
         }
         let updates = plan::attribute_updates(desired, actual, self.dir.has_external_id);
+        let planned = Planned {
+            updates: &updates,
+            ..Planned::default()
+        };
+        if self.second_writer(group_id, &actual.dn, &planned)? {
+            return Ok(());
+        }
         corrections.count("attribute", updates.len());
         self.update_attributes(&updates).await?;
+        self.note_written(group_id, &planned)?;
         if full {
             self.converge_all_members(group_id, &actual.dn, corrections)
                 .await?;
@@ -292,14 +304,21 @@ impl<L: Ldap> Applier<L> {
         let may_remove = !self.store.full_round_in_progress()?;
         let want = self.desired_member_sids(group_id).await?;
         let have = self.dir.member_sids(dn).await?;
-        let (add, remove) = plan::member_diff(&want, &have);
-        corrections.count("member_add", add.len());
-        self.add_members(dn, add).await?;
-        if may_remove {
-            corrections.count("member_remove", remove.len());
-            self.remove_members(dn, remove).await?;
+        let (add, mut remove) = plan::member_diff(&want, &have);
+        remove.retain(|_| may_remove);
+        let planned = Planned {
+            add: &add,
+            remove: &remove,
+            ..Planned::default()
+        };
+        if self.second_writer(group_id, dn, &planned)? {
+            return Ok(());
         }
-        Ok(())
+        corrections.count("member_add", add.len());
+        corrections.count("member_remove", remove.len());
+        self.add_members(dn, add.clone()).await?;
+        self.remove_members(dn, remove.clone()).await?;
+        self.note_written(group_id, &planned)
     }
 
     /// Only the members an upsert touched: each added or removed as the mirror now says.

@@ -41,6 +41,7 @@ pub mod seam;
 pub mod takeover;
 mod tls;
 pub mod work;
+pub mod writers;
 
 use std::sync::Arc;
 

@@ -216,8 +216,10 @@ impl<L: Ldap> Applier<L> {
         let mut decided = Vec::new();
         for (id, actual) in owned {
             let record = self.store.group(&id)?;
-            if !safety::sweep_candidate(record.as_ref(), self.store.is_held(&id)?) {
-                continue;
+            if !safety::sweep_candidate(record.as_ref(), self.store.is_held(&id)?)
+                || self.store.frozen(&id)?.is_some()
+            {
+                continue; // a frozen group (another writer) is not touched until released
             }
             let cloud = self.cloud.group_state(&id).await?;
             if !self.store.complete_picture()? {

@@ -9,6 +9,7 @@
 //! HTML pieces (escaping, durations, pills) in `format`, the style sheet in `style`.
 
 mod format;
+mod frozen;
 mod style;
 #[cfg(test)]
 mod tests;
@@ -250,6 +251,7 @@ Polls every {poll}. Updated {now} UTC; this page reloads every {REFRESH_SECS} s.
     tiles::section(&mut out, s);
     progress(&mut out, s);
     dead_letters(&mut out, s);
+    frozen::section(&mut out, s);
     rounds(&mut out, s);
     changes(&mut out, s);
     out.push_str(

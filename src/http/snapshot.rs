@@ -53,6 +53,21 @@ pub struct DeadEntry {
 }
 
 /// Everything the status page shows, at one moment.
+/// A group frozen because another writer kept reverting it (from the state store).
+#[derive(Debug, Clone, Serialize)]
+pub struct FrozenEntry {
+    /// Cloud object id.
+    pub group_id: String,
+    /// Its display name from the mirror.
+    pub group_name: Option<String>,
+    /// Its DN when it was frozen.
+    pub dn: String,
+    /// What was reverted.
+    pub detail: String,
+    /// Since when (Unix ms).
+    pub since_ms: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     /// Crate version.
@@ -89,6 +104,8 @@ pub struct Snapshot {
     pub initial_sync: Option<SyncSnapshot>,
     /// The oldest dead letters (at most [`DEAD_SHOWN`]).
     pub dead_letters: Vec<DeadEntry>,
+    /// Groups frozen because another writer kept reverting them (`approve-writes`).
+    pub frozen: Vec<FrozenEntry>,
     /// Recent rounds that read something, failed or enumerated, newest first.
     pub rounds: Vec<RoundEntry>,
     /// Empty incremental rounds (not in `rounds`).
@@ -145,6 +162,19 @@ impl Snapshot {
                 at_ms: d.at_ms,
             })
             .collect();
+        let frozen = store
+            .frozen_groups()
+            .unwrap_or_default()
+            .into_iter()
+            .take(DEAD_SHOWN)
+            .map(|(id, why)| FrozenEntry {
+                group_name: name_of(&id),
+                group_id: id,
+                dn: why.dn,
+                detail: why.detail,
+                since_ms: why.since_ms,
+            })
+            .collect();
         let recent = observers.status.recent();
         let mut changes = recent.changes;
         for c in &mut changes {
@@ -168,6 +198,7 @@ impl Snapshot {
             in_flight: recent.in_flight,
             initial_sync: observers.progress.snapshot(),
             dead_letters,
+            frozen,
             rounds: recent.rounds,
             quiet_rounds: recent.quiet_rounds,
             changes,

@@ -91,6 +91,9 @@ pub struct QueueStats {
     pub dead_letters: u64,
     /// Deletes held by the delete threshold.
     pub held_deletes: u64,
+    /// Groups frozen because another writer reverted what the service wrote (until
+    /// `approve-writes`).
+    pub frozen_groups: u64,
     /// Age of the groups cursor, seconds.
     pub cursor_age_secs: Option<f64>,
     /// Whether a full enumeration is in progress.

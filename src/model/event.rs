@@ -6,7 +6,7 @@
 //! `plan`, benchmarks and unit tests pass [`Events::none`], or a [`Recorded`] to assert on.
 //!
 //! Label values are bounded (`&'static str` kinds and classes); only
-//! [`Event::GroupFinished`] carries an object id and an error text, for the status page's
+//! [`Event::GroupFinished`] (and [`Event::SecondWriter`]) carry an object id (and an error text), for the status page's
 //! history, and observers must not turn those into metric labels.
 //!
 //! Imports nothing of the crate but [`super`].
@@ -177,6 +177,14 @@ pub enum Event {
     },
     /// A group's change failed transiently and will be retried at once.
     ChangeRetried,
+    /// Another tool reverted, within the detection window, a write the service had already
+    /// repeated once: the group is frozen (not written) until `approve-writes`.
+    SecondWriter {
+        /// Cloud object id (for the log and status page; never a metric label).
+        group_id: String,
+        /// `attribute` or `member`.
+        kind: &'static str,
+    },
     /// Groups waiting out their own backoff.
     ParkedGroups {
         /// How many.

@@ -145,6 +145,7 @@ impl Metrics {
             .set(s.oldest_age_secs.unwrap_or(0.0));
         self.work.dead_letters.set(s.dead_letters as i64);
         self.work.held_deletes.set(s.held_deletes as i64);
+        self.work.frozen_groups.set(s.frozen_groups as i64);
     }
 }
 
@@ -223,6 +224,9 @@ impl Observer for Metrics {
                 .changes_applied
                 .with_label_values(&["retry"])
                 .inc(),
+            Event::SecondWriter { kind, .. } => {
+                self.ad.second_writers.with_label_values(&[kind]).inc()
+            }
             Event::ParkedGroups { count } => self.work.parked_groups.set(*count as i64),
             Event::Quarantine { active } => self.work.quarantined.set(*active as i64),
             Event::Queue(stats) => self.queue(stats),

@@ -25,7 +25,8 @@
 //! `journal` (seq → [`JournalEntry`]) · `groups` (id → [`GroupRecord`]) · `members`
 //! (group id, 0, kind tag, member id → epoch) · `member_of` (member id, 0, group id) · `users`
 //! (id → [`UserRecord`]) · `round_deletes` / `held_deletes` (group id → [`DeleteReason`]) ·
-//! `materialized` (group id → the SID of its AD object, once an apply confirmed it).
+//! `materialized` (group id → the SID of its AD object, once an apply confirmed it) ·
+//! `our_writes` / `frozen` (two writers on one group: [`writers`]).
 //!
 //! # Page commits
 //! A page is committed as a fold and a write: `fold` turns the part of the mirror the page
@@ -44,6 +45,7 @@ mod records;
 pub mod safety;
 mod store;
 pub mod supersede;
+pub mod writers;
 
 pub use records::*;
 pub use store::{QueueError, Store};

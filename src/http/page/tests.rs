@@ -53,6 +53,13 @@ fn troubled() -> Snapshot {
             dead_letters: 0,
         }),
         dead_letters: vec![],
+        frozen: vec![crate::http::snapshot::FrozenEntry {
+            group_id: "g2".into(),
+            group_name: Some("Sales".into()),
+            dn: "CN=Group_g2,OU=Cloud Groups,DC=corp".into(),
+            detail: "member S-1-5-21-1-2-3-1105 was added twice and removed each time".into(),
+            since_ms: now - 60_000,
+        }],
         rounds: vec![],
         quiet_rounds: QuietRounds {
             count: 7,
@@ -91,6 +98,9 @@ fn a_troubled_instance_says_what_is_wrong() {
         "&lt;b&gt;Evil&lt;/b&gt; &amp; Co",
         "retrying",
         "cannot reach AD",
+        "Frozen: another writer",
+        "member S-1-5-21-1-2-3-1105 was added twice and removed each time",
+        "approve-writes --all",
         "No round with changes or errors since start.",
         "Not listed: 7 empty incremental round(s) since start, the latest",
     ] {

@@ -130,6 +130,15 @@ fn queue(out: &mut String, s: &Snapshot) {
                 &q.dead_letters.to_string(),
                 "see below; <code>replay --dead</code> re-queues them",
             );
+            if q.frozen_groups > 0 {
+                tile(
+                    out,
+                    "bad",
+                    "Frozen groups",
+                    &q.frozen_groups.to_string(),
+                    "another writer reverts them; see below",
+                );
+            }
             if q.held_deletes > 0 {
                 tile(
                     out,

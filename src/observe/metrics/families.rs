@@ -28,6 +28,7 @@ pub(super) struct AdFamilies {
     pub(super) managed_groups: IntGauge,
     pub(super) reconcile_corrections: IntCounterVec,
     pub(super) deletes_cancelled: IntCounterVec,
+    pub(super) second_writers: IntCounterVec,
 }
 
 /// The queue and the worker: outcomes, depth, lag, retries, parking, quarantine, readiness.
@@ -38,6 +39,7 @@ pub(super) struct WorkFamilies {
     pub(super) dead_letters: IntGauge,
     pub(super) dead_letters_total: IntCounter,
     pub(super) held_deletes: IntGauge,
+    pub(super) frozen_groups: IntGauge,
     pub(super) retries: IntCounterVec,
     pub(super) replication_lag: Histogram,
     pub(super) parked_groups: IntGauge,
@@ -278,6 +280,13 @@ impl AdFamilies {
                 &["reason"],
                 &each(&["wanted", "live_in_cloud", "disagreement", "adopted"]),
             ),
+            second_writers: counters(
+                r,
+                "second_writer_detected_total",
+                "Groups frozen because another tool kept reverting what the service wrote.",
+                &["kind"],
+                &each(&["attribute", "member"]),
+            ),
         }
     }
 }
@@ -308,6 +317,11 @@ impl WorkFamilies {
                 .expect("valid metric"),
             ),
             held_deletes: int_gauge(r, "held_deletes", "Deletes held by the delete threshold."),
+            frozen_groups: int_gauge(
+                r,
+                "frozen_groups",
+                "Groups frozen because another writer reverted them, until approve-writes.",
+            ),
             retries: counters(
                 r,
                 "retries_total",

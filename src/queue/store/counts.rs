@@ -57,6 +57,7 @@ impl Store {
             oldest_age_secs: oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0),
             dead_letters: self.counts.dead.load(Ordering::Relaxed),
             held_deletes: self.counts.held.load(Ordering::Relaxed),
+            frozen_groups: self.frozen_count()?,
             cursor_age_secs: cursor
                 .as_ref()
                 .map(|c| now.saturating_sub(c.stored_ms) as f64 / 1000.0),
