@@ -3,15 +3,18 @@
 //! them are managed in place. `plan` lists the changes and writes nothing; after the service's
 //! rounds every objectGUID, sAMAccountName and DN is unchanged (the CN is kept unless
 //! `rename_taken_over = true`), members and attributes match the cloud, nothing is created twice.
+//! A second writer still reverting a group is detected, the group frozen until `approve-writes`.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 use common::outcome::{expect_exit, usn_snapshot};
 use common::samba::{self, SambaDc, attr_first, entry_guid, unique_suffix};
 use common::service::{Options, Service};
 use common::sim::{GraphSim, oid, user};
+use common::wait::{self, http_get, run_log, until};
 use ldap3::{Mod, SearchEntry};
 use serde_json::{Value, json};
 
@@ -325,4 +328,128 @@ async fn connect_layout_and_renaming_taken_over_groups_on_opt_in_on_samba() {
         "a new group follows Connect's layout"
     );
     assert_converged(dc, &lab).await;
+}
+
+/// The second writer (Connect Sync left running) takes member `sid` out of `dn` again.
+async fn second_writer_removes(dc: &SambaDc, dn: &str, sid: &str) {
+    let mut ldap = dc.connect().await;
+    let value = HashSet::from([format!("<SID={sid}>")]);
+    ldap.modify(dn, vec![Mod::Delete("member".to_string(), value)])
+        .await
+        .unwrap()
+        .success()
+        .unwrap_or_else(|e| panic!("second writer on {dn}: {e}"));
+}
+
+/// A full compare of every group now: `resync`, then `run --once`; the log.
+fn reconcile(svc: &Service) -> String {
+    expect_exit(&svc.run(&["resync"]), 0);
+    svc.once_ok()
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writer_reverting_a_member_is_detected_and_the_group_frozen_on_samba() {
+    let dc = samba::shared();
+    let lab = lab(dc, "two-writers", 0x7300).await;
+    let svc = Service::new(&lab.sim, dc, &lab.ou);
+    // The Connect v2 group: AD has member 0 of 0, 2, 3. The takeover adds 2 and 3.
+    let g = &lab.groups[2];
+    let dn = write_dn(&lab, g);
+    let sid = lab.sids[3].clone();
+    svc.once_ok();
+    assert!(dc.member_sids(&dn).await.contains(&sid));
+
+    // Connect still runs and takes member 3 out: once is drift, corrected as always.
+    second_writer_removes(dc, &dn, &sid).await;
+    let log = reconcile(&svc);
+    assert!(
+        dc.member_sids(&dn).await.contains(&sid),
+        "drift not corrected"
+    );
+    assert!(
+        !log.contains("another writer"),
+        "frozen on the first revert"
+    );
+    let status = json_of(&svc.run(&["queue", "status", "--json"]));
+    assert_eq!(status["frozen_groups"], 0, "{status}");
+
+    // It takes member 3 out again: another writer. A running service detects it, freezes the
+    // group and says so in its metrics and on its status page.
+    second_writer_removes(dc, &dn, &sid).await;
+    expect_exit(&svc.run(&["resync"]), 0);
+    let running = svc.spawn();
+    let metric = "entra_writeback_second_writer_detected_total{kind=\"member\"} 1";
+    until(
+        "the second writer metric",
+        60,
+        Duration::from_millis(200),
+        Some(&svc),
+        async || {
+            http_get(svc.http_port, "/metrics")
+                .await
+                .is_some_and(|(_, body)| body.contains(metric))
+        },
+    )
+    .await;
+    let page = wait::status(&svc).await.expect("/status.json");
+    assert_eq!(page["queue"]["frozen_groups"], 1, "{page}");
+    assert_eq!(page["frozen"][0]["group_id"], g.id.as_str(), "{page}");
+    let detail = page["frozen"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&sid), "{detail}");
+    let (_, metrics) = http_get(svc.http_port, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("entra_writeback_frozen_groups 1"),
+        "{metrics}"
+    );
+    drop(running);
+    assert!(run_log(&svc).contains("another writer keeps reverting this group"));
+
+    // The reverted value stays: nothing is written to the group any more, restarts included.
+    let usn = usn_snapshot(dc, &dn).await;
+    reconcile(&svc);
+    assert!(!dc.member_sids(&dn).await.contains(&sid), "re-written");
+    assert_eq!(
+        usn_snapshot(dc, &dn).await,
+        usn,
+        "a frozen group was written"
+    );
+    let status = json_of(&svc.run(&["queue", "status", "--json"]));
+    assert_eq!(status["frozen_groups"], 1, "{status}");
+    let out = svc.run(&["check", "--json"]);
+    let report = json_of(&out);
+    let finding = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "state.second_writers")
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .clone();
+    assert_eq!(finding["ok"], false, "{finding}");
+    assert!(
+        finding["detail"].as_str().unwrap().contains(&g.id),
+        "{finding}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // The admin stops Connect and confirms: the group is written again.
+    let listed = String::from_utf8_lossy(&svc.run(&["approve-writes"]).stdout).into_owned();
+    assert!(listed.contains(&g.id) && listed.contains(&sid), "{listed}");
+    expect_exit(&svc.run(&["approve-writes", &g.id]), 0);
+    svc.once_ok();
+    assert!(
+        dc.member_sids(&dn).await.contains(&sid),
+        "not written after approve-writes"
+    );
+    let status = json_of(&svc.run(&["queue", "status", "--json"]));
+    assert_eq!(status["frozen_groups"], 0, "{status}");
+}
+
+/// The DN the legacy writer gave `g`.
+fn write_dn(lab: &Lab, g: &Legacy) -> String {
+    format!("CN={},{}", g.cn, lab.ou)
 }

@@ -258,10 +258,7 @@ impl<L: Ldap> Applier<L> {
             self.materialize(group_id, actual)?;
         }
         let updates = plan::attribute_updates(desired, actual, self.dir.has_external_id);
-        let planned = Planned {
-            updates: &updates,
-            ..Planned::default()
-        };
+        let planned = Planned::attributes(&updates);
         if self.second_writer(group_id, &actual.dn, &planned)? {
             return Ok(());
         }
@@ -304,21 +301,17 @@ impl<L: Ldap> Applier<L> {
         let may_remove = !self.store.full_round_in_progress()?;
         let want = self.desired_member_sids(group_id).await?;
         let have = self.dir.member_sids(dn).await?;
-        let (add, mut remove) = plan::member_diff(&want, &have);
+        let (mut add, mut remove) = plan::member_diff(&want, &have);
         remove.retain(|_| may_remove);
-        let planned = Planned {
-            add: &add,
-            remove: &remove,
-            ..Planned::default()
-        };
-        if self.second_writer(group_id, dn, &planned)? {
+        if self.second_writer(group_id, dn, &Planned::members(&add, &remove))? {
             return Ok(());
         }
         corrections.count("member_add", add.len());
         corrections.count("member_remove", remove.len());
-        self.add_members(dn, add.clone()).await?;
+        let skipped = self.add_members(dn, add.clone()).await?;
         self.remove_members(dn, remove.clone()).await?;
-        self.note_written(group_id, &planned)
+        add.retain(|s| !skipped.contains(s)); // never written: not ours to watch
+        self.note_written(group_id, &Planned::members(&add, &remove))
     }
 
     /// Only the members an upsert touched: each added or removed as the mirror now says.

@@ -90,7 +90,12 @@ impl<L: Ldap> Applier<L> {
         }
     }
 
-    pub(super) async fn add_members(&self, dn: &str, sids: Vec<String>) -> Result<(), ApplyError> {
+    /// Adds members; returns those skipped because they name no AD object.
+    pub(super) async fn add_members(
+        &self,
+        dn: &str,
+        sids: Vec<String>,
+    ) -> Result<Vec<String>, ApplyError> {
         self.change_members(dn, sids, true).await
     }
 
@@ -99,20 +104,21 @@ impl<L: Ldap> Applier<L> {
         dn: &str,
         sids: Vec<String>,
     ) -> Result<(), ApplyError> {
-        self.change_members(dn, sids, false).await
+        self.change_members(dn, sids, false).await.map(drop)
     }
 
     /// Adds or removes members in batches; a batch refused because one value is already there
     /// (or already gone, or names no AD object) is retried value by value, treating those codes
-    /// as done (or, for a missing object, skipped).
+    /// as done (or, for a missing object, skipped: those are returned).
     async fn change_members(
         &self,
         dn: &str,
         sids: Vec<String>,
         add: bool,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Vec<String>, ApplyError> {
+        let mut skipped = Vec::new();
         if sids.is_empty() {
-            return Ok(());
+            return Ok(skipped);
         }
         self.record(&if add {
             Operation::AddMembers {
@@ -126,7 +132,7 @@ impl<L: Ldap> Applier<L> {
             }
         });
         if self.dry_run {
-            return Ok(());
+            return Ok(skipped);
         }
         // Already done: add → "already a member" (68/20); remove → "not a member" (53/16).
         let done = |code: ResultCode| {
@@ -168,12 +174,13 @@ impl<L: Ldap> Applier<L> {
                             count: 1,
                         });
                         tracing::warn!(group = dn, member_sid = %s, "member has no AD object; skipped");
+                        skipped.push(s.clone());
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
         }
-        Ok(())
+        Ok(skipped)
     }
 }
 

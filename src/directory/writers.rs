@@ -42,7 +42,24 @@ pub struct Planned<'a> {
     pub remove: &'a [String],
 }
 
-impl Planned<'_> {
+impl<'a> Planned<'a> {
+    /// Attribute updates only.
+    pub fn attributes(updates: &'a [Operation]) -> Planned<'a> {
+        Planned {
+            updates,
+            ..Planned::default()
+        }
+    }
+
+    /// Member changes only.
+    pub fn members(add: &'a [String], remove: &'a [String]) -> Planned<'a> {
+        Planned {
+            add,
+            remove,
+            ..Planned::default()
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.updates.is_empty() && self.add.is_empty() && self.remove.is_empty()
     }
