@@ -19,6 +19,9 @@ _entra__writeback() {
             entra__writeback,approve-deletes)
                 cmd="entra__writeback__subcmd__approve__subcmd__deletes"
                 ;;
+            entra__writeback,approve-writes)
+                cmd="entra__writeback__subcmd__approve__subcmd__writes"
+                ;;
             entra__writeback,check)
                 cmd="entra__writeback__subcmd__check"
                 ;;
@@ -45,6 +48,9 @@ _entra__writeback() {
                 ;;
             entra__writeback__subcmd__help,approve-deletes)
                 cmd="entra__writeback__subcmd__help__subcmd__approve__subcmd__deletes"
+                ;;
+            entra__writeback__subcmd__help,approve-writes)
+                cmd="entra__writeback__subcmd__help__subcmd__approve__subcmd__writes"
                 ;;
             entra__writeback__subcmd__help,check)
                 cmd="entra__writeback__subcmd__help__subcmd__check"
@@ -110,7 +116,7 @@ _entra__writeback() {
 
     case "${cmd}" in
         entra__writeback)
-            opts="-h -V --config --strict-permissions --help --version run plan check queue replay resync approve-deletes decommission help"
+            opts="-h -V --config --strict-permissions --help --version run plan check queue replay resync approve-deletes approve-writes decommission help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -128,6 +134,24 @@ _entra__writeback() {
             return 0
             ;;
         entra__subcmd__writeback__subcmd__approve__subcmd__deletes)
+            opts="-h --all --config --strict-permissions --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        entra__subcmd__writeback__subcmd__approve__subcmd__writes)
             opts="-h --all --config --strict-permissions --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -182,7 +206,7 @@ _entra__writeback() {
             return 0
             ;;
         entra__subcmd__writeback__subcmd__help)
-            opts="run plan check queue replay resync approve-deletes decommission help"
+            opts="run plan check queue replay resync approve-deletes approve-writes decommission help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -196,6 +220,20 @@ _entra__writeback() {
             return 0
             ;;
         entra__subcmd__writeback__subcmd__help__subcmd__approve__subcmd__deletes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        entra__subcmd__writeback__subcmd__help__subcmd__approve__subcmd__writes)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
