@@ -92,17 +92,17 @@ fn member_repeat(last: &OurWrites, cutoff_ms: u64, sid: &str, added: bool) -> Op
 pub fn fight(last: &OurWrites, cutoff_ms: u64, planned: &Planned<'_>) -> Option<Fight> {
     let fought = |n: Option<u32>| n.is_some_and(|n| n >= REPEATS_TOLERATED);
     for op in planned.updates {
-        if let Operation::Update { attr, from, to, .. } = op {
-            if fought(attr_repeat(last, cutoff_ms, attr, to)) {
-                return Some(Fight {
-                    kind: "attribute",
-                    detail: format!(
-                        "{attr} was set to {} twice and changed back to {} each time",
-                        show(to),
-                        show(from)
-                    ),
-                });
-            }
+        if let Operation::Update { attr, from, to, .. } = op
+            && fought(attr_repeat(last, cutoff_ms, attr, to))
+        {
+            return Some(Fight {
+                kind: "attribute",
+                detail: format!(
+                    "{attr} was set to {} twice and changed back to {} each time",
+                    show(to),
+                    show(from)
+                ),
+            });
         }
     }
     let members = [(planned.add, true), (planned.remove, false)];
