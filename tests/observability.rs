@@ -343,6 +343,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("ad_up", "gauge"),
     ("ready", "gauge"),
     ("held_deletes", "gauge"),
+    ("frozen_groups", "gauge"),
+    ("second_writer_detected_total", "counter"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
