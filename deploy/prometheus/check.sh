@@ -85,6 +85,7 @@ delta_rounds_total last_successful_round_timestamp_seconds changes_enqueued_tota
 changes_applied_total queue_depth queue_oldest_age_seconds dead_letters dead_letters_total
 held_deletes ad_operations_total ad_up retries_total members_skipped_total conflicts_total
 managed_groups reconcile_corrections_total deletes_cancelled_total parked_groups quarantined ready
+frozen_groups second_writer_detected_total
 """.split()
 HISTOGRAMS = "delta_round_duration_seconds ad_operation_duration_seconds replication_lag_seconds".split()
 KNOWN = {"entra_writeback_" + m for m in COUNTERS_GAUGES}
