@@ -62,6 +62,22 @@ pub struct AdConfig {
     /// CN template: `{displayName}`, `{idSuffix}`, `{id}`; must contain `{id}` or `{idSuffix}`.
     #[serde(default = "default_cn_template")]
     pub cn_template: String,
+    /// Whether Microsoft 365 and mail-enabled groups carry `mail`, `proxyAddresses` and (where
+    /// the schema has it) `mailNickname`.
+    #[serde(default)]
+    pub mail_attributes: MailAttributes,
+}
+
+/// `ad.mail_attributes`: whether the service writes the mail attributes of groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailAttributes {
+    /// Microsoft 365 and mail-enabled groups carry `mail`, every `proxyAddresses` value and,
+    /// where the schema has it, `mailNickname`.
+    #[default]
+    Auto,
+    /// Nothing of this is written or cleared.
+    Off,
 }
 
 impl AdConfig {

@@ -207,8 +207,10 @@ impl<L: Ldap> Applier<L> {
         if let Some(limit) = self.store.member_count(group_id)?.refused {
             return Err(ApplyError::MemberLimit { limit });
         }
-        let desired = mapping::desired(group_id, &record.props, &self.dir.rules);
+        let mut desired = mapping::desired(group_id, &record.props, &self.dir.rules);
         let found = self.locate(group_id).await?;
+        self.drop_taken_addresses(group_id, &mut desired, found.as_ref())
+            .await?;
         let (actual, full, counted) = match found {
             Some(a) => (a, full, full),
             None => match self.create(group_id, &desired).await? {
@@ -335,14 +337,21 @@ impl<L: Ldap> Applier<L> {
     }
 
     pub(super) async fn update_attributes(&self, updates: &[Operation]) -> Result<(), ApplyError> {
-        let Some(Operation::Update { dn, .. }) = updates.first() else {
+        let Some(Operation::Update { dn, .. } | Operation::SetValues { dn, .. }) = updates.first()
+        else {
             return Ok(());
         };
         let mut mods = Vec::new();
         for u in updates {
             self.record(u);
-            if let Operation::Update { attr, to, .. } = u {
-                mods.push(Mod::Replace(attr.clone(), set(to.clone())));
+            match u {
+                Operation::Update { attr, to, .. } => {
+                    mods.push(Mod::Replace(attr.clone(), set(to.clone())))
+                }
+                Operation::SetValues { attr, to, .. } => {
+                    mods.push(Mod::Replace(attr.clone(), set(to.clone())))
+                }
+                _ => {}
             }
         }
         if !self.dry_run {

@@ -4,8 +4,10 @@
 //! - Every written group carries the anchor `Group_<objectId>`; CNs and `sAMAccountName`s are
 //!   within AD's limits and keep the object id's suffix, so two groups never map to one name.
 //!
-//! Imports: [`crate::config`] (the `[ad]` naming rules) and [`crate::model`].
+//! Imports: [`crate::config`] (the `[ad]` naming rules), [`crate::model`] and [`super::mail`]
+//! (the mail attributes).
 
+use super::mail::{self, MailAttrs, MailRules};
 use crate::config::{AdConfig, DEFAULT_CN_TEMPLATE};
 use crate::model::GroupProps;
 
@@ -104,6 +106,8 @@ pub struct MappingRules {
     pub m365_ou: Option<String>,
     /// CN template (see [`cn_from_template`]).
     pub cn_template: String,
+    /// Which mail attributes are written ([`super::mail`]).
+    pub mail: MailRules,
 }
 
 impl MappingRules {
@@ -113,6 +117,7 @@ impl MappingRules {
             target_ou: ad.target_ou.clone(),
             m365_ou: ad.target_ou_m365.clone(),
             cn_template: ad.cn_template.clone(),
+            mail: MailRules::from_config(ad.mail_attributes),
         }
     }
 
@@ -122,6 +127,7 @@ impl MappingRules {
             target_ou: target_ou.to_string(),
             m365_ou: None,
             cn_template: DEFAULT_CN_TEMPLATE.into(),
+            mail: MailRules::default(),
         }
     }
 
@@ -192,6 +198,9 @@ pub struct DesiredGroup {
     pub description: Option<String>,
     /// `groupType`.
     pub group_type: i32,
+    /// `mail`, `proxyAddresses`, `mailNickname`; `None` when not managed
+    /// (`ad.mail_attributes = "off"`).
+    pub mail: Option<MailAttrs>,
 }
 
 /// Maps a cloud group to its desired AD entry.
@@ -214,6 +223,7 @@ pub fn desired(group_id: &str, props: &GroupProps, rules: &MappingRules) -> Desi
             .collect(),
         description: description(props.description.as_deref()),
         group_type: group_type(props),
+        mail: mail::desired(props, &rules.mail),
     }
 }
 

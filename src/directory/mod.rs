@@ -27,6 +27,8 @@ pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod ldap;
+pub mod mail;
+mod mail_clash;
 pub mod mapping;
 mod members;
 pub mod owned;
@@ -66,6 +68,8 @@ pub struct Directory<L = Connection> {
     pub domain_base: String,
     /// Whether the schema has `msDS-ExternalDirectoryObjectId` (Windows Server 2016 schema).
     pub has_external_id: bool,
+    /// Whether the schema has `mailNickname` (an Exchange schema extension).
+    pub has_mail_nickname: bool,
     /// Where groups are written (the default OU).
     pub target_ou: String,
     /// Every OU the service writes to; it owns anchored groups there and nowhere else.
@@ -116,25 +120,36 @@ impl<L: Ldap> Directory<L> {
         })?;
         let domain_base = read::first(root, "defaultNamingContext").unwrap_or_default();
         let schema = read::first(root, "schemaNamingContext").unwrap_or_default();
-        let has_external_id = !schema.is_empty()
-            && !conn
-                .search(
-                    &schema,
-                    Scope::OneLevel,
-                    "(lDAPDisplayName=msDS-ExternalDirectoryObjectId)",
-                    &["cn"],
-                    DnForm::Plain,
-                )
-                .await?
-                .is_empty();
-        tracing::info!(domain = %domain_base, has_external_id, "connected to AD");
+        let found = if schema.is_empty() {
+            Vec::new()
+        } else {
+            conn.search(
+                &schema,
+                Scope::OneLevel,
+                "(|(lDAPDisplayName=msDS-ExternalDirectoryObjectId)(lDAPDisplayName=mailNickname))",
+                &["lDAPDisplayName"],
+                DnForm::Plain,
+            )
+            .await?
+        };
+        let has = |name: &str| {
+            found.iter().any(|e| {
+                read::first(e, "lDAPDisplayName").is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        };
+        let (has_external_id, has_mail_nickname) =
+            (has("msDS-ExternalDirectoryObjectId"), has("mailNickname"));
+        tracing::info!(domain = %domain_base, has_external_id, has_mail_nickname, "connected to AD");
+        let mut rules = mapping::MappingRules::from_config(cfg);
+        rules.mail.mail_nickname = has_mail_nickname;
         Ok(Directory {
             conn,
             domain_base,
             has_external_id,
+            has_mail_nickname,
             target_ou: cfg.target_ou.clone(),
             owned_ous: cfg.owned_ous(),
-            rules: mapping::MappingRules::from_config(cfg),
+            rules,
             page_size: cfg.search_page_size,
             member_range_step: DEFAULT_MEMBER_RANGE_STEP,
             cfg: Arc::new(cfg.clone()),

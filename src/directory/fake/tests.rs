@@ -201,6 +201,13 @@ async fn the_directory_opens_over_the_fake_and_detects_the_schema() {
         .directory(&cfg, Events::none())
         .await;
     assert!(windows.has_external_id);
+    assert!(!windows.has_mail_nickname && !windows.rules.mail.mail_nickname);
+    let exchange = lab()
+        .with_mail_nickname_schema()
+        .directory(&cfg, Events::none())
+        .await;
+    assert!(exchange.has_mail_nickname && exchange.rules.mail.mail_nickname);
+    assert!(!exchange.has_external_id);
 }
 
 #[tokio::test]

@@ -259,6 +259,7 @@ impl AdFamilies {
                     "sam_account_name",
                     "anchor_mismatch",
                     "duplicate_anchor",
+                    "proxy_address",
                 ]),
             ),
             managed_groups: int_gauge(r, "managed_groups", "Groups owned in AD."),
