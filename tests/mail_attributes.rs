@@ -98,7 +98,7 @@ async fn m365_addresses_land_follow_the_cloud_and_a_clash_is_reported_not_taken(
             vec![user(&u)],
         ),
         json!({"id": sec, "displayName": "Secure", "groupTypes": [], "securityEnabled": true,
-               "mailEnabled": true, "mail": sec_mail, "proxyAddresses": [sec_address], "members": []}),
+               "mailEnabled": true, "mail": sec_mail, "proxyAddresses": [&sec_address], "members": []}),
     ];
     let sim = GraphSim::start(vec![common::synced_user(&u, &sid)], groups, &[]);
     let svc = Service::new(&sim, dc, &ou);
@@ -140,10 +140,7 @@ async fn m365_addresses_land_follow_the_cloud_and_a_clash_is_reported_not_taken(
     // A mail-enabled security group carries its mail attributes too.
     let s_group = group(dc, &ou, &sec).await;
     assert_eq!(attr_first(&s_group, "mail"), Some(sec_mail.as_str()));
-    assert_eq!(
-        attr_values(&s_group, "proxyAddresses"),
-        [sec_address.clone()]
-    );
+    assert_eq!(attr_values(&s_group, "proxyAddresses"), [sec_address]);
 
     // An address added and one removed in the cloud follow within a round, on the same object.
     let added = addr("deals", "contoso.com", false);
@@ -200,12 +197,12 @@ async fn mail_nickname_is_written_where_the_exchange_schema_has_it_and_off_write
     let tag = 0x6700;
     let (on, off) = (oid(tag, 1), oid(tag, 2));
     let address = format!("SMTP:team-{s}@contoso.com");
-    let groups = vec![
+    let groups = [
         m365_group(
             &on,
             "Team",
             &format!("team-{s}@contoso.com"),
-            &[address.clone()],
+            std::slice::from_ref(&address),
             vec![],
         ),
         m365_group(

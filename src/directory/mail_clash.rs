@@ -86,7 +86,7 @@ impl<L: Ldap> Applier<L> {
         let Some(want) = desired.mail.as_mut() else {
             return Ok(());
         };
-        let unverified = mail::unverified(want, actual.map(|a| &a.mail));
+        let unverified = mail::unverified(want, actual.map(|a| &*a.mail));
         let holders = self.dir.proxy_address_holders(&unverified).await?;
         let ours = actual.map(|a| a.dn.as_str());
         let mut taken = Vec::new();

@@ -33,8 +33,9 @@ pub struct ActualGroup {
     pub external_id: Option<String>,
     /// `objectSid` as `S-1-5-...`.
     pub sid: Option<String>,
-    /// `mail`, `proxyAddresses`, `mailNickname`.
-    pub mail: MailAttrs,
+    /// `mail`, `proxyAddresses`, `mailNickname` (boxed: rarely set, and it keeps the enums that
+    /// carry an `ActualGroup` small).
+    pub mail: Box<MailAttrs>,
 }
 
 /// One change the service makes (or would make) in AD.

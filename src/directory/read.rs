@@ -101,11 +101,11 @@ fn to_actual(e: &SearchEntry) -> ActualGroup {
         admin_description: first(e, "adminDescription"),
         external_id: first(e, "msDS-ExternalDirectoryObjectId"),
         sid: entry_sid(e),
-        mail: MailAttrs {
+        mail: Box::new(MailAttrs {
             mail: first(e, "mail"),
             proxy_addresses: all(e, "proxyAddresses"),
             mail_nickname: first(e, "mailNickname"),
-        },
+        }),
     }
 }
 
