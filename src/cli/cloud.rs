@@ -2,7 +2,7 @@
 //! worker asks, right before any destructive action, where a group stands in the cloud.
 
 use crate::directory::CloudOracle;
-use crate::directory::retire::OracleFuture;
+use crate::directory::retire::{ManagedFuture, OracleFuture};
 use crate::graph::{CloudGroupState, GraphClient};
 use crate::queue::safety::CloudNow;
 
@@ -24,5 +24,9 @@ impl CloudOracle for GraphOracle {
                 CloudGroupState::Purged => CloudNow::Purged,
             })
         })
+    }
+
+    fn cloud_managed<'a>(&'a self, group_id: &'a str) -> ManagedFuture<'a> {
+        Box::pin(self.0.cloud_managed(group_id))
     }
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::CliError;
 use super::loops::{self, ApplyParts};
-use crate::config::{Config, SoftDeleteAction};
+use crate::config::{Config, SoftDeleteAction, WritebackConfigurationMode};
 use crate::directory::{Applier, Connection, Directory};
 use crate::graph::GraphClient;
 use crate::model::{Event, Events};
@@ -40,6 +40,11 @@ pub(super) async fn open_directory(cfg: &Config, events: &Events) -> Result<Dire
             tracing::warn!(error = %e, wait_ms = d.as_millis() as u64, "AD not reachable; retrying");
         })
         .await
+        .map(|dir| {
+            dir.honouring_writeback_configuration(
+                cfg.graph.writeback_configuration == WritebackConfigurationMode::Honour,
+            )
+        })
         .map_err(|e| CliError::ctx("AD", e))
 }
 

@@ -62,10 +62,31 @@ pub struct AdConfig {
     /// CN template: `{displayName}`, `{idSuffix}`, `{id}`; must contain `{id}` or `{idSuffix}`.
     #[serde(default = "default_cn_template")]
     pub cn_template: String,
+    /// Where the original AD objects of groups whose source of authority moved to the cloud
+    /// may be adopted (found by `objectSid`, managed in place). Empty: such groups are
+    /// reported, never adopted, never duplicated. The service owns what it adopted here.
+    #[serde(default)]
+    pub adopt_ous: Vec<String>,
+    /// What a cloud hard delete does to an adopted original: `freeze` (default: left as it is,
+    /// reported) or `delete`.
+    #[serde(default)]
+    pub adopted_delete: AdoptedDelete,
     /// Whether Microsoft 365 and mail-enabled groups carry `mail`, `proxyAddresses` and (where
     /// the schema has it) `mailNickname`.
     #[serde(default)]
     pub mail_attributes: MailAttributes,
+}
+
+/// `ad.adopted_delete`: the delete policy of an adopted original (an AD group that existed
+/// before the cloud took over its source of authority, and still holds its SID in ACLs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdoptedDelete {
+    /// Never deleted by the service: a hard delete in the cloud freezes it and reports it.
+    #[default]
+    Freeze,
+    /// Deleted when its cloud group is permanently deleted, like a group the service created.
+    Delete,
 }
 
 /// `ad.mail_attributes`: whether the service writes the mail attributes of groups.
@@ -87,6 +108,7 @@ impl AdConfig {
         ous.extend(self.target_ou_m365.iter().cloned());
         ous.extend(self.soft_delete_ou.iter().cloned());
         ous.extend(self.previous_ous.iter().cloned());
+        ous.extend(self.adopt_ous.iter().cloned());
         ous.dedup();
         ous
     }

@@ -66,9 +66,28 @@ pub struct GraphConfig {
     /// committed page left it.
     #[serde(default = "default_max_pages")]
     pub max_pages_per_round: usize,
+    /// Whether Connect v2's per-group `writebackConfiguration` decides which groups are
+    /// written back and as what AD type. `honour` reads groups delta from Graph's beta endpoint.
+    #[serde(default)]
+    pub writeback_configuration: WritebackConfigurationMode,
     /// Which cloud groups are written back (`[graph.scope]`).
     #[serde(default)]
     pub scope: ScopeConfig,
+}
+
+/// `graph.writeback_configuration`: what the per-group settings of Connect's group writeback
+/// v2 (`writebackConfiguration { isEnabled, onPremisesGroupType }`, Graph beta) do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WritebackConfigurationMode {
+    /// Not read: the scope and the contract's type mapping decide (Cloud Sync's behaviour).
+    #[default]
+    Ignore,
+    /// Read from the beta groups delta and obeyed: `isEnabled = false` keeps a group out, an
+    /// unset `isEnabled` keeps Connect's defaults (Microsoft 365 groups in, security groups
+    /// out), and `onPremisesGroupType` sets the AD `groupType`.
+    #[serde(alias = "honor")]
+    Honour,
 }
 
 /// Default of `graph.max_members_per_group`: Azure AD Connect's ceiling.

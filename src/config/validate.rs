@@ -177,6 +177,7 @@ fn check_owned_ous(ad: &AdConfig) -> Result<(), Refusal> {
             .iter()
             .map(|ou| ("ad.previous_ous", Some(ou))),
     );
+    ous.extend(ad.adopt_ous.iter().map(|ou| ("ad.adopt_ous", Some(ou))));
     for (key, ou) in ous {
         let Some(ou) = ou else { continue };
         match crate::model::dn::parse_dn(ou) {

@@ -90,6 +90,7 @@ pub struct Applier<L = Connection> {
     pub(super) cloud: Arc<dyn CloudOracle>,
     pub(super) soft_delete: SoftDeleteAction,
     pub(super) soft_delete_ou: Option<String>,
+    pub(super) adopted_delete: crate::config::AdoptedDelete,
     pub(super) batch: usize,
     pub(super) delete_threshold: usize,
     pub(super) dry_run: bool,
@@ -133,6 +134,7 @@ impl<L: Ldap> Applier<L> {
         Applier {
             soft_delete: cfg.soft_delete,
             soft_delete_ou: cfg.soft_delete_ou.clone(),
+            adopted_delete: cfg.adopted_delete,
             batch: cfg.member_batch_size,
             delete_threshold: cfg.delete_threshold,
             dir,
@@ -209,17 +211,25 @@ impl<L: Ldap> Applier<L> {
         }
         let mut desired = mapping::desired(group_id, &record.props, &self.dir.rules);
         let found = self.locate(group_id).await?;
-        self.drop_taken_addresses(group_id, &mut desired, found.as_ref())
-            .await?;
         let (actual, full, counted) = match found {
             Some(a) => (a, full, full),
-            None => match self.create(group_id, &desired).await? {
-                Created::New => return Ok(()),
-                // An earlier add that timed out had succeeded: compare everything, as a
-                // reconcile would (not drift: our own write).
-                Created::Existing(a) => (a, true, false),
-            },
+            // Source of authority converted: its original is managed in place, never created.
+            None if desired.in_place => (self.adopt(group_id, &record.props).await?, true, false),
+            None => {
+                self.drop_taken_addresses(group_id, &mut desired, None)
+                    .await?;
+                match self.create(group_id, &desired).await? {
+                    Created::New => return Ok(()),
+                    // An earlier add that timed out had succeeded: compare everything, as a
+                    // reconcile would (not drift: our own write).
+                    Created::Existing(a) => (a, true, false),
+                }
+            }
         };
+        // Checked against the object itself: the addresses it holds (an adopted original's
+        // own, say) are never a clash.
+        self.drop_taken_addresses(group_id, &mut desired, Some(&actual))
+            .await?;
         let corrections = Corrections {
             events: self.events(),
             counted,
@@ -261,7 +271,7 @@ impl<L: Ldap> Applier<L> {
             self.converge_touched_members(group_id, &actual.dn, touched)
                 .await?;
         }
-        if plan::needs_rename(desired, actual) || !dn::same_dn(&parent_of(&actual.dn), &desired.ou)
+        if plan::needs_rename(desired, actual) || plan::needs_move(desired, &parent_of(&actual.dn))
         {
             match self.rename(actual, &desired.cn, &desired.ou).await {
                 // The members and attributes above stay applied; the name waits for the clash

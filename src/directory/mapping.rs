@@ -106,6 +106,9 @@ pub struct MappingRules {
     pub m365_ou: Option<String>,
     /// CN template (see [`cn_from_template`]).
     pub cn_template: String,
+    /// `graph.writeback_configuration = "honour"`: a group's `onPremisesGroupType` sets its
+    /// `groupType`.
+    pub honour_writeback: bool,
     /// Which mail attributes are written ([`super::mail`]).
     pub mail: MailRules,
 }
@@ -117,6 +120,7 @@ impl MappingRules {
             target_ou: ad.target_ou.clone(),
             m365_ou: ad.target_ou_m365.clone(),
             cn_template: ad.cn_template.clone(),
+            honour_writeback: false,
             mail: MailRules::from_config(ad.mail_attributes),
         }
     }
@@ -127,6 +131,7 @@ impl MappingRules {
             target_ou: target_ou.to_string(),
             m365_ou: None,
             cn_template: DEFAULT_CN_TEMPLATE.into(),
+            honour_writeback: false,
             mail: MailRules::default(),
         }
     }
@@ -179,6 +184,25 @@ pub fn group_type(props: &GroupProps) -> i32 {
     }
 }
 
+/// `groupType` for Connect v2's `onPremisesGroupType`; `None` for an unset or unknown value
+/// (the contract's mapping then applies).
+pub fn writeback_group_type(props: &GroupProps) -> Option<i32> {
+    let kind = props
+        .writeback
+        .as_ref()?
+        .on_premises_group_type
+        .as_deref()?;
+    match kind {
+        k if k.eq_ignore_ascii_case("universalDistributionGroup") => Some(UNIVERSAL_DISTRIBUTION),
+        k if k.eq_ignore_ascii_case("universalSecurityGroup")
+            || k.eq_ignore_ascii_case("universalMailEnabledSecurityGroup") =>
+        {
+            Some(UNIVERSAL_SECURITY)
+        }
+        _ => None,
+    }
+}
+
 /// What the AD entry of a cloud group should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredGroup {
@@ -198,6 +222,9 @@ pub struct DesiredGroup {
     pub description: Option<String>,
     /// `groupType`.
     pub group_type: i32,
+    /// An adopted original (source of authority converted, [`GroupProps::source_converted`]):
+    /// its DN, CN, `sAMAccountName` and `groupType` are the original's and are kept.
+    pub in_place: bool,
     /// `mail`, `proxyAddresses`, `mailNickname`; `None` when not managed
     /// (`ad.mail_attributes = "off"`).
     pub mail: Option<MailAttrs>,
@@ -222,7 +249,12 @@ pub fn desired(group_id: &str, props: &GroupProps, rules: &MappingRules) -> Desi
             .take(DISPLAY_NAME_MAX)
             .collect(),
         description: description(props.description.as_deref()),
-        group_type: group_type(props),
+        group_type: rules
+            .honour_writeback
+            .then(|| writeback_group_type(props))
+            .flatten()
+            .unwrap_or_else(|| group_type(props)),
+        in_place: props.source_converted(),
         mail: mail::desired(props, &rules.mail),
     }
 }
@@ -330,6 +362,63 @@ mod tests {
         assert_eq!(group_type(&p), UNIVERSAL_SECURITY);
         p.security_enabled = Some(false);
         assert_eq!(group_type(&p), UNIVERSAL_DISTRIBUTION);
+    }
+
+    #[test]
+    fn honoured_on_premises_group_type_sets_group_type() {
+        use crate::model::WritebackSetting;
+        let props = |kind: Option<&str>, security: bool| GroupProps {
+            group_types: vec!["Unified".into()],
+            security_enabled: Some(security),
+            writeback: Some(WritebackSetting {
+                is_enabled: Some(true),
+                on_premises_group_type: kind.map(str::to_string),
+            }),
+            ..Default::default()
+        };
+        let honour = MappingRules {
+            honour_writeback: true,
+            ..MappingRules::simple("OU=C,DC=t")
+        };
+        let ignore = MappingRules::simple("OU=C,DC=t");
+        let ty = |p: &GroupProps, r: &MappingRules| desired(ID, p, r).group_type;
+        let sec = props(Some("universalSecurityGroup"), false);
+        assert_eq!(ty(&sec, &honour), UNIVERSAL_SECURITY);
+        assert_eq!(
+            ty(&sec, &ignore),
+            UNIVERSAL_DISTRIBUTION,
+            "ignored: contract mapping"
+        );
+        let mail_sec = props(Some("universalMailEnabledSecurityGroup"), false);
+        assert_eq!(ty(&mail_sec, &honour), UNIVERSAL_SECURITY);
+        let dist = props(Some("UniversalDistributionGroup"), true);
+        assert_eq!(ty(&dist, &honour), UNIVERSAL_DISTRIBUTION);
+        assert_eq!(
+            ty(&props(None, true), &honour),
+            UNIVERSAL_SECURITY,
+            "unset: contract"
+        );
+        assert_eq!(
+            ty(&props(Some("global"), false), &honour),
+            UNIVERSAL_DISTRIBUTION
+        );
+    }
+
+    #[test]
+    fn a_converted_group_is_managed_in_place() {
+        let mut p = GroupProps {
+            security_enabled: Some(true),
+            on_premises_security_identifier: Some("S-1-5-21-1-2-3-1104".into()),
+            on_premises_sync_enabled: None,
+            ..Default::default()
+        };
+        let rules = MappingRules::simple("OU=C,DC=t");
+        assert!(desired(ID, &p, &rules).in_place);
+        p.on_premises_sync_enabled = Some(true);
+        assert!(!desired(ID, &p, &rules).in_place, "still synced from AD");
+        p.on_premises_sync_enabled = Some(false);
+        p.on_premises_security_identifier = Some("  ".into());
+        assert!(!desired(ID, &p, &rules).in_place, "no SID: a cloud group");
     }
 
     #[test]

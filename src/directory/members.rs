@@ -177,11 +177,12 @@ impl<L: Ldap> Applier<L> {
     }
 }
 
-/// The AD SID of a group synced *from* AD (`onPremisesSyncEnabled: true` with a well-formed
-/// `onPremisesSecurityIdentifier`); such a group is never written back but can be a member.
+/// The AD SID of a group that came from AD (`onPremisesSyncEnabled: true`, or its source of
+/// authority converted to the cloud) with a well-formed `onPremisesSecurityIdentifier`: its
+/// original AD object, which can be a member whether or not the service manages it.
 fn synced_group_sid(record: &crate::queue::GroupRecord) -> Option<String> {
     let props = &record.props;
-    if props.on_premises_sync_enabled != Some(true) {
+    if props.on_premises_sync_enabled != Some(true) && !props.source_converted() {
         return None;
     }
     props

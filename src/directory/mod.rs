@@ -21,6 +21,7 @@
 //! [`crate::queue`] (the mirror the applier reads, the safety rules); never [`crate::sync`],
 //! [`crate::cli`] or an observability module.
 
+pub mod adopt;
 pub mod apply;
 mod create;
 pub mod error;
@@ -162,6 +163,13 @@ impl<L: Ldap> Directory<L> {
     /// CI-sized group (Samba honours any explicit range but never splits by itself).
     pub fn with_member_range_step(mut self, step: usize) -> Directory<L> {
         self.member_range_step = step.max(1);
+        self
+    }
+
+    /// The same directory mapping `groupType` from each group's `onPremisesGroupType` when
+    /// `honour` (`graph.writeback_configuration = "honour"`).
+    pub fn honouring_writeback_configuration(mut self, honour: bool) -> Directory<L> {
+        self.rules.honour_writeback = honour;
         self
     }
 

@@ -4,7 +4,7 @@
 //! - No I/O: the same inputs always give the same operations, so `plan` shows exactly what
 //!   `run` would do.
 //!
-//! Imports: [`super::mapping`] and [`super::mail`].
+//! Imports: [`super::mapping`], [`super::mail`] and [`crate::model::dn`] only.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -261,11 +261,15 @@ pub fn attribute_updates(
     };
     want("displayName", &a.display_name, Some(d.display_name.clone()));
     want("description", &a.description, d.description.clone());
-    want(
-        "groupType",
-        &a.group_type.map(|t| t.to_string()),
-        Some(d.group_type.to_string()),
-    );
+    if !d.in_place {
+        // An adopted original keeps its type (global or domain local scope included):
+        // converting it is never the service's call.
+        want(
+            "groupType",
+            &a.group_type.map(|t| t.to_string()),
+            Some(d.group_type.to_string()),
+        );
+    }
     want(
         "adminDescription",
         &a.admin_description,
@@ -284,9 +288,15 @@ pub fn attribute_updates(
     ops
 }
 
-/// Whether the CN must change (a case-only change is a rename too).
+/// Whether the CN must change (a case-only change is a rename too). Never for an adopted
+/// original: scripts, ACL tooling and Exchange know it by its DN.
 pub fn needs_rename(d: &DesiredGroup, a: &ActualGroup) -> bool {
-    d.cn != a.cn
+    !d.in_place && d.cn != a.cn
+}
+
+/// Whether the group must move to the OU the rules place it in (never an adopted original).
+pub fn needs_move(d: &DesiredGroup, current_parent: &str) -> bool {
+    !d.in_place && !crate::model::dn::same_dn(current_parent, &d.ou)
 }
 
 /// Members to add and to remove so `actual` equals `desired` (both sets of SIDs).

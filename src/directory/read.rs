@@ -27,7 +27,7 @@ use crate::graph::identity::AdIdentity;
 use crate::model::{Event, dn, sid};
 
 /// Attributes read for a managed group.
-const GROUP_ATTRS: &[&str] = &[
+pub(super) const GROUP_ATTRS: &[&str] = &[
     "cn",
     "displayName",
     "description",
@@ -90,7 +90,7 @@ pub(super) fn first(e: &SearchEntry, attr: &str) -> Option<String> {
         .and_then(|(_, v)| v.first().cloned())
 }
 
-fn to_actual(e: &SearchEntry) -> ActualGroup {
+pub(super) fn to_actual(e: &SearchEntry) -> ActualGroup {
     ActualGroup {
         dn: e.dn.clone(),
         cn: first(e, "cn").unwrap_or_default(),

@@ -22,7 +22,7 @@ use super::error::ResultCode;
 use super::mapping;
 use super::plan::{ActualGroup, Operation};
 use super::seam::Ldap;
-use crate::config::SoftDeleteAction;
+use crate::config::{AdoptedDelete, SoftDeleteAction};
 use crate::graph::GraphError;
 use crate::model::dn;
 use crate::model::event::ManagedGroups;
@@ -38,7 +38,13 @@ pub type OracleFuture<'a> = Pin<Box<dyn Future<Output = Result<CloudNow, GraphEr
 pub trait CloudOracle: Send + Sync {
     /// Graph's answer now. An error means "don't know": the action waits and is retried.
     fn group_state<'a>(&'a self, group_id: &'a str) -> OracleFuture<'a>;
+    /// Whether the group's source of authority is the cloud now
+    /// (`onPremisesSyncBehavior.isCloudManaged`), asked before its AD original is adopted.
+    fn cloud_managed<'a>(&'a self, group_id: &'a str) -> ManagedFuture<'a>;
 }
+
+/// A boxed future answering [`CloudOracle::cloud_managed`].
+pub type ManagedFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, GraphError>> + Send + 'a>>;
 
 impl<L: Ldap> Applier<L> {
     /// A queued delete (hard delete, soft delete, leaving scope, released hold): re-validated
@@ -77,6 +83,15 @@ impl<L: Ldap> Applier<L> {
     ) -> Result<(), ApplyError> {
         // Whatever happens next, later applies read this group afresh.
         self.owned.forget(group_id).await;
+        if !matches!(decision, Decision::Keep(_)) {
+            let record = self.store.group(group_id)?;
+            let props = record.as_ref().map(|r| &r.props);
+            if self.is_adopted(props, actual) {
+                return self
+                    .retire_adopted(group_id, actual, decision, reason, props)
+                    .await;
+            }
+        }
         match decision {
             Decision::Keep(why) => {
                 tracing::info!(
@@ -113,6 +128,37 @@ impl<L: Ldap> Applier<L> {
                 }
             },
         }
+    }
+
+    /// An adopted original whose cloud group is gone or out of scope. Its source of authority
+    /// back in AD (rollback): released. A hard delete: deleted only under
+    /// `ad.adopted_delete = "delete"`. Anything else: frozen and reported, never converted
+    /// or moved, whatever `ad.soft_delete` says (those policies are for groups we created).
+    async fn retire_adopted(
+        &self,
+        group_id: &str,
+        actual: &ActualGroup,
+        decision: Decision,
+        reason: DeleteReason,
+        props: Option<&crate::model::GroupProps>,
+    ) -> Result<(), ApplyError> {
+        if props.is_some_and(|p| p.on_premises_sync_enabled == Some(true)) {
+            return self.release(group_id, actual).await;
+        }
+        if decision == Decision::Delete && self.adopted_delete == AdoptedDelete::Delete {
+            return self.delete_object(group_id, actual, reason).await;
+        }
+        tracing::warn!(
+            dn = %actual.dn,
+            reason = reason.as_str(),
+            "adopted original left as it is (ad.adopted_delete = \"freeze\"; it holds the SID of the group's ACLs)"
+        );
+        self.count_kept("adopted");
+        self.record(&Operation::Freeze {
+            dn: actual.dn.clone(),
+            reason: "adopted original",
+        });
+        Ok(())
     }
 
     async fn convert(&self, actual: &ActualGroup) -> Result<(), ApplyError> {

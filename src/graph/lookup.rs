@@ -102,8 +102,15 @@ impl GraphClient {
     /// for a group that left scope can check it has not come back into scope meanwhile.
     pub async fn group_props(&self, id: &str) -> Result<crate::model::GroupProps, GraphError> {
         let id = validate_object_id(id)?;
+        // Under `writeback_configuration = "honour"` the per-group setting is part of the
+        // scope, and only beta has it.
+        let (api, extra) = if self.delta_is_beta(crate::model::Resource::Groups) {
+            ("beta", ",writebackConfiguration")
+        } else {
+            ("v1.0", "")
+        };
         let url = format!(
-            "{}/v1.0/groups/{id}?$select={GROUP_PROPS_SELECT}",
+            "{}/{api}/groups/{id}?$select={GROUP_PROPS_SELECT}{extra}",
             self.graph_url()
         );
         let body = self.get("group_get", &url, false).await?;
@@ -118,10 +125,73 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// Whether a group's source of authority is the cloud now: `GET
+    /// /v1.0/groups/{id}/onPremisesSyncBehavior` → `isCloudManaged`. It is a relationship,
+    /// not a delta property, so it is read once, when a converted group's original is adopted.
+    /// Needs `Group-OnPremisesSyncBehavior.ReadWrite.All` (also for reading); a 403 names it.
+    pub async fn cloud_managed(&self, id: &str) -> Result<bool, GraphError> {
+        let id = validate_object_id(id)?;
+        let url = format!(
+            "{}/v1.0/groups/{id}/onPremisesSyncBehavior?$select=isCloudManaged",
+            self.graph_url()
+        );
+        let body = match self.get("sync_behavior_get", &url, false).await {
+            Err(GraphError::Http {
+                status: 403, code, ..
+            }) => {
+                return Err(GraphError::Http {
+                    status: 403,
+                    code,
+                    message: "reading onPremisesSyncBehavior needs the application permission \
+                              Group-OnPremisesSyncBehavior.ReadWrite.All (admin consent)"
+                        .into(),
+                });
+            }
+            other => other?,
+        };
+        parse_cloud_managed(&body).ok_or_else(|| GraphError::Http {
+            status: 200,
+            code: "malformed_sync_behavior".into(),
+            message: "onPremisesSyncBehavior without a boolean isCloudManaged".into(),
+        })
+    }
+}
+
+/// `isCloudManaged` of an `onPremisesSyncBehavior` body; absent or null reads as `false`
+/// (never converted), anything else malformed as `None`.
+fn parse_cloud_managed(body: &[u8]) -> Option<bool> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match v.as_object()?.get("isCloudManaged") {
+        None | Some(serde_json::Value::Null) => Some(false),
+        Some(b) => b.as_bool(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::client::classify;
+
+    #[test]
+    fn cloud_managed_is_read_strictly() {
+        assert_eq!(
+            parse_cloud_managed(br#"{"isCloudManaged":true}"#),
+            Some(true)
+        );
+        assert_eq!(
+            parse_cloud_managed(br#"{"id":"g","isCloudManaged":false}"#),
+            Some(false)
+        );
+        assert_eq!(
+            parse_cloud_managed(br#"{"isCloudManaged":null}"#),
+            Some(false)
+        );
+        assert_eq!(parse_cloud_managed(br#"{}"#), Some(false));
+        assert_eq!(parse_cloud_managed(br#"{"isCloudManaged":"yes"}"#), None);
+        assert_eq!(parse_cloud_managed(b"[1]"), None);
+        assert_eq!(parse_cloud_managed(b"not json"), None);
+    }
 
     #[test]
     fn object_ids_are_validated_not_encoded() {

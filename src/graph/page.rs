@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{GroupPatch, MemberKind, MemberRef, Patch, Removed, UserPatch};
+use crate::model::{
+    GroupPatch, MemberKind, MemberRef, Patch, Removed, UserPatch, WritebackSetting,
+};
 
 /// Why a page was rejected. A rejected page never advances the cursor.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,10 @@ pub struct MemberDelta {
 
 /// The `$select` list of group rounds.
 pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,mail,proxyAddresses,onPremisesSyncEnabled,onPremisesSecurityIdentifier,members";
+
+/// The `$select` list of group rounds on the beta endpoint, under
+/// `graph.writeback_configuration = "honour"`: [`GROUP_SELECT`] and `writebackConfiguration`.
+pub const GROUP_SELECT_BETA: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,onPremisesSecurityIdentifier,writebackConfiguration,members";
 
 /// The `$select` list of user rounds.
 pub const USER_SELECT: &str = "displayName,userPrincipalName,onPremisesSecurityIdentifier,onPremisesSamAccountName,onPremisesDomainName,onPremisesDistinguishedName,onPremisesSyncEnabled";
@@ -253,6 +259,23 @@ fn strings(v: &Value) -> Option<Vec<String>> {
         .collect()
 }
 
+/// `writebackConfiguration`: an object whose two properties may each be null or absent.
+fn writeback(v: &Value) -> Option<WritebackSetting> {
+    let o = v.as_object()?;
+    let is_enabled = match o.get("isEnabled") {
+        None | Some(Value::Null) => None,
+        Some(b) => Some(b.as_bool()?),
+    };
+    let on_premises_group_type = match o.get("onPremisesGroupType") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(t.as_str()?.to_string()),
+    };
+    Some(WritebackSetting {
+        is_enabled,
+        on_premises_group_type,
+    })
+}
+
 fn parse_group(o: &Map<String, Value>) -> Result<GroupDelta, String> {
     let id = id_of(o)?;
     let removed = removed_of(o)?;
@@ -267,6 +290,7 @@ fn parse_group(o: &Map<String, Value>) -> Result<GroupDelta, String> {
         proxy_addresses: patch(o, "proxyAddresses", strings)?,
         on_premises_sync_enabled: patch(o, "onPremisesSyncEnabled", Value::as_bool)?,
         on_premises_security_identifier: patch(o, "onPremisesSecurityIdentifier", string)?,
+        writeback: patch(o, "writebackConfiguration", writeback)?,
     };
     let members = match o.get("members@delta") {
         None | Some(Value::Null) => Vec::new(),

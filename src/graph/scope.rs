@@ -6,12 +6,15 @@
 //! the queue's `GroupRecord::admitted`, so the worker never needs the configuration. A group
 //! that stops matching is handled like a soft delete (`DeleteReason::LeftScope`); one that
 //! starts matching is reconciled in full.
+//!
+//! Under `graph.writeback_configuration = "honour"`, Connect v2's per-group setting narrows it
+//! too ([`GroupProps::writeback_enabled`]).
 
 use std::collections::HashSet;
 
 use regex::Regex;
 
-use crate::config::{GroupTypeFilter, ScopeConfig};
+use crate::config::{GroupTypeFilter, ScopeConfig, WritebackConfigurationMode};
 use crate::model::GroupProps;
 
 /// A compiled `[graph.scope]`.
@@ -29,6 +32,8 @@ pub struct Scope {
     include: Option<Regex>,
     /// `displayName` must not match this.
     exclude: Option<Regex>,
+    /// Whether the per-group `writebackConfiguration` is obeyed.
+    writeback: WritebackConfigurationMode,
 }
 
 impl Default for Scope {
@@ -69,7 +74,20 @@ impl Scope {
             }),
             include: compile("display_name_pattern", &cfg.display_name_pattern)?,
             exclude: compile("display_name_exclude", &cfg.display_name_exclude)?,
+            writeback: WritebackConfigurationMode::Ignore,
         })
+    }
+
+    /// The same scope obeying (or ignoring) the per-group `writebackConfiguration`.
+    pub fn with_writeback_configuration(mut self, mode: WritebackConfigurationMode) -> Scope {
+        self.writeback = mode;
+        self
+    }
+
+    /// Whether the per-group `writebackConfiguration` is read and obeyed (groups delta then
+    /// comes from Graph's beta endpoint).
+    pub fn honours_writeback_configuration(&self) -> bool {
+        self.writeback == WritebackConfigurationMode::Honour
     }
 
     /// Whether the configuration admits group `id` with these properties. (The contract's own
@@ -93,6 +111,7 @@ impl Scope {
                 .is_none_or(|ids| ids.contains(&id.to_ascii_lowercase()))
             && self.include.as_ref().is_none_or(|r| r.is_match(name))
             && self.exclude.as_ref().is_none_or(|r| !r.is_match(name))
+            && (!self.honours_writeback_configuration() || props.writeback_enabled())
     }
 }
 
@@ -160,5 +179,44 @@ mod tests {
                 .to_string()
                 .contains("display_name_pattern")
         );
+    }
+
+    #[test]
+    fn honoured_writeback_settings_follow_connect_v2() {
+        use crate::model::WritebackSetting;
+        let with = |types: &[&str], security: bool, enabled: Option<bool>| GroupProps {
+            writeback: Some(WritebackSetting {
+                is_enabled: enabled,
+                on_premises_group_type: None,
+            }),
+            ..props("G", types, security)
+        };
+        let ignore = Scope::default();
+        let honour =
+            Scope::default().with_writeback_configuration(WritebackConfigurationMode::Honour);
+        assert!(honour.honours_writeback_configuration());
+        assert!(!ignore.honours_writeback_configuration());
+        // isEnabled = false keeps any group out, but only when honoured.
+        assert!(!honour.admits("g", &with(&["Unified"], false, Some(false))));
+        assert!(ignore.admits("g", &with(&["Unified"], false, Some(false))));
+        assert!(!honour.admits("g", &with(&[], true, Some(false))));
+        // Unset: Microsoft 365 groups in, security groups out (Connect v2's defaults).
+        assert!(honour.admits("g", &with(&["Unified"], false, None)));
+        assert!(
+            honour.admits("g", &props("M365", &["Unified"], false)),
+            "no setting read"
+        );
+        assert!(!honour.admits("g", &with(&[], true, None)));
+        assert!(!honour.admits("g", &props("Sec", &[], true)));
+        // isEnabled = true lets a security group in.
+        assert!(honour.admits("g", &with(&[], true, Some(true))));
+        // The rest of the scope still applies.
+        let narrow = Scope::new(&ScopeConfig {
+            group_types: vec![GroupTypeFilter::Security],
+            ..ScopeConfig::default()
+        })
+        .unwrap()
+        .with_writeback_configuration(WritebackConfigurationMode::Honour);
+        assert!(!narrow.admits("g", &with(&["Unified"], false, Some(true))));
     }
 }

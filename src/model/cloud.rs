@@ -100,6 +100,20 @@ pub struct GroupPatch {
     /// `onPremisesSecurityIdentifier`: the AD SID of a group that came from AD (synced, or
     /// source of authority converted), by which its original AD object is found.
     pub on_premises_security_identifier: Patch<String>,
+    /// `writebackConfiguration` (Graph beta): Connect v2's per-group writeback settings. Only
+    /// read under `graph.writeback_configuration = "honour"`.
+    pub writeback: Patch<WritebackSetting>,
+}
+
+/// A group's `writebackConfiguration` (beta `groupWritebackConfiguration`), as Connect's group
+/// writeback v2 let admins set it per group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WritebackSetting {
+    /// `isEnabled`: `None` means the default (Microsoft 365 groups in, security groups out).
+    pub is_enabled: Option<bool>,
+    /// `onPremisesGroupType`: `universalDistributionGroup`, `universalSecurityGroup` or
+    /// `universalMailEnabledSecurityGroup`; `None` means the default for the group's kind.
+    pub on_premises_group_type: Option<String>,
 }
 
 /// The on-premises identity properties of a user.

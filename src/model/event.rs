@@ -70,7 +70,8 @@ pub enum ManagedGroups {
 pub enum Event {
     /// A Graph HTTP request ended: `status_class` is `2xx`..`5xx`, or `error` (transport).
     GraphRequest {
-        /// `token`, `users_delta`, `groups_delta`, `group_get`, `deleted_item_get`.
+        /// `token`, `users_delta`, `groups_delta`, `group_get`, `deleted_item_get`,
+        /// `sync_behavior_get`.
         endpoint: &'static str,
         /// The answer's class.
         status_class: &'static str,
@@ -144,8 +145,9 @@ pub enum Event {
     /// An ownership or naming conflict kept a group (for `proxy_address`, one of its addresses)
     /// from being written.
     Conflict {
-        /// `name`, `sam_account_name`, `anchor_mismatch`, `duplicate_anchor`, `proxy_address`
-        /// (an address held by an object we do not own: the group is written without it).
+        /// `name`, `sam_account_name`, `anchor_mismatch`, `duplicate_anchor`, `adopt` (a
+        /// source-converted group whose original cannot be adopted), `proxy_address` (an address
+        /// held by an object we do not own: the group is written without it).
         kind: &'static str,
     },
     /// The count of groups owned in AD changed.

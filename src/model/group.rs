@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cloud::{GroupPatch, UserPatch};
+use super::cloud::{GroupPatch, UserPatch, WritebackSetting};
 
 /// The tracked properties of a cloud group: the desired state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct GroupProps {
     /// `onPremisesSecurityIdentifier`: set on groups that came from AD (their original's SID).
     #[serde(default)]
     pub on_premises_security_identifier: Option<String>,
+    /// `writebackConfiguration` (beta), when read.
+    #[serde(default)]
+    pub writeback: Option<WritebackSetting>,
 }
 
 impl GroupProps {
@@ -54,6 +57,27 @@ impl GroupProps {
             .apply_to(&mut self.on_premises_sync_enabled);
         p.on_premises_security_identifier
             .apply_to(&mut self.on_premises_security_identifier);
+        p.writeback.apply_to(&mut self.writeback);
+    }
+
+    /// A group that came from AD and whose source of authority moved to the cloud: it keeps
+    /// its original's `onPremisesSecurityIdentifier` but is no longer synced from AD. Its AD
+    /// object is the original (found by SID), managed in place, never a new one.
+    pub fn source_converted(&self) -> bool {
+        self.on_premises_sync_enabled != Some(true)
+            && self
+                .on_premises_security_identifier
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+    }
+
+    /// Whether Connect v2's per-group setting writes this group back: `isEnabled` true, or
+    /// unset on a Microsoft 365 group (security groups were opt-in).
+    pub fn writeback_enabled(&self) -> bool {
+        match self.writeback.as_ref().and_then(|w| w.is_enabled) {
+            Some(enabled) => enabled,
+            None => self.is_unified(),
+        }
     }
 
     /// What lets a group synced from AD be referenced as a member: whether it is synced, and

@@ -106,6 +106,14 @@ pub fn stream_of(cursor: Option<&Cursor>) -> Stream {
     }
 }
 
+/// Whether a stored delta link is one of Graph's beta endpoint (`…/beta/groups/delta…`).
+fn link_is_beta(link: &str) -> bool {
+    url::Url::parse(link).is_ok_and(|u| {
+        u.path_segments()
+            .is_some_and(|mut s| s.any(|seg| seg == "beta"))
+    })
+}
+
 /// Reads delta rounds from Graph into the store.
 #[derive(Clone)]
 pub struct Poller {
@@ -154,10 +162,20 @@ impl Poller {
             .into_iter()
             .filter(|(id, r)| r.admitted != scope.admits(id, &r.props))
             .count();
-        if changed > 0 && self.store.cursor(Resource::Groups)?.is_some() {
+        let cursor = self.store.cursor(Resource::Groups)?;
+        if changed > 0 && cursor.is_some() {
             tracing::warn!(
                 groups = changed,
                 "graph.scope changed since the groups were last seen; starting a full resync"
+            );
+            self.store.reset_cursor(Resource::Groups)?;
+        } else if let Some(c) = cursor
+            && link_is_beta(&c.link) != self.client.delta_is_beta(Resource::Groups)
+        {
+            // The stored link belongs to the other endpoint: its pages would lack (or carry)
+            // `writebackConfiguration`, so every group is read again from the right one.
+            tracing::warn!(
+                "graph.writeback_configuration changed since the groups were last read; starting a full resync"
             );
             self.store.reset_cursor(Resource::Groups)?;
         }
@@ -217,9 +235,7 @@ impl Poller {
             self.check_scope_change()?;
         }
         let stored = self.store.cursor(resource)?;
-        let initial = self
-            .client
-            .initial_url(resource.as_str(), delta::select(resource));
+        let initial = self.client.delta_url(resource);
         let (mut round, mut action) = Round::start_with_budget(
             stream_of(stored.as_ref()),
             initial,

@@ -9,7 +9,7 @@ use super::{DrainReport, Worker, WorkerError};
 use crate::config::AdConfig;
 use crate::config::SyncConfig;
 use crate::directory::fake::{FakeDirectory, ad_config};
-use crate::directory::retire::{CloudOracle, OracleFuture};
+use crate::directory::retire::{CloudOracle, ManagedFuture, OracleFuture};
 use crate::directory::{Applier, mapping};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
 use crate::model::event::{GroupOutcome, Recorded};
@@ -24,14 +24,23 @@ pub(super) const PEOPLE: &str = "OU=People,DC=corp,DC=example";
 pub(super) const G1: &str = "11111111-aaaa-4000-8000-000000000001";
 pub(super) const G2: &str = "22222222-bbbb-4000-8000-000000000002";
 
-/// What Graph says about each group when a destructive action is re-checked (default: purged).
+/// What Graph says about each group when a destructive action is re-checked (default:
+/// purged), and whether its source of authority is the cloud (default: not).
 #[derive(Default)]
-pub(super) struct Cloud(pub(super) Mutex<HashMap<String, CloudNow>>);
+pub(super) struct Cloud(
+    pub(super) Mutex<HashMap<String, CloudNow>>,
+    pub(super) Mutex<HashMap<String, bool>>,
+);
 
 impl CloudOracle for Cloud {
     fn group_state<'a>(&'a self, group_id: &'a str) -> OracleFuture<'a> {
         let now = self.0.lock().unwrap().get(group_id).copied();
         Box::pin(async move { Ok(now.unwrap_or(CloudNow::Purged)) })
+    }
+
+    fn cloud_managed<'a>(&'a self, group_id: &'a str) -> ManagedFuture<'a> {
+        let managed = self.1.lock().unwrap().get(group_id).copied();
+        Box::pin(async move { Ok(managed.unwrap_or(false)) })
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Options {
     pub ad_tls: String,
     /// `[graph] graph_url` and `authority_url`.
     pub graph_url: String,
+    /// Extra lines appended to `[graph]`.
+    pub graph_extra: String,
     /// Extra lines appended to `[ad]`.
     pub ad_extra: String,
     /// Extra TOML appended at the end (e.g. a `[sync]` table).
@@ -83,6 +85,7 @@ impl Options {
             ad_url: dc.url.clone(),
             ad_tls: starttls_lines(dc),
             graph_url: graph_url.to_owned(),
+            graph_extra: String::new(),
             ad_extra: String::new(),
             tail: String::new(),
             bind_dn: dc.svc_bind_dn.clone(),
@@ -126,6 +129,7 @@ client_id = "{CLIENT_ID}"
 authority_url = "{g}"
 graph_url = "{g}"
 poll_interval = "1s"
+{graph_extra}
 
 [ad]
 url = "{ad}"
@@ -145,6 +149,7 @@ format = "json"
 
 {tail}"#,
             g = o.graph_url,
+            graph_extra = o.graph_extra,
             ad = o.ad_url,
             tls = o.ad_tls,
             bind = o.bind_dn,

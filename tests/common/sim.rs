@@ -229,6 +229,16 @@ impl GraphSim {
         .await;
     }
 
+    /// Converts a group synced from AD to cloud-managed (`true`), or rolls it back (`false`).
+    pub async fn source_of_authority(&self, id: &str, cloud_managed: bool) {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/admin/groups/{id}/source-of-authority"),
+            Some(json!({"isCloudManaged": cloud_managed})),
+        )
+        .await;
+    }
+
     /// Restores a soft-deleted group.
     pub async fn restore_group(&self, id: &str) {
         self.send(

@@ -5,7 +5,9 @@
 
 use entra_writeback::graph::page::{DeltaPage, GroupDelta, MemberDelta, NextStep, UserDelta};
 
-use entra_writeback::model::{GroupPatch, MemberKind, MemberRef, Patch, Removed, UserPatch};
+use entra_writeback::model::{
+    GroupPatch, MemberKind, MemberRef, Patch, Removed, UserPatch, WritebackSetting,
+};
 use serde_json::{Map, Value};
 
 type Object = Map<String, Value>;
@@ -76,6 +78,29 @@ fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_string)
 }
 
+/// `writebackConfiguration`: both fields optional; a present field of the wrong type fails.
+fn writeback_setting(v: &Value) -> Option<WritebackSetting> {
+    let o = v.as_object()?;
+    let optional = |key: &str| -> Option<Option<Value>> {
+        match o.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(x) => Some(Some(x.clone())),
+        }
+    };
+    let enabled = optional("isEnabled")?;
+    let kind = optional("onPremisesGroupType")?;
+    Some(WritebackSetting {
+        is_enabled: match enabled {
+            None => None,
+            Some(b) => Some(b.as_bool()?),
+        },
+        on_premises_group_type: match kind {
+            None => None,
+            Some(t) => Some(t.as_str()?.to_string()),
+        },
+    })
+}
+
 fn texts(v: &Value) -> Option<Vec<String>> {
     v.as_array()?.iter().map(text).collect()
 }
@@ -103,6 +128,7 @@ fn group(o: &Object) -> Option<GroupDelta> {
             proxy_addresses: prop(o, "proxyAddresses", texts)?,
             on_premises_sync_enabled: prop(o, "onPremisesSyncEnabled", Value::as_bool)?,
             on_premises_security_identifier: prop(o, "onPremisesSecurityIdentifier", text)?,
+            writeback: prop(o, "writebackConfiguration", writeback_setting)?,
         },
         members,
     })

@@ -7,6 +7,7 @@
 //! | `POST /admin/groups/{id}/members` | `{"add": [member..], "remove": [member..]}` | add, then remove, direct members |
 //! | `DELETE /admin/groups/{id}[?hard=true]` | | soft delete (the group moves to `/v1.0/directory/deletedItems`, stamped `deletedDateTime` = now); `hard=true` deletes permanently (also purges a soft-deleted group: gone from deletedItems too) |
 //! | `POST /admin/groups/{id}/restore` | | restore a soft-deleted group (live again, out of deletedItems) |
+//! | `POST /admin/groups/{id}/source-of-authority` | `{"isCloudManaged": true}` | convert a group synced from AD to cloud-managed (`false`: roll back); see [`super::sync_behavior`] |
 //! | `PUT /admin/users/{id}`, `DELETE /admin/users/{id}[?hard=true]`, `POST /admin/users/{id}/restore` | | same for users |
 //! | `POST /admin/bulk` | `[op, ..]` (see [`AdminOp`]) | applies all operations atomically, in order |
 //! | `GET /admin/state` | | tenant-file shape + `version`, `deleted_groups`, `deleted_users` |
@@ -98,6 +99,13 @@ pub enum AdminOp {
         /// User id.
         id: String,
     },
+    /// Convert a group synced from AD to cloud-managed, or roll it back.
+    SourceOfAuthority {
+        /// Group id.
+        id: String,
+        /// `onPremisesSyncBehavior.isCloudManaged`.
+        cloud_managed: bool,
+    },
 }
 
 fn apply_one(t: &mut Tenant, op: AdminOp) -> Result<(), SimError> {
@@ -118,6 +126,9 @@ fn apply_one(t: &mut Tenant, op: AdminOp) -> Result<(), SimError> {
         AdminOp::DeleteUser { id, hard } => t.delete(Kind::User, &id, hard, v),
         AdminOp::RestoreGroup { id } => t.restore(Kind::Group, &id, v),
         AdminOp::RestoreUser { id } => t.restore(Kind::User, &id, v),
+        AdminOp::SourceOfAuthority { id, cloud_managed } => {
+            t.set_cloud_managed(&id, cloud_managed, v)
+        }
     }
 }
 
@@ -253,6 +264,29 @@ async fn restore_user(State(app): State<AppState>, Path(id): Path<String>) -> Re
     run(&app, vec![AdminOp::RestoreUser { id }])
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SourceOfAuthorityBody {
+    is_cloud_managed: bool,
+}
+
+async fn source_of_authority(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match serde_json::from_slice::<SourceOfAuthorityBody>(&body) {
+        Ok(b) => run(
+            &app,
+            vec![AdminOp::SourceOfAuthority {
+                id,
+                cloud_managed: b.is_cloud_managed,
+            }],
+        ),
+        Err(e) => bad_json(e),
+    }
+}
+
 async fn bulk(State(app): State<AppState>, body: Bytes) -> Response {
     match serde_json::from_slice::<Vec<AdminOp>>(&body) {
         Ok(ops) if ops.is_empty() => {
@@ -335,6 +369,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/groups/{id}", put(put_group).delete(delete_group))
         .route("/admin/groups/{id}/members", post(members))
         .route("/admin/groups/{id}/restore", post(restore_group))
+        .route(
+            "/admin/groups/{id}/source-of-authority",
+            post(source_of_authority),
+        )
         .route("/admin/users/{id}", put(put_user).delete(delete_user))
         .route("/admin/users/{id}/restore", post(restore_user))
         .route("/admin/bulk", post(bulk))

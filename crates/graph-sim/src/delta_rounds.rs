@@ -235,6 +235,8 @@ pub fn paginate(
 pub struct Round {
     /// Collection the round belongs to.
     pub kind: Kind,
+    /// API version it was asked on (`v1.0` or `beta`): its links stay there.
+    pub api: &'static str,
     /// `$select`, carried into the deltaLink.
     pub sel: Selection,
     /// Tenant version the round is a snapshot of (encoded in the deltaLink).

@@ -63,6 +63,7 @@ pub mod delta_rounds;
 pub mod faults;
 pub mod resources;
 pub mod server;
+pub mod sync_behavior;
 pub mod tenant;
 pub mod token_endpoint;
 

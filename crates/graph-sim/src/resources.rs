@@ -45,12 +45,41 @@ fn prefers_minimal(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
 }
 
+/// The API versions served: `v1.0`, and `beta` for what only beta has.
+pub(crate) const V1: &str = "v1.0";
+/// See [`V1`].
+pub(crate) const BETA: &str = "beta";
+
+/// Group properties only the beta endpoint knows (v1.0 answers 400 when they are selected).
+const BETA_ONLY: [&str; 1] = ["writebackConfiguration"];
+
+/// v1.0's answer to a `$select` naming a beta-only property, as Graph gives it.
+fn beta_only_selected(api: &str, sel: &Selection) -> Option<Response> {
+    let name = BETA_ONLY
+        .iter()
+        .find(|p| api == V1 && sel.0.as_ref().is_some_and(|f| f.iter().any(|x| x == *p)))?;
+    Some(graph_error(
+        400,
+        "BadRequest",
+        &format!("Could not find a property named '{name}' on type 'microsoft.graph.group'."),
+    ))
+}
+
 pub(crate) async fn groups_delta(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    delta_request(&app, Kind::Group, &headers, q.as_deref())
+    delta_request(&app, (Kind::Group, V1), &headers, q.as_deref())
+}
+
+/// `GET /beta/groups/delta`: the same rounds, with beta-only properties selectable.
+pub(crate) async fn groups_delta_beta(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    delta_request(&app, (Kind::Group, BETA), &headers, q.as_deref())
 }
 
 pub(crate) async fn users_delta(
@@ -58,10 +87,15 @@ pub(crate) async fn users_delta(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    delta_request(&app, Kind::User, &headers, q.as_deref())
+    delta_request(&app, (Kind::User, V1), &headers, q.as_deref())
 }
 
-fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str>) -> Response {
+fn delta_request(
+    app: &AppState,
+    (kind, api): (Kind, &'static str),
+    headers: &HeaderMap,
+    q: Option<&str>,
+) -> Response {
     let params = query_params(q);
     for opt in ["$filter", "$expand", "$orderby", "$search"] {
         if params.contains_key(opt) {
@@ -83,7 +117,7 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
             inner
                 .rounds
                 .get(*rid)
-                .is_some_and(|r| r.kind == kind && *page < r.pages.len())
+                .is_some_and(|r| r.kind == kind && r.api == api && *page < r.pages.len())
         });
         let endless = params.contains_key("$endless");
         return match found {
@@ -97,6 +131,9 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
         since: None,
         minimal: false,
     };
+    if let Some(refusal) = beta_only_selected(api, &spec.sel) {
+        return refusal;
+    }
     let mut latest = false;
     match params.get("$deltatoken").map(String::as_str) {
         Some("latest") => latest = true,
@@ -114,7 +151,7 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
                     "The delta token has expired; a full resync is required.",
                 );
                 if exp.status == 410 {
-                    let location = initial_url(&app.base, kind, &tok.sel);
+                    let location = initial_url(&app.base, (kind, api), &tok.sel);
                     if let Ok(v) = HeaderValue::from_str(&location) {
                         resp.headers_mut().insert(header::LOCATION, v);
                     }
@@ -144,6 +181,7 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
     };
     let round = Round {
         kind,
+        api,
         sel: spec.sel,
         version: inner.tenant.version,
         pages,
@@ -152,22 +190,22 @@ fn delta_request(app: &AppState, kind: Kind, headers: &HeaderMap, q: Option<&str
     page_response(app, inner, (rid, 0, false), spec.minimal)
 }
 
-/// `<base>/v1.0/<collection>/delta?[$select=…&]$deltatoken=` (the 410 `Location`).
-fn initial_url(base: &str, kind: Kind, sel: &Selection) -> String {
+/// `<base>/<api>/<collection>/delta?[$select=…&]$deltatoken=` (the 410 `Location`).
+fn initial_url(base: &str, (kind, api): (Kind, &str), sel: &Selection) -> String {
     let select = sel
         .joined()
         .map(|s| format!("$select={}&", enc(&s)))
         .unwrap_or_default();
     format!(
-        "{base}/v1.0/{}/delta?{select}$deltatoken=",
+        "{base}/{api}/{}/delta?{select}$deltatoken=",
         kind.collection()
     )
 }
 
-fn context(base: &str, kind: Kind, sel: &Selection) -> String {
+fn context(base: &str, (kind, api): (Kind, &str), sel: &Selection) -> String {
     match sel.joined() {
-        Some(s) => format!("{base}/v1.0/$metadata#{}({s})", kind.collection()),
-        None => format!("{base}/v1.0/$metadata#{}", kind.collection()),
+        Some(s) => format!("{base}/{api}/$metadata#{}({s})", kind.collection()),
+        None => format!("{base}/{api}/$metadata#{}", kind.collection()),
     }
 }
 
@@ -187,11 +225,11 @@ fn page_response(
         );
     };
     let coll = round.kind.collection();
-    let base = &app.base;
+    let base = &format!("{}/{}", app.base, round.api);
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        Value::String(context(base, round.kind, &round.sel)),
+        Value::String(context(&app.base, (round.kind, round.api), &round.sel)),
     );
     let items = if endless {
         Vec::new()
@@ -210,14 +248,14 @@ fn page_response(
         body.insert(
             "@odata.nextLink".into(),
             Value::String(format!(
-                "{base}/v1.0/{coll}/delta?$skiptoken={skip}&$endless={n}"
+                "{base}/{coll}/delta?$skiptoken={skip}&$endless={n}"
             )),
         );
     } else if page + 1 < round.pages.len() {
         let skip = cursor::skiptoken(inner.nonce, rid, page + 1);
         body.insert(
             "@odata.nextLink".into(),
-            Value::String(format!("{base}/v1.0/{coll}/delta?$skiptoken={skip}")),
+            Value::String(format!("{base}/{coll}/delta?$skiptoken={skip}")),
         );
     } else {
         let tok = DeltaToken {
@@ -229,10 +267,7 @@ fn page_response(
         };
         body.insert(
             "@odata.deltaLink".into(),
-            Value::String(format!(
-                "{base}/v1.0/{coll}/delta?$deltatoken={}",
-                tok.encode()
-            )),
+            Value::String(format!("{base}/{coll}/delta?$deltatoken={}", tok.encode())),
         );
     }
     let mut resp = match inner.faults.take_malformed() {
@@ -285,16 +320,19 @@ fn object_json(inner: &Inner, kind: Kind, id: &str, sel: &Selection, typed: bool
     Some(Value::Object(m))
 }
 
-fn get_object(app: &AppState, kind: Kind, id: &str, q: Option<&str>) -> Response {
+fn get_object(app: &AppState, (kind, api): (Kind, &str), id: &str, q: Option<&str>) -> Response {
     let params = query_params(q);
     let sel = Selection::parse(params.get("$select").map(String::as_str));
+    if let Some(refusal) = beta_only_selected(api, &sel) {
+        return refusal;
+    }
     let inner = app.sim.lock();
     match object_json(&inner, kind, id, &sel, false) {
         Some(mut v) => {
             v.as_object_mut().map(|m| {
                 m.insert(
                     "@odata.context".into(),
-                    Value::String(format!("{}/$entity", context(&app.base, kind, &sel))),
+                    Value::String(format!("{}/$entity", context(&app.base, (kind, api), &sel))),
                 )
             });
             json_response(200, &v)
@@ -319,7 +357,16 @@ pub(crate) async fn get_group(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    get_object(&app, Kind::Group, &id, q.as_deref())
+    get_object(&app, (Kind::Group, V1), &id, q.as_deref())
+}
+
+/// `GET /beta/groups/{id}`: beta-only properties selectable.
+pub(crate) async fn get_group_beta(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    get_object(&app, (Kind::Group, BETA), &id, q.as_deref())
 }
 
 pub(crate) async fn get_user(
@@ -327,7 +374,7 @@ pub(crate) async fn get_user(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    get_object(&app, Kind::User, &id, q.as_deref())
+    get_object(&app, (Kind::User, V1), &id, q.as_deref())
 }
 
 /// `POST /v1.0/directoryObjects/getByIds` `{"ids": [...], "types": ["user", "group"]}`.

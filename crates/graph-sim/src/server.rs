@@ -109,6 +109,12 @@ pub fn router(sim: Simulator, base: String) -> Router {
     };
     let v1 = Router::new()
         .route("/v1.0/groups/delta", get(resources::groups_delta))
+        .route("/beta/groups/delta", get(resources::groups_delta_beta))
+        .route("/beta/groups/{id}", get(resources::get_group_beta))
+        .route(
+            "/v1.0/groups/{id}/onPremisesSyncBehavior",
+            get(super::sync_behavior::get_sync_behavior),
+        )
         .route("/v1.0/users/delta", get(resources::users_delta))
         .route("/v1.0/groups/{id}", get(resources::get_group))
         .route("/v1.0/users/{id}", get(resources::get_user))
@@ -121,6 +127,7 @@ pub fn router(sim: Simulator, base: String) -> Router {
             get(deleted::get_deleted_item),
         )
         .route("/v1.0/{*rest}", any(v1_not_found))
+        .route("/beta/{*rest}", any(v1_not_found))
         .route_layer(from_fn_with_state(state.clone(), v1_guard));
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))

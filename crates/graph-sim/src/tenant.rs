@@ -136,6 +136,8 @@ pub struct DirObject {
     /// Wall-clock time of the current soft delete (`deletedDateTime` in deletedItems); `None`
     /// unless the object is soft-deleted now.
     pub deleted_at: Option<std::time::SystemTime>,
+    /// `onPremisesSyncBehavior.isCloudManaged` (groups): source of authority converted.
+    pub cloud_managed: bool,
 }
 
 impl DirObject {
@@ -395,7 +397,7 @@ impl Tenant {
         Ok(())
     }
 
-    fn active_mut(&mut self, kind: Kind, id: &str) -> Result<&mut DirObject, SimError> {
+    pub(crate) fn active_mut(&mut self, kind: Kind, id: &str) -> Result<&mut DirObject, SimError> {
         match self.objects_mut(kind).get_mut(id) {
             Some(o) if o.life_now() == Life::Active => Ok(o),
             Some(o) if o.life_now() == Life::SoftDeleted => {

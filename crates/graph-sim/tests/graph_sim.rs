@@ -1,13 +1,16 @@
 //! End-to-end test of the Graph simulator over HTTP: token, paged initial round with a sliced
 //! large group, an admin change, the incremental round, faults and the 410 resync path;
 //! deletedItems (`graph_sim/deleted_items.rs`) and `GraphClient::group_state` against the
-//! simulator (`graph_sim/lookup.rs`).
+//! simulator (`graph_sim/lookup.rs`); the beta delta and source-of-authority conversion
+//! (`graph_sim/beta_and_soa.rs`).
 
 use std::collections::BTreeSet;
 
 use graph_sim::{SimConfig, Simulator, serve};
 use serde_json::{Value, json};
 
+#[path = "graph_sim/beta_and_soa.rs"]
+mod beta_and_soa;
 #[path = "graph_sim/deleted_items.rs"]
 mod deleted_items;
 #[path = "graph_sim/lookup.rs"]

@@ -88,12 +88,13 @@ fn histogram_vec(
 /// Label values each labelled family starts with, so dashboards and alerts see zeros, not
 /// gaps: a family without a series is left out of the exposition altogether, and `rate()`
 /// over it is "no data", not 0.
-const ENDPOINTS: [&str; 5] = [
+const ENDPOINTS: [&str; 6] = [
     "token",
     "users_delta",
     "groups_delta",
     "group_get",
     "deleted_item_get",
+    "sync_behavior_get",
 ];
 const STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
 const RESOURCES: [&str; 2] = ["users", "groups"];
@@ -260,6 +261,7 @@ impl AdFamilies {
                     "anchor_mismatch",
                     "duplicate_anchor",
                     "proxy_address",
+                    "adopt",
                 ]),
             ),
             managed_groups: int_gauge(r, "managed_groups", "Groups owned in AD."),
@@ -275,7 +277,7 @@ impl AdFamilies {
                 "deletes_cancelled_total",
                 "Destructive actions cancelled when re-checked at execution.",
                 &["reason"],
-                &each(&["wanted", "live_in_cloud", "disagreement"]),
+                &each(&["wanted", "live_in_cloud", "disagreement", "adopted"]),
             ),
         }
     }
