@@ -120,6 +120,17 @@ async fn a_converted_group_is_managed_in_place_and_released_on_rollback() {
     .await;
     sim.put_group(&gid, json!({"description": "managed in the cloud now"}))
         .await;
+    // `plan` shows the adoption on the original and writes nothing.
+    let out = svc.run(&["plan"]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{plan}");
+    assert!(plan.contains(&format!("~ modify {dn}")), "{plan}");
+    assert!(
+        plan.contains(&format!("Group_{gid}")),
+        "the anchor is stamped: {plan}"
+    );
+    assert!(!plan.contains("+ create"), "never a new group: {plan}");
+    assert_eq!(usn_snapshot(dc, &home).await, quiet, "plan wrote nothing");
     let log = svc.once_ok();
     assert!(
         log.contains("adopting the original AD group in place"),
@@ -175,6 +186,25 @@ async fn a_converted_group_is_managed_in_place_and_released_on_rollback() {
     );
     assert_eq!(dc.member_sids(&dn).await, want, "members left as they were");
     assert!(dc.groups_in(&target).await.is_empty());
+
+    // Converted again, adopted again; then writeback is turned off: `decommission --yes`
+    // deletes what the service created, but hands the original back.
+    sim.source_of_authority(&gid, true).await;
+    svc.once_ok();
+    let again = read(dc, &home, &dn).await.unwrap();
+    assert_eq!(
+        attr_first(&again, "adminDescription"),
+        Some(format!("Group_{gid}").as_str())
+    );
+    let out = svc.run(&["decommission", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("released 1 adopted original"), "{stdout}");
+    let kept = read(dc, &home, &dn)
+        .await
+        .expect("decommission never deletes an original");
+    assert_eq!(identity(&kept), identity(&before));
+    assert_eq!(attr_first(&kept, "adminDescription"), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

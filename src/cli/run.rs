@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::CliError;
 use super::loops::{self, ApplyParts};
 use crate::config::{Config, SoftDeleteAction, WritebackConfigurationMode};
+use crate::directory::adopt::adopted_by_place;
 use crate::directory::{Applier, Connection, Directory};
 use crate::graph::GraphClient;
 use crate::model::{Event, Events};
@@ -291,7 +292,8 @@ pub async fn plan(cfg: Config) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `decommission`: list owned groups; with `yes`, delete them all.
+/// `decommission`: list owned groups; with `yes`, delete them all, except adopted originals
+/// (under `ad.adopt_ous`), which are released.
 pub async fn decommission(cfg: Config, yes: bool) -> Result<ExitCode, CliError> {
     let dir = open_directory(&cfg, &Events::none()).await?;
     let owned = dir.list_owned().await.map_err(|e| CliError::ctx("AD", e))?;
@@ -301,20 +303,40 @@ pub async fn decommission(cfg: Config, yes: bool) -> Result<ExitCode, CliError> 
         cfg.ad.target_ou
     );
     for (_, g) in &owned {
-        println!("  {}", g.dn);
-    }
-    if !yes {
-        println!("nothing deleted; run with --yes to delete them all");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut failed = 0;
-    for (_, g) in &owned {
-        if let Err(e) = dir.conn.delete(&g.dn).await {
-            eprintln!("cannot delete {}: {e}", g.dn);
-            failed += 1;
+        if adopted_by_place(&g.dn, &cfg.ad) {
+            println!("  {} (adopted original: released, not deleted)", g.dn);
+        } else {
+            println!("  {}", g.dn);
         }
     }
-    println!("deleted {} group(s)", owned.len() - failed);
+    if !yes {
+        println!(
+            "nothing deleted; run with --yes to delete them all (adopted originals are released)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (mut deleted, mut released, mut failed) = (0, 0, 0);
+    for (_, g) in &owned {
+        // An adopted original existed before the service; it holds the SID of live ACLs.
+        // Turning writeback off hands it back (anchor removed), never deletes it.
+        let adopted = adopted_by_place(&g.dn, &cfg.ad);
+        let result = if adopted {
+            dir.release(g).await
+        } else {
+            dir.conn.delete(&g.dn).await
+        };
+        match result {
+            Err(e) => {
+                eprintln!("cannot delete or release {}: {e}", g.dn);
+                failed += 1;
+            }
+            Ok(()) if adopted => released += 1,
+            Ok(()) => deleted += 1,
+        }
+    }
+    println!(
+        "deleted {deleted} group(s); released {released} adopted original(s) (kept, anchor removed)"
+    );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -22,6 +22,7 @@ use super::plan::{ActualGroup, Operation};
 use super::read::{GROUP_ATTRS, to_actual};
 use super::seam::{DnForm, Ldap};
 use super::{Directory, DirectoryError, mapping};
+use crate::config::AdConfig;
 use crate::model::{Event, GroupProps, dn, sid};
 
 /// Why an original cannot be adopted (the conflict's detail, naming what the admin can do).
@@ -194,50 +195,66 @@ impl<L: Ldap> Applier<L> {
         group_id: &str,
         actual: &ActualGroup,
     ) -> Result<(), ApplyError> {
-        let mut mods = Vec::new();
-        for (attr, value) in [
-            ("adminDescription", &actual.admin_description),
-            ("msDS-ExternalDirectoryObjectId", &actual.external_id),
-        ] {
-            if let Some(v) = value {
-                self.record(&Operation::Update {
-                    dn: actual.dn.clone(),
-                    attr: attr.into(),
-                    from: Some(v.clone()),
-                    to: None,
-                });
-                mods.push(Mod::Delete(attr.to_string(), set([v.clone()])));
-            }
+        for (attr, value) in anchor_values(actual) {
+            self.record(&Operation::Update {
+                dn: actual.dn.clone(),
+                attr: attr.into(),
+                from: Some(value),
+                to: None,
+            });
         }
-        if !self.dry_run && !mods.is_empty() {
-            self.dir.conn.modify(&actual.dn, mods).await?;
+        if !self.dry_run {
+            self.dir.release(actual).await?;
         }
         tracing::info!(group = group_id, dn = %actual.dn, "released the adopted original: its source of authority is AD again");
         Ok(())
     }
 
     /// Whether `actual` is an adopted original rather than a group the service created: it
-    /// holds the SID the cloud group came with, or it lies under an `ad.adopt_ous` OU that is
-    /// not one the service creates groups in. (A lost state still finds the second.)
+    /// holds the SID the cloud group came with, or it lies where only originals are adopted
+    /// ([`adopted_by_place`]; a lost state still finds those).
     pub(super) fn is_adopted(&self, props: Option<&GroupProps>, actual: &ActualGroup) -> bool {
         let same_sid = props
             .and_then(|p| p.on_premises_security_identifier.as_deref())
             .zip(actual.sid.as_deref())
             .is_some_and(|(want, have)| want.eq_ignore_ascii_case(have));
-        let rules = &self.dir.rules;
-        let created_here = dn::is_under(&actual.dn, &rules.target_ou)
-            || rules
-                .m365_ou
-                .as_deref()
-                .is_some_and(|ou| dn::is_under(&actual.dn, ou));
-        let adopt_only = !created_here
-            && self
-                .dir
-                .config()
-                .adopt_ous
-                .iter()
-                .any(|ou| dn::is_under(&actual.dn, ou));
-        same_sid || adopt_only
+        same_sid || adopted_by_place(&actual.dn, self.dir.config())
+    }
+}
+
+/// Whether an owned object at `dn` is an adopted original by where it is: under an
+/// `ad.adopt_ous` OU and under none of the OUs the service creates groups in. Pure.
+pub fn adopted_by_place(dn: &str, cfg: &AdConfig) -> bool {
+    let created_here = dn::is_under(dn, &cfg.target_ou)
+        || cfg
+            .target_ou_m365
+            .as_deref()
+            .is_some_and(|ou| dn::is_under(dn, ou));
+    !created_here && cfg.adopt_ous.iter().any(|ou| dn::is_under(dn, ou))
+}
+
+/// The anchor values an object carries (what releasing it removes).
+fn anchor_values(actual: &ActualGroup) -> Vec<(&'static str, String)> {
+    [
+        ("adminDescription", &actual.admin_description),
+        ("msDS-ExternalDirectoryObjectId", &actual.external_id),
+    ]
+    .into_iter()
+    .filter_map(|(attr, v)| v.clone().map(|v| (attr, v)))
+    .collect()
+}
+
+impl<L: Ldap> Directory<L> {
+    /// Removes our anchor values from an adopted original (one modify), and nothing else.
+    pub async fn release(&self, actual: &ActualGroup) -> Result<(), DirectoryError> {
+        let mods: Vec<Mod<String>> = anchor_values(actual)
+            .into_iter()
+            .map(|(attr, v)| Mod::Delete(attr.to_string(), set([v])))
+            .collect();
+        if mods.is_empty() {
+            return Ok(());
+        }
+        self.conn.modify(&actual.dn, mods).await
     }
 }
 
@@ -285,6 +302,24 @@ mod tests {
         assert_eq!(adoptable(&note, ANCHOR, &ous), Err(Refusal::ForeignAnchor));
         let ext = original("CN=F,OU=Groups,DC=t", None, Some("User_x"));
         assert_eq!(adoptable(&ext, ANCHOR, &ous), Err(Refusal::ForeignAnchor));
+    }
+
+    #[test]
+    fn adopted_by_place_means_an_adopt_ou_that_is_not_a_target_ou() {
+        let mut cfg = crate::directory::fake::ad_config("OU=Cloud,OU=Groups,DC=t");
+        let dn = "CN=F,OU=Groups,DC=t";
+        assert!(!adopted_by_place(dn, &cfg), "no adopt_ous");
+        cfg.adopt_ous = vec!["OU=Groups,DC=t".into()];
+        assert!(adopted_by_place(dn, &cfg));
+        assert!(
+            !adopted_by_place("CN=Ours,OU=Cloud,OU=Groups,DC=t", &cfg),
+            "created there"
+        );
+        cfg.target_ou_m365 = Some("OU=Groups,DC=t".into());
+        assert!(
+            !adopted_by_place(dn, &cfg),
+            "also an OU groups are created in"
+        );
     }
 
     #[test]

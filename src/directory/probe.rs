@@ -162,6 +162,24 @@ pub async fn diagnose_directory<L: Ldap>(dir: &Directory<L>, cfg: &AdConfig) -> 
         }
         out.extend(rights::ou(dir, features, key, ou, &others).await);
     }
+    for ou in &cfg.adopt_ous {
+        // Originals are only modified there (anchor, attributes, members), never created,
+        // so reading the OU is what can be checked without touching an original.
+        let name = format!("ad.adopt_ous[{ou}]");
+        out.push(match dir.dn_exists(ou).await {
+            Ok(true) => Finding::pass(
+                name,
+                "exists; originals found by objectSid under it are managed in place",
+            ),
+            Ok(false) => Finding::fail(
+                name,
+                "does not exist, or the account cannot read it",
+                "create it or fix the DN; delegate write of member, displayName, description, \
+                 adminDescription and msDS-ExternalDirectoryObjectId on its groups (deploy/ad/)",
+            ),
+            Err(e) => Finding::fail(name, format!("cannot be read: {e}"), "see ad.bind"),
+        });
+    }
     out
 }
 

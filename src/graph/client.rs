@@ -20,7 +20,7 @@ use super::auth::TokenSource;
 use super::limiter::RateLimiter;
 use super::scope::Scope;
 use crate::config::{DEFAULT_MAX_RESPONSE_BYTES, GraphConfig, SyncConfig};
-use crate::model::{Event, Events, Resource};
+use crate::model::{Event, Events};
 
 /// Why a Graph request failed.
 #[derive(Debug, thiserror::Error)]
@@ -368,28 +368,6 @@ impl GraphClient {
     /// The first URL of a full round for `resource` (`groups` / `users`), with its `$select`.
     pub fn initial_url(&self, resource: &str, select: &str) -> String {
         format!("{}/v1.0/{resource}/delta?$select={select}", self.graph_url)
-    }
-
-    /// The first URL of a full delta round of `resource`: v1.0 with the stream's `$select`, or
-    /// for groups under `graph.writeback_configuration = "honour"`, the beta endpoint with
-    /// `writebackConfiguration` selected too.
-    pub fn delta_url(&self, resource: Resource) -> String {
-        if self.delta_is_beta(resource) {
-            format!(
-                "{}/beta/{}/delta?$select={}",
-                self.graph_url,
-                resource.as_str(),
-                super::page::GROUP_SELECT_BETA
-            )
-        } else {
-            self.initial_url(resource.as_str(), super::delta::select(resource))
-        }
-    }
-
-    /// Whether `resource` is read from the beta endpoint (groups, when the per-group
-    /// `writebackConfiguration` is honoured).
-    pub fn delta_is_beta(&self, resource: Resource) -> bool {
-        resource == Resource::Groups && self.scope.honours_writeback_configuration()
     }
 
     /// Gets a token now (for `check`).

@@ -59,6 +59,30 @@ pub fn select(resource: Resource) -> &'static str {
     }
 }
 
+impl super::GraphClient {
+    /// The first URL of a full delta round of `resource`: v1.0 with the stream's `$select`, or
+    /// for groups under `graph.writeback_configuration = "honour"`, the beta endpoint with
+    /// `writebackConfiguration` selected too.
+    pub fn delta_url(&self, resource: Resource) -> String {
+        if self.delta_is_beta(resource) {
+            format!(
+                "{}/beta/{}/delta?$select={}",
+                self.graph_url(),
+                resource.as_str(),
+                page::GROUP_SELECT_BETA
+            )
+        } else {
+            self.initial_url(resource.as_str(), select(resource))
+        }
+    }
+
+    /// Whether `resource` is read from the beta endpoint (groups, when the per-group
+    /// `writebackConfiguration` is honoured).
+    pub fn delta_is_beta(&self, resource: Resource) -> bool {
+        resource == Resource::Groups && self.scope().honours_writeback_configuration()
+    }
+}
+
 /// The endpoint label of a stream's delta requests (for the client's accounting).
 pub fn endpoint(resource: Resource) -> &'static str {
     match resource {
