@@ -10,11 +10,13 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
 
 use common::outcome::{dead_letters, usn_snapshot};
 use common::samba::{SambaDc, attr_first, attr_values, entry_guid, shared, unique_suffix};
 use common::service::{Options, Service};
 use common::sim::{GraphSim, oid, user};
+use common::wait;
 use ldap3::SearchEntry;
 use serde_json::{Value, json};
 
@@ -185,6 +187,38 @@ async fn m365_addresses_land_follow_the_cloud_and_a_clash_is_reported_not_taken(
         attr_first(&g, "uSNChanged"),
         Some(usn.as_str()),
         "a converged group is not written"
+    );
+
+    // The clash is on /metrics and the status page while the service runs (a resync makes its
+    // first round reconcile the group again).
+    assert!(svc.run(&["resync"]).status.success());
+    let _running = svc.spawn();
+    let metric = r#"entra_writeback_conflicts_total{kind="proxy_address"}"#;
+    wait::until(
+        "the proxy_address conflict on /metrics and /status.json",
+        60,
+        Duration::from_millis(200),
+        Some(&svc),
+        async || {
+            let counted =
+                wait::http_get(svc.http_port, "/metrics")
+                    .await
+                    .is_some_and(|(_, body)| {
+                        body.lines()
+                            .filter_map(|l| l.strip_prefix(metric))
+                            .any(|v| v.trim().parse::<f64>().is_ok_and(|n| n >= 1.0))
+                    });
+            let shown = wait::status(&svc)
+                .await
+                .is_some_and(|s| s["totals"]["conflicts"].as_u64() >= Some(1));
+            counted && shown
+        },
+    )
+    .await;
+    assert_eq!(
+        usn_snapshot(dc, &elsewhere).await,
+        before,
+        "the contact was modified"
     );
 }
 
