@@ -109,7 +109,7 @@ pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabl
 
 /// The `$select` list of group rounds on the beta endpoint, under
 /// `graph.writeback_configuration = "honour"`: [`GROUP_SELECT`] and `writebackConfiguration`.
-pub const GROUP_SELECT_BETA: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,onPremisesSecurityIdentifier,writebackConfiguration,members";
+pub const GROUP_SELECT_BETA: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,mail,proxyAddresses,onPremisesSyncEnabled,onPremisesSecurityIdentifier,writebackConfiguration,members";
 
 /// The `$select` list of user rounds.
 pub const USER_SELECT: &str = "displayName,userPrincipalName,onPremisesSecurityIdentifier,onPremisesSamAccountName,onPremisesDomainName,onPremisesDistinguishedName,onPremisesSyncEnabled";
@@ -392,6 +392,13 @@ mod tests {
         assert!(parse_group_page(bad).is_err());
         for f in ["mail", "proxyAddresses"] {
             assert!(GROUP_SELECT.split(',').any(|s| s == f), "{f}");
+        }
+        // The beta endpoint (writebackConfiguration honoured) asks for everything v1.0 does.
+        for f in GROUP_SELECT.split(',') {
+            assert!(
+                GROUP_SELECT_BETA.split(',').any(|s| s == f),
+                "beta lacks {f}"
+            );
         }
         // A mirror stored before mail attributes were tracked still decodes.
         let old: crate::model::GroupProps = serde_json::from_str(
