@@ -125,7 +125,10 @@ async fn a_converted_group_is_managed_in_place_and_released_on_rollback() {
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{plan}");
     assert!(plan.contains(&format!("~ modify {dn}")), "{plan}");
-    assert!(plan.contains(&format!("Group_{gid}")), "the anchor is stamped: {plan}");
+    assert!(
+        plan.contains(&format!("Group_{gid}")),
+        "the anchor is stamped: {plan}"
+    );
     assert!(!plan.contains("+ create"), "never a new group: {plan}");
     assert_eq!(usn_snapshot(dc, &home).await, quiet, "plan wrote nothing");
     let log = svc.once_ok();
