@@ -73,8 +73,7 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
     let svc = service(&sim, dc, &ou, "honour");
     svc.once_ok();
 
-    let requests = sim.requests().await;
-    let paths: Vec<&str> = requests.iter().filter_map(|r| r["path"].as_str()).collect();
+    let paths = request_paths(&sim).await;
     assert!(
         paths.iter().any(|p| p.starts_with("/beta/groups/delta")),
         "{paths:?}"
@@ -151,12 +150,7 @@ async fn ignored_settings_change_nothing_and_switching_mode_reads_everything_aga
     );
     let ignoring = service(&sim, dc, &ou, "ignore");
     ignoring.once_ok();
-    let paths: Vec<String> = sim
-        .requests()
-        .await
-        .iter()
-        .filter_map(|r| r["path"].as_str().map(str::to_string))
-        .collect();
+    let paths = request_paths(&sim).await;
     assert!(
         !paths.iter().any(|p| p.starts_with("/beta/")),
         "v1.0 only: {paths:?}"
@@ -174,25 +168,11 @@ async fn ignored_settings_change_nothing_and_switching_mode_reads_everything_aga
     // the settings, so the next round is a full one on beta, and the group now switched off is
     // frozen, not deleted.
     let (guid, _) = written(dc, &ou, &off).await.unwrap();
-    let honouring = Service::with(
-        dc,
-        &ou,
-        Options {
-            graph_extra: "writeback_configuration = \"honour\"".into(),
-            ..Options::new(dc, &sim)
-        },
-    );
-    std::fs::remove_dir_all(honouring.state_dir()).ok();
-    copy_dir(&ignoring.state_dir(), &honouring.state_dir());
+    honour_from_now_on(&ignoring);
     sim.clear_requests().await;
-    let log = honouring.once_ok();
+    let log = ignoring.once_ok();
     assert!(log.contains("starting a full resync"), "{log}");
-    let paths: Vec<String> = sim
-        .requests()
-        .await
-        .iter()
-        .filter_map(|r| r["path"].as_str().map(str::to_string))
-        .collect();
+    let paths = request_paths(&sim).await;
     assert!(
         paths.iter().any(|p| p.starts_with("/beta/groups/delta")),
         "{paths:?}"
@@ -225,11 +205,9 @@ async fn turning_honour_on_reads_every_group_again_from_beta_and_converts_in_pla
     let (guid, kind) = written(dc, &ou, &on).await.expect("written");
     assert_eq!(kind, DISTRIBUTION, "ignored: the contract's mapping");
 
-    let honouring = service(&sim, dc, &ou, "honour");
-    std::fs::remove_dir_all(honouring.state_dir()).ok();
-    copy_dir(&ignoring.state_dir(), &honouring.state_dir());
+    honour_from_now_on(&ignoring);
     sim.clear_requests().await;
-    let log = honouring.once_ok();
+    let log = ignoring.once_ok();
     assert!(
         log.contains("graph.writeback_configuration changed"),
         "{log}"
@@ -255,15 +233,22 @@ async fn turning_honour_on_reads_every_group_again_from_beta_and_converts_in_pla
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
+/// Rewrites `svc`'s config to `graph.writeback_configuration = "honour"` (same state).
+fn honour_from_now_on(svc: &Service) {
+    let text = std::fs::read_to_string(&svc.config).unwrap();
+    let switched = text.replace(
+        "writeback_configuration = \"ignore\"",
+        "writeback_configuration = \"honour\"",
+    );
+    assert_ne!(text, switched, "the config said ignore");
+    std::fs::write(&svc.config, switched).unwrap();
+}
+
+/// The paths of the Graph requests the simulator logged.
+async fn request_paths(sim: &GraphSim) -> Vec<String> {
+    sim.requests()
+        .await
+        .iter()
+        .filter_map(|r| r["path"].as_str().map(str::to_string))
+        .collect()
 }

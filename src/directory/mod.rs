@@ -187,25 +187,4 @@ impl<L: Ldap> Directory<L> {
     pub async fn target_ou_exists(&self) -> Result<bool, DirectoryError> {
         self.dn_exists(&self.target_ou).await
     }
-
-    /// Whether the bound account may create groups in the target OU
-    /// (`allowedChildClassesEffective`, computed by the DC from the ACL; nothing is written).
-    pub async fn can_create_groups(&self) -> Result<bool, DirectoryError> {
-        let found = self
-            .conn
-            .search(
-                &self.target_ou,
-                Scope::Base,
-                "(objectClass=*)",
-                &["allowedChildClassesEffective"],
-                DnForm::Plain,
-            )
-            .await?;
-        Ok(found.iter().any(|e| {
-            e.attrs.iter().any(|(k, v)| {
-                k.eq_ignore_ascii_case("allowedChildClassesEffective")
-                    && v.iter().any(|c| c.eq_ignore_ascii_case("group"))
-            })
-        }))
-    }
 }
