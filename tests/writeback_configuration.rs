@@ -47,7 +47,18 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
     let id = |n| oid(0x5bc, n);
     let (m365_default, m365_off, sec_default, sec_on, m365_as_sec, m365_mail_sec) =
         (id(1), id(2), id(3), id(4), id(5), id(6));
+    let sec_mail = id(7);
     let null = Value::Null;
+    // A security group Connect v2 wrote as mail-enabled: the cloud says mailEnabled = false,
+    // the setting's type makes it a mail group.
+    let mut typed_mail = group(
+        &sec_mail,
+        false,
+        json!(true),
+        json!("universalMailEnabledSecurityGroup"),
+    );
+    typed_mail["mail"] = json!(format!("{}@contoso.com", &sec_mail[24..]));
+    typed_mail["proxyAddresses"] = json!([format!("SMTP:{}@contoso.com", &sec_mail[24..])]);
     let sim = GraphSim::start(
         vec![],
         vec![
@@ -67,6 +78,7 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
                 null.clone(),
                 json!("universalMailEnabledSecurityGroup"),
             ),
+            typed_mail,
         ],
         &[],
     );
@@ -98,6 +110,17 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
         "onPremisesGroupType wins"
     );
     assert_eq!(ty(&m365_mail_sec).await.as_deref(), Some(SECURITY));
+    assert_eq!(ty(&sec_mail).await.as_deref(), Some(SECURITY));
+    let landed = dc
+        .group_by_anchor(&ou, &format!("Group_{sec_mail}"))
+        .await
+        .unwrap();
+    let address = format!("{}@contoso.com", &sec_mail[24..]);
+    assert_eq!(
+        attr_first(&landed, "mail"),
+        Some(address.as_str()),
+        "typed mail-enabled: mail written"
+    );
 
     // A type change converts the same object; turning writeback off freezes it (the default
     // soft_delete), it is never deleted; turning it on creates the opted-in group.

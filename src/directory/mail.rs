@@ -32,6 +32,9 @@ pub struct MailRules {
     pub write: bool,
     /// The schema has `mailNickname` (detected when the directory is opened).
     pub mail_nickname: bool,
+    /// `onPremisesGroupType = universalMailEnabledSecurityGroup` makes a group a mail group
+    /// (`graph.writeback_configuration = "honour"`).
+    pub by_type: bool,
 }
 
 impl Default for MailRules {
@@ -47,6 +50,7 @@ impl MailRules {
         MailRules {
             write: setting == MailAttributes::Auto,
             mail_nickname: false,
+            by_type: false,
         }
     }
 }
@@ -62,18 +66,28 @@ pub struct MailAttrs {
     pub mail_nickname: Option<String>,
 }
 
-/// Whether a cloud group carries mail attributes: Microsoft 365, or mail-enabled.
-pub fn is_mail_group(props: &GroupProps) -> bool {
-    props.is_unified() || props.mail_enabled == Some(true)
+/// Whether a cloud group carries mail attributes: Microsoft 365, mail-enabled, or (when
+/// `by_type`: `graph.writeback_configuration = "honour"`) typed
+/// `universalMailEnabledSecurityGroup` by Connect v2's setting.
+pub fn is_mail_group(props: &GroupProps, by_type: bool) -> bool {
+    let typed = by_type
+        && props
+            .writeback
+            .as_ref()
+            .and_then(|w| w.on_premises_group_type.as_deref())
+            .is_some_and(|t| t.eq_ignore_ascii_case("universalMailEnabledSecurityGroup"));
+    props.is_unified() || props.mail_enabled == Some(true) || typed
 }
 
-/// What a group's mail attributes should be; `None` when the service does not manage them.
+/// What a group's mail attributes should be; `None` when the service does not manage them:
+/// `"off"`, or an adopted original the cloud does not call mail-enabled (what on-premises
+/// Exchange set on it before the conversion is left alone, never cleared).
 pub fn desired(props: &GroupProps, rules: &MailRules) -> Option<MailAttrs> {
     if !rules.write {
         return None;
     }
-    if !is_mail_group(props) {
-        return Some(MailAttrs::default());
+    if !is_mail_group(props, rules.by_type) {
+        return (!props.source_converted()).then(MailAttrs::default);
     }
     let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
     let mut seen = BTreeSet::new();
@@ -218,6 +232,54 @@ mod tests {
         assert!(create_attrs(&MailAttrs::default()).is_empty());
         let off = MailRules::from_config(MailAttributes::Off);
         assert_eq!(desired(&m365(&ADDRS), &off), None, "off: not managed");
+    }
+
+    #[test]
+    fn a_mail_enabled_security_type_is_a_mail_group_only_when_honoured() {
+        let p = GroupProps {
+            security_enabled: Some(true),
+            mail_enabled: Some(false),
+            mail: Some("fin@contoso.com".into()),
+            proxy_addresses: vec!["SMTP:fin@contoso.com".into()],
+            writeback: Some(crate::model::WritebackSetting {
+                is_enabled: Some(true),
+                on_premises_group_type: Some("universalMailEnabledSecurityGroup".into()),
+            }),
+            ..Default::default()
+        };
+        let ignored = MailRules::default();
+        assert_eq!(desired(&p, &ignored), Some(MailAttrs::default()));
+        let honoured = MailRules {
+            by_type: true,
+            ..ignored
+        };
+        let want = desired(&p, &honoured).unwrap();
+        assert_eq!(want.mail.as_deref(), Some("fin@contoso.com"));
+        assert_eq!(want.proxy_addresses, ["SMTP:fin@contoso.com"]);
+    }
+
+    #[test]
+    fn an_adopted_original_keeps_what_exchange_set_unless_the_cloud_has_mail() {
+        let mut p = GroupProps {
+            security_enabled: Some(true),
+            mail_enabled: Some(false),
+            on_premises_security_identifier: Some("S-1-5-21-1-2-3-1104".into()),
+            on_premises_sync_enabled: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            desired(&p, &MailRules::default()),
+            None,
+            "not managed: never cleared"
+        );
+        p.mail_enabled = Some(true);
+        p.mail = Some("orig@contoso.com".into());
+        let want = desired(&p, &MailRules::default()).unwrap();
+        assert_eq!(
+            want.mail.as_deref(),
+            Some("orig@contoso.com"),
+            "the cloud's addresses"
+        );
     }
 
     #[test]

@@ -170,6 +170,7 @@ impl<L: Ldap> Directory<L> {
     /// `honour` (`graph.writeback_configuration = "honour"`).
     pub fn honouring_writeback_configuration(mut self, honour: bool) -> Directory<L> {
         self.rules.honour_writeback = honour;
+        self.rules.mail.by_type = honour;
         self
     }
 
