@@ -2,7 +2,8 @@
 # samba-ad.sh — a real Samba Active Directory DC on a loopback IP, LDAP only,
 # for entra-writeback's integration tests, benchmarks and demos.
 #
-#   samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch] [--keep-data]
+#   samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch | --exchange-schema]
+#                      [--keep-data]
 #                      (--keep-data: restart a stopped instance on its existing data)
 #   samba-ad.sh stop   [--ip IP] [--dir DIR]
 #   samba-ad.sh stop   --all      (every instance under ${TMPDIR:-/tmp}, whatever its IP)
@@ -20,7 +21,9 @@
 #   ${ENTRA_WRITEBACK_CACHE:-$HOME/.cache/entra-writeback}/samba-template-<version>.
 #   That template also carries the msDS-ExternalDirectoryObjectId schema patch
 #   (deploy/samba-schema-patch.py); --no-schema-patch uses a separate,
-#   unpatched template (samba-template-<version>-unpatched).
+#   unpatched template (samba-template-<version>-unpatched); --exchange-schema
+#   one that also has Exchange's mailNickname (samba-template-<version>-exchange;
+#   Samba's stock schema has mail and proxyAddresses, not mailNickname).
 # - An instance is `cp -a` of a template plus a runtime smb.conf that runs only
 #   the LDAP server, on one loopback IP, with our own CA-signed EC certificate
 #   (Samba's self-signed one has no subjectAltName, which rustls rejects).
@@ -75,7 +78,7 @@ die() {
 
 usage() {
     cat >&2 <<'EOF'
-usage: samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch]
+usage: samba-ad.sh start  [--ip 127.0.0.2] [--dir DIR] [--no-schema-patch | --exchange-schema]
        samba-ad.sh stop   [--ip IP] [--dir DIR]
        samba-ad.sh stop   --all
        samba-ad.sh env    [--ip IP] [--dir DIR]
@@ -92,6 +95,7 @@ COMMAND=
 IP=
 DIR=
 SCHEMA_PATCH=true
+EXCHANGE_SCHEMA=false
 KEEP_DATA=false
 ALL=false
 
@@ -129,6 +133,11 @@ parse_args() {
             SCHEMA_PATCH=false
             shift
             ;;
+        --exchange-schema)
+            [[ $COMMAND == start ]] || die "--exchange-schema only applies to start"
+            EXCHANGE_SCHEMA=true
+            shift
+            ;;
         --keep-data)
             [[ $COMMAND == start ]] || die "--keep-data only applies to start"
             KEEP_DATA=true
@@ -144,6 +153,9 @@ parse_args() {
         esac
     done
 
+    if [[ $EXCHANGE_SCHEMA == true && $SCHEMA_PATCH == false ]]; then
+        die "--exchange-schema builds on the schema patch; it cannot go with --no-schema-patch"
+    fi
     if [[ $ALL == true && ( -n $IP || -n $DIR ) ]]; then
         die "stop --all takes neither --ip nor --dir"
     fi
@@ -168,8 +180,8 @@ parse_args() {
 
 # --- instance metadata ---------------------------------------------------------
 
-# The marker file holds key=value lines: ip, schema_patched, template,
-# started_at, max_runtime.
+# The marker file holds key=value lines: ip, schema_patched, exchange_schema,
+# template, started_at, max_runtime.
 marker_get() {
     local key=$1 file="$DIR/$INSTANCE_MARKER"
     [[ -f $file ]] || return 0
@@ -225,6 +237,14 @@ print_env() {
     # Single-quoted: the value holds a space, and `eval "$(samba-ad.sh start)"` must work.
     printf "EW_AD_LAB_OU='%s'\n" "$LAB_OU"
     printf 'EW_AD_SCHEMA_PATCHED=%s\n' "$(marker_get schema_patched)"
+    printf 'EW_AD_EXCHANGE_SCHEMA=%s\n' "$(exchange_flag)"
+}
+
+# The running instance's exchange_schema (instances from before the flag: false).
+exchange_flag() {
+    local v
+    v=$(marker_get exchange_schema)
+    printf '%s\n' "${v:-false}"
 }
 
 lock_or_wait() {
@@ -292,7 +312,7 @@ provision_template() {
 # Prints the path of a complete template of the wanted flavour, creating it
 # (under the setup lock) if needed.
 ensure_template() {
-    local cache version base patched t0
+    local cache version base patched exchange t0
     cache=${ENTRA_WRITEBACK_CACHE:-${HOME:?HOME is not set}/.cache/entra-writeback}
     mkdir -p "$cache"
 
@@ -303,6 +323,7 @@ ensure_template() {
     version=$(samba_version)
     base="$cache/samba-template-$version-unpatched"
     patched="$cache/samba-template-$version"
+    exchange="$cache/samba-template-$version-exchange"
     [[ -f $base/$TEMPLATE_MARKER ]] || provision_template "$base"
 
     if [[ $SCHEMA_PATCH == true && ! -f $patched/$TEMPLATE_MARKER ]]; then
@@ -321,9 +342,25 @@ ensure_template() {
         touch "$patched/$TEMPLATE_MARKER"
         log "schema-patched template ready in $(($(now_ms) - t0)) ms"
     fi
+    if [[ $EXCHANGE_SCHEMA == true && ! -f $exchange/$TEMPLATE_MARKER ]]; then
+        log "building the Exchange-schema template $exchange"
+        t0=$(now_ms)
+        rm -rf "$exchange"
+        cp -a "$patched" "$exchange"
+        rm -f "$exchange/$TEMPLATE_MARKER"
+        replace_in_file "$exchange/etc/smb.conf" "$patched/" "$exchange/"
+        if ! /usr/bin/python3 "$SCRIPT_DIR/samba-schema-patch.py" --exchange "$exchange/etc/smb.conf"; then
+            rm -rf "$exchange"
+            die "Exchange schema patch failed"
+        fi
+        touch "$exchange/$TEMPLATE_MARKER"
+        log "Exchange-schema template ready in $(($(now_ms) - t0)) ms"
+    fi
     exec 8>&-
 
-    if [[ $SCHEMA_PATCH == true ]]; then
+    if [[ $EXCHANGE_SCHEMA == true ]]; then
+        printf '%s\n' "$exchange"
+    elif [[ $SCHEMA_PATCH == true ]]; then
         printf '%s\n' "$patched"
     else
         printf '%s\n' "$base"
@@ -506,8 +543,8 @@ cmd_start() {
         [[ $(marker_get ip) == "$IP" ]] ||
             die "the instance in $DIR (pid $pid) runs on $(marker_get ip), not $IP; stop it first"
         if answering "$IP"; then
-            [[ $(marker_get schema_patched) == "$SCHEMA_PATCH" ]] ||
-                die "the running instance in $DIR has schema_patched=$(marker_get schema_patched); stop it first or use another --ip/--dir"
+            [[ $(marker_get schema_patched) == "$SCHEMA_PATCH" && $(exchange_flag) == "$EXCHANGE_SCHEMA" ]] ||
+                die "the running instance in $DIR has schema_patched=$(marker_get schema_patched) exchange_schema=$(exchange_flag); stop it first or use another --ip/--dir"
             local started max remaining
             started=$(marker_get started_at)
             max=$(marker_get max_runtime)
@@ -548,6 +585,7 @@ cmd_start() {
     cat >"$DIR/$INSTANCE_MARKER" <<EOF
 ip=$IP
 schema_patched=$patched_flag
+exchange_schema=$EXCHANGE_SCHEMA
 template=$template
 started_at=$(date +%s)
 max_runtime=$max_runtime

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Add msDS-ExternalDirectoryObjectId to a provisioned, *stopped* Samba AD DC.
+"""Add msDS-ExternalDirectoryObjectId (and, with --exchange, mailNickname) to a
+provisioned, *stopped* Samba AD DC.
 
 Samba 4.17 provisions the Windows Server 2012 R2 schema, which lacks
 msDS-ExternalDirectoryObjectId (it arrived with the 2016 schema). Microsoft's
@@ -14,11 +15,19 @@ applies the 2016 definition offline, straight into sam.ldb:
      `group` and `user` include.
 
 Steps 1 and 3 cannot share a transaction (`mayContain ... invalid value`).
-The script is idempotent: when the schema already has the attribute (newer
+The script is idempotent: when the schema already has an attribute (newer
 Samba, or a template patched before) and mailRecipient already allows it, it
-does nothing.
+does nothing for it.
 
-Usage: samba-schema-patch.py <path to the instance's etc/smb.conf>
+--exchange also adds mailNickname, the one Exchange schema attribute the
+service writes (Samba's stock schema has mail and proxyAddresses but no
+mailNickname: it comes with Exchange's schema extension). Its definition is
+Exchange's ms-Exch-Mail-Nickname (OID 1.2.840.113556.1.2.447, Unicode,
+single-valued, 1..64 characters), the one OpenChange provisioned into Samba
+(setup/AD/oc_provision_schema_attributes.ldif); Exchange puts it in
+mailRecipient's mayContain, as step 3 does here.
+
+Usage: samba-schema-patch.py [--exchange] <path to the instance's etc/smb.conf>
 
 It must run with /usr/bin/python3: the `samba` module is a Debian package
 (python3-samba) and is invisible to pyenv/venv interpreters.
@@ -31,8 +40,6 @@ from samba.auth import system_session
 from samba.param import LoadParm
 from samba.samdb import SamDB
 
-ATTRIBUTE = "msDS-ExternalDirectoryObjectId"
-ATTRIBUTE_CN = "ms-DS-External-Directory-Object-Id"
 AUX_CLASS = "mailRecipient"
 
 # Verbatim from AD_DS_Attributes__Windows_Server_2016.ldf, minus the DN and
@@ -58,6 +65,31 @@ systemFlags: 16
 isMemberOfPartialAttributeSet: TRUE
 """
 
+# Exchange's definition (see the module doc), minus the DN and changetype lines.
+MAIL_NICKNAME_LDIF = """\
+objectClass: top
+objectClass: attributeSchema
+cn: ms-Exch-Mail-Nickname
+attributeID: 1.2.840.113556.1.2.447
+attributeSyntax: 2.5.5.12
+isSingleValued: TRUE
+rangeLower: 1
+rangeUpper: 64
+showInAdvancedViewOnly: TRUE
+adminDisplayName: ms-Exch-Mail-Nickname
+adminDescription: ms-Exch-Mail-Nickname
+oMSyntax: 64
+searchFlags: 5
+lDAPDisplayName: mailNickname
+schemaIDGUID:: s3mWv+YN0BGihQCqADBJ4g==
+attributeSecurityGUID:: VAGN5Pi80RGHAgDAT7lgUA==
+isMemberOfPartialAttributeSet: TRUE
+"""
+
+# (lDAPDisplayName, cn, definition)
+EXTERNAL_ID = ("msDS-ExternalDirectoryObjectId", "ms-DS-External-Directory-Object-Id", ATTRIBUTE_LDIF)
+MAIL_NICKNAME = ("mailNickname", "ms-Exch-Mail-Nickname", MAIL_NICKNAME_LDIF)
+
 
 def log(msg):
     print("samba-schema-patch: " + msg, file=sys.stderr)
@@ -72,16 +104,16 @@ def open_samdb(smb_conf):
     return SamDB(url=lp.samdb_url(), session_info=system_session(), lp=lp)
 
 
-def find_attribute(samdb):
+def find_attribute(samdb, attribute):
     return samdb.search(
         base=samdb.get_schema_basedn(),
         scope=ldb.SCOPE_ONELEVEL,
-        expression="(&(objectClass=attributeSchema)(lDAPDisplayName=%s))" % ATTRIBUTE,
+        expression="(&(objectClass=attributeSchema)(lDAPDisplayName=%s))" % attribute,
         attrs=["lDAPDisplayName"],
     )
 
 
-def aux_class_allows(samdb):
+def aux_class_allows(samdb, attribute):
     res = samdb.search(
         base=samdb.get_schema_basedn(),
         scope=ldb.SCOPE_ONELEVEL,
@@ -95,23 +127,19 @@ def aux_class_allows(samdb):
     for attr in ("mayContain", "systemMayContain"):
         if attr in entry:
             values.update(str(v).lower() for v in entry[attr])
-    return entry.dn, ATTRIBUTE.lower() in values
+    return entry.dn, attribute.lower() in values
 
 
-def main():
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: samba-schema-patch.py <smb.conf>")
-    smb_conf = sys.argv[1]
-
+def patch(smb_conf, attribute, cn, definition):
     samdb = open_samdb(smb_conf)
-    if find_attribute(samdb):
-        _, allowed = aux_class_allows(samdb)
+    if find_attribute(samdb, attribute):
+        _, allowed = aux_class_allows(samdb, attribute)
         if allowed:
-            log("schema already has %s; nothing to do" % ATTRIBUTE)
+            log("schema already has %s; nothing to do" % attribute)
             return
     else:
-        dn = "CN=%s,%s" % (ATTRIBUTE_CN, samdb.get_schema_basedn())
-        samdb.add_ldif("dn: %s\n%s" % (dn, ATTRIBUTE_LDIF))
+        dn = "CN=%s,%s" % (cn, samdb.get_schema_basedn())
+        samdb.add_ldif("dn: %s\n%s" % (dn, definition))
         samdb.set_schema_update_now()
         log("added attributeSchema %s" % dn)
         # The loaded schema of this handle is stale; a fresh handle sees the
@@ -119,22 +147,32 @@ def main():
         del samdb
         samdb = open_samdb(smb_conf)
 
-    class_dn, allowed = aux_class_allows(samdb)
+    class_dn, allowed = aux_class_allows(samdb, attribute)
     if not allowed:
         msg = ldb.Message()
         msg.dn = class_dn
-        msg["mayContain"] = ldb.MessageElement(ATTRIBUTE, ldb.FLAG_MOD_ADD, "mayContain")
+        msg["mayContain"] = ldb.MessageElement(attribute, ldb.FLAG_MOD_ADD, "mayContain")
         samdb.modify(msg)
         samdb.set_schema_update_now()
-        log("added %s to mayContain of %s" % (ATTRIBUTE, class_dn))
+        log("added %s to mayContain of %s" % (attribute, class_dn))
 
     # Verify from a fresh handle, as the DC will see it on start.
     del samdb
     samdb = open_samdb(smb_conf)
-    _, allowed = aux_class_allows(samdb)
-    if not find_attribute(samdb) or not allowed:
-        raise SystemExit("samba-schema-patch: verification failed: %s still missing" % ATTRIBUTE)
-    log("schema patched: %s is available on group and user" % ATTRIBUTE)
+    _, allowed = aux_class_allows(samdb, attribute)
+    if not find_attribute(samdb, attribute) or not allowed:
+        raise SystemExit("samba-schema-patch: verification failed: %s still missing" % attribute)
+    log("schema patched: %s is available on group and user" % attribute)
+
+
+def main():
+    args = sys.argv[1:]
+    exchange = "--exchange" in args
+    args = [a for a in args if a != "--exchange"]
+    if len(args) != 1:
+        raise SystemExit("usage: samba-schema-patch.py [--exchange] <smb.conf>")
+    for attribute in [EXTERNAL_ID] + ([MAIL_NICKNAME] if exchange else []):
+        patch(args[0], *attribute)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,18 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
     let id = |n| oid(0x5bc, n);
     let (m365_default, m365_off, sec_default, sec_on, m365_as_sec, m365_mail_sec) =
         (id(1), id(2), id(3), id(4), id(5), id(6));
+    let sec_mail = id(7);
     let null = Value::Null;
+    // A security group Connect v2 wrote as mail-enabled: the cloud says mailEnabled = false,
+    // the setting's type makes it a mail group.
+    let mut typed_mail = group(
+        &sec_mail,
+        false,
+        json!(true),
+        json!("universalMailEnabledSecurityGroup"),
+    );
+    typed_mail["mail"] = json!(format!("{}@contoso.com", &sec_mail[24..]));
+    typed_mail["proxyAddresses"] = json!([format!("SMTP:{}@contoso.com", &sec_mail[24..])]);
     let sim = GraphSim::start(
         vec![],
         vec![
@@ -67,14 +78,14 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
                 null.clone(),
                 json!("universalMailEnabledSecurityGroup"),
             ),
+            typed_mail,
         ],
         &[],
     );
     let svc = service(&sim, dc, &ou, "honour");
     svc.once_ok();
 
-    let requests = sim.requests().await;
-    let paths: Vec<&str> = requests.iter().filter_map(|r| r["path"].as_str()).collect();
+    let paths = request_paths(&sim).await;
     assert!(
         paths.iter().any(|p| p.starts_with("/beta/groups/delta")),
         "{paths:?}"
@@ -99,6 +110,17 @@ async fn honoured_settings_choose_groups_and_types_and_convert_in_place() {
         "onPremisesGroupType wins"
     );
     assert_eq!(ty(&m365_mail_sec).await.as_deref(), Some(SECURITY));
+    assert_eq!(ty(&sec_mail).await.as_deref(), Some(SECURITY));
+    let landed = dc
+        .group_by_anchor(&ou, &format!("Group_{sec_mail}"))
+        .await
+        .unwrap();
+    let address = format!("{}@contoso.com", &sec_mail[24..]);
+    assert_eq!(
+        attr_first(&landed, "mail"),
+        Some(address.as_str()),
+        "typed mail-enabled: mail written"
+    );
 
     // A type change converts the same object; turning writeback off freezes it (the default
     // soft_delete), it is never deleted; turning it on creates the opted-in group.
@@ -151,12 +173,7 @@ async fn ignored_settings_change_nothing_and_switching_mode_reads_everything_aga
     );
     let ignoring = service(&sim, dc, &ou, "ignore");
     ignoring.once_ok();
-    let paths: Vec<String> = sim
-        .requests()
-        .await
-        .iter()
-        .filter_map(|r| r["path"].as_str().map(str::to_string))
-        .collect();
+    let paths = request_paths(&sim).await;
     assert!(
         !paths.iter().any(|p| p.starts_with("/beta/")),
         "v1.0 only: {paths:?}"
@@ -174,25 +191,11 @@ async fn ignored_settings_change_nothing_and_switching_mode_reads_everything_aga
     // the settings, so the next round is a full one on beta, and the group now switched off is
     // frozen, not deleted.
     let (guid, _) = written(dc, &ou, &off).await.unwrap();
-    let honouring = Service::with(
-        dc,
-        &ou,
-        Options {
-            graph_extra: "writeback_configuration = \"honour\"".into(),
-            ..Options::new(dc, &sim)
-        },
-    );
-    std::fs::remove_dir_all(honouring.state_dir()).ok();
-    copy_dir(&ignoring.state_dir(), &honouring.state_dir());
+    honour_from_now_on(&ignoring);
     sim.clear_requests().await;
-    let log = honouring.once_ok();
+    let log = ignoring.once_ok();
     assert!(log.contains("starting a full resync"), "{log}");
-    let paths: Vec<String> = sim
-        .requests()
-        .await
-        .iter()
-        .filter_map(|r| r["path"].as_str().map(str::to_string))
-        .collect();
+    let paths = request_paths(&sim).await;
     assert!(
         paths.iter().any(|p| p.starts_with("/beta/groups/delta")),
         "{paths:?}"
@@ -225,11 +228,9 @@ async fn turning_honour_on_reads_every_group_again_from_beta_and_converts_in_pla
     let (guid, kind) = written(dc, &ou, &on).await.expect("written");
     assert_eq!(kind, DISTRIBUTION, "ignored: the contract's mapping");
 
-    let honouring = service(&sim, dc, &ou, "honour");
-    std::fs::remove_dir_all(honouring.state_dir()).ok();
-    copy_dir(&ignoring.state_dir(), &honouring.state_dir());
+    honour_from_now_on(&ignoring);
     sim.clear_requests().await;
-    let log = honouring.once_ok();
+    let log = ignoring.once_ok();
     assert!(
         log.contains("graph.writeback_configuration changed"),
         "{log}"
@@ -255,15 +256,22 @@ async fn turning_honour_on_reads_every_group_again_from_beta_and_converts_in_pla
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
+/// Rewrites `svc`'s config to `graph.writeback_configuration = "honour"` (same state).
+fn honour_from_now_on(svc: &Service) {
+    let text = std::fs::read_to_string(&svc.config).unwrap();
+    let switched = text.replace(
+        "writeback_configuration = \"ignore\"",
+        "writeback_configuration = \"honour\"",
+    );
+    assert_ne!(text, switched, "the config said ignore");
+    std::fs::write(&svc.config, switched).unwrap();
+}
+
+/// The paths of the Graph requests the simulator logged.
+async fn request_paths(sim: &GraphSim) -> Vec<String> {
+    sim.requests()
+        .await
+        .iter()
+        .filter_map(|r| r["path"].as_str().map(str::to_string))
+        .collect()
 }

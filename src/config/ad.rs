@@ -83,6 +83,10 @@ pub struct AdConfig {
         deserialize_with = "duration"
     )]
     pub second_writer_window: Duration,
+    /// Whether Microsoft 365 and mail-enabled groups carry `mail`, `proxyAddresses` and (where
+    /// the schema has it) `mailNickname`.
+    #[serde(default)]
+    pub mail_attributes: MailAttributes,
 }
 
 /// `ad.adopted_delete`: the delete policy of an adopted original (an AD group that existed
@@ -95,6 +99,18 @@ pub enum AdoptedDelete {
     Freeze,
     /// Deleted when its cloud group is permanently deleted, like a group the service created.
     Delete,
+}
+
+/// `ad.mail_attributes`: whether the service writes the mail attributes of groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailAttributes {
+    /// Microsoft 365 and mail-enabled groups carry `mail`, every `proxyAddresses` value and,
+    /// where the schema has it, `mailNickname`.
+    #[default]
+    Auto,
+    /// Nothing of this is written or cleared.
+    Off,
 }
 
 impl AdConfig {

@@ -28,7 +28,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub use ad::{AdConfig, AdoptedDelete, DEFAULT_CN_TEMPLATE, SoftDeleteAction, valid_cn_template};
+pub use ad::{
+    AdConfig, AdoptedDelete, DEFAULT_CN_TEMPLATE, MailAttributes, SoftDeleteAction,
+    valid_cn_template,
+};
 pub use graph::{
     AssertionAlgorithm, DEFAULT_MAX_MEMBERS_PER_GROUP, DEFAULT_MAX_PAGE_ITEMS,
     DEFAULT_MAX_PAGES_PER_ROUND, DEFAULT_MAX_RESPONSE_BYTES, GraphConfig, GroupTypeFilter,

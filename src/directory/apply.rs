@@ -213,19 +213,27 @@ impl<L: Ldap> Applier<L> {
         if let Some(limit) = self.store.member_count(group_id)?.refused {
             return Err(ApplyError::MemberLimit { limit });
         }
-        let desired = mapping::desired(group_id, &record.props, &self.dir.rules);
+        let mut desired = mapping::desired(group_id, &record.props, &self.dir.rules);
         let found = self.locate(group_id).await?;
         let (actual, full, counted) = match found {
             Some(a) => (a, full, full),
             // Source of authority converted: its original is managed in place, never created.
             None if desired.in_place => (self.adopt(group_id, &record.props).await?, true, false),
-            None => match self.create(group_id, &desired).await? {
-                Created::New => return Ok(()),
-                // An earlier add that timed out had succeeded: compare everything, as a
-                // reconcile would (not drift: our own write).
-                Created::Existing(a) => (a, true, false),
-            },
+            None => {
+                self.drop_taken_addresses(group_id, &mut desired, None)
+                    .await?;
+                match self.create(group_id, &desired).await? {
+                    Created::New => return Ok(()),
+                    // An earlier add that timed out had succeeded: compare everything, as a
+                    // reconcile would (not drift: our own write).
+                    Created::Existing(a) => (a, true, false),
+                }
+            }
         };
+        // Checked against the object itself: the addresses it holds (an adopted original's
+        // own, say) are never a clash.
+        self.drop_taken_addresses(group_id, &mut desired, Some(&actual))
+            .await?;
         let corrections = Corrections {
             events: self.events(),
             counted,
@@ -354,14 +362,21 @@ impl<L: Ldap> Applier<L> {
     }
 
     pub(super) async fn update_attributes(&self, updates: &[Operation]) -> Result<(), ApplyError> {
-        let Some(Operation::Update { dn, .. }) = updates.first() else {
+        let Some(Operation::Update { dn, .. } | Operation::SetValues { dn, .. }) = updates.first()
+        else {
             return Ok(());
         };
         let mut mods = Vec::new();
         for u in updates {
             self.record(u);
-            if let Operation::Update { attr, to, .. } = u {
-                mods.push(Mod::Replace(attr.clone(), set(to.clone())));
+            match u {
+                Operation::Update { attr, to, .. } => {
+                    mods.push(Mod::Replace(attr.clone(), set(to.clone())))
+                }
+                Operation::SetValues { attr, to, .. } => {
+                    mods.push(Mod::Replace(attr.clone(), set(to.clone())))
+                }
+                _ => {}
             }
         }
         if !self.dry_run {

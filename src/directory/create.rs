@@ -24,6 +24,8 @@ use crate::model::Event;
 use crate::model::event::ManagedGroups;
 
 /// What creating a group came to.
+// One value per apply, matched at once: boxing the object would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Created {
     /// A new object, with every member the mirror lists (as far as AD has them).
     New,

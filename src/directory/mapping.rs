@@ -4,8 +4,10 @@
 //! - Every written group carries the anchor `Group_<objectId>`; CNs and `sAMAccountName`s are
 //!   within AD's limits and keep the object id's suffix, so two groups never map to one name.
 //!
-//! Imports: [`crate::config`] (the `[ad]` naming rules) and [`crate::model`].
+//! Imports: [`crate::config`] (the `[ad]` naming rules), [`crate::model`] and [`super::mail`]
+//! (the mail attributes).
 
+use super::mail::{self, MailAttrs, MailRules};
 use crate::config::{AdConfig, DEFAULT_CN_TEMPLATE};
 use crate::model::GroupProps;
 
@@ -107,6 +109,8 @@ pub struct MappingRules {
     /// `graph.writeback_configuration = "honour"`: a group's `onPremisesGroupType` sets its
     /// `groupType`.
     pub honour_writeback: bool,
+    /// Which mail attributes are written ([`super::mail`]).
+    pub mail: MailRules,
 }
 
 impl MappingRules {
@@ -117,6 +121,7 @@ impl MappingRules {
             m365_ou: ad.target_ou_m365.clone(),
             cn_template: ad.cn_template.clone(),
             honour_writeback: false,
+            mail: MailRules::from_config(ad.mail_attributes),
         }
     }
 
@@ -127,6 +132,7 @@ impl MappingRules {
             m365_ou: None,
             cn_template: DEFAULT_CN_TEMPLATE.into(),
             honour_writeback: false,
+            mail: MailRules::default(),
         }
     }
 
@@ -219,6 +225,9 @@ pub struct DesiredGroup {
     /// An adopted original (source of authority converted, [`GroupProps::source_converted`]):
     /// its DN, CN, `sAMAccountName` and `groupType` are the original's and are kept.
     pub in_place: bool,
+    /// `mail`, `proxyAddresses`, `mailNickname`; `None` when not managed
+    /// (`ad.mail_attributes = "off"`).
+    pub mail: Option<MailAttrs>,
 }
 
 /// Maps a cloud group to its desired AD entry.
@@ -246,6 +255,7 @@ pub fn desired(group_id: &str, props: &GroupProps, rules: &MappingRules) -> Desi
             .flatten()
             .unwrap_or_else(|| group_type(props)),
         in_place: props.source_converted(),
+        mail: mail::desired(props, &rules.mail),
     }
 }
 

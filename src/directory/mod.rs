@@ -28,6 +28,8 @@ pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod ldap;
+pub mod mail;
+mod mail_clash;
 pub mod mapping;
 mod members;
 pub mod owned;
@@ -69,6 +71,8 @@ pub struct Directory<L = Connection> {
     pub domain_base: String,
     /// Whether the schema has `msDS-ExternalDirectoryObjectId` (Windows Server 2016 schema).
     pub has_external_id: bool,
+    /// Whether the schema has `mailNickname` (an Exchange schema extension).
+    pub has_mail_nickname: bool,
     /// Where groups are written (the default OU).
     pub target_ou: String,
     /// Every OU the service writes to; it owns anchored groups there and nowhere else.
@@ -119,25 +123,36 @@ impl<L: Ldap> Directory<L> {
         })?;
         let domain_base = read::first(root, "defaultNamingContext").unwrap_or_default();
         let schema = read::first(root, "schemaNamingContext").unwrap_or_default();
-        let has_external_id = !schema.is_empty()
-            && !conn
-                .search(
-                    &schema,
-                    Scope::OneLevel,
-                    "(lDAPDisplayName=msDS-ExternalDirectoryObjectId)",
-                    &["cn"],
-                    DnForm::Plain,
-                )
-                .await?
-                .is_empty();
-        tracing::info!(domain = %domain_base, has_external_id, "connected to AD");
+        let found = if schema.is_empty() {
+            Vec::new()
+        } else {
+            conn.search(
+                &schema,
+                Scope::OneLevel,
+                "(|(lDAPDisplayName=msDS-ExternalDirectoryObjectId)(lDAPDisplayName=mailNickname))",
+                &["lDAPDisplayName"],
+                DnForm::Plain,
+            )
+            .await?
+        };
+        let has = |name: &str| {
+            found.iter().any(|e| {
+                read::first(e, "lDAPDisplayName").is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        };
+        let (has_external_id, has_mail_nickname) =
+            (has("msDS-ExternalDirectoryObjectId"), has("mailNickname"));
+        tracing::info!(domain = %domain_base, has_external_id, has_mail_nickname, "connected to AD");
+        let mut rules = mapping::MappingRules::from_config(cfg);
+        rules.mail.mail_nickname = has_mail_nickname;
         Ok(Directory {
             conn,
             domain_base,
             has_external_id,
+            has_mail_nickname,
             target_ou: cfg.target_ou.clone(),
             owned_ous: cfg.owned_ous(),
-            rules: mapping::MappingRules::from_config(cfg),
+            rules,
             page_size: cfg.search_page_size,
             member_range_step: DEFAULT_MEMBER_RANGE_STEP,
             cfg: Arc::new(cfg.clone()),
@@ -157,6 +172,7 @@ impl<L: Ldap> Directory<L> {
     /// `honour` (`graph.writeback_configuration = "honour"`).
     pub fn honouring_writeback_configuration(mut self, honour: bool) -> Directory<L> {
         self.rules.honour_writeback = honour;
+        self.rules.mail.by_type = honour;
         self
     }
 
@@ -173,26 +189,5 @@ impl<L: Ldap> Directory<L> {
     /// Whether the target OU exists (and is visible to the service account).
     pub async fn target_ou_exists(&self) -> Result<bool, DirectoryError> {
         self.dn_exists(&self.target_ou).await
-    }
-
-    /// Whether the bound account may create groups in the target OU
-    /// (`allowedChildClassesEffective`, computed by the DC from the ACL; nothing is written).
-    pub async fn can_create_groups(&self) -> Result<bool, DirectoryError> {
-        let found = self
-            .conn
-            .search(
-                &self.target_ou,
-                Scope::Base,
-                "(objectClass=*)",
-                &["allowedChildClassesEffective"],
-                DnForm::Plain,
-            )
-            .await?;
-        Ok(found.iter().any(|e| {
-            e.attrs.iter().any(|(k, v)| {
-                k.eq_ignore_ascii_case("allowedChildClassesEffective")
-                    && v.iter().any(|c| c.eq_ignore_ascii_case("group"))
-            })
-        }))
     }
 }

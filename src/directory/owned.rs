@@ -25,6 +25,9 @@ use super::{Directory, DirectoryError, Ldap, mapping};
 
 /// What the listing says about one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Most entries are ours: boxing them would add an allocation per listed group to save the
+// rare `Suspect` a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 pub enum Listed {
     /// Exactly one object carries the anchor, and both anchors agree: ours, as listed.
     Ours(ActualGroup),
@@ -34,6 +37,8 @@ pub enum Listed {
 
 /// The listing's answer for a group: known from the listing, or "ask AD".
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One answer per lookup, taken apart at once: a box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Lookup {
     /// The listing knows: `Some` = the object, `None` = no object carried the anchor.
     Known(Option<ActualGroup>),

@@ -4,11 +4,12 @@
 //! - No I/O: the same inputs always give the same operations, so `plan` shows exactly what
 //!   `run` would do.
 //!
-//! Imports: [`super::mapping`] and [`crate::model::dn`] only.
+//! Imports: [`super::mapping`], [`super::mail`] and [`crate::model::dn`] only.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use super::mail::{self, MailAttrs};
 use super::mapping::DesiredGroup;
 
 /// A group as read from AD (the attributes the service manages).
@@ -32,6 +33,9 @@ pub struct ActualGroup {
     pub external_id: Option<String>,
     /// `objectSid` as `S-1-5-...`.
     pub sid: Option<String>,
+    /// `mail`, `proxyAddresses`, `mailNickname` (boxed: rarely set, and it keeps the enums that
+    /// carry an `ActualGroup` small).
+    pub mail: Box<MailAttrs>,
 }
 
 /// One change the service makes (or would make) in AD.
@@ -54,6 +58,17 @@ pub enum Operation {
         from: Option<String>,
         /// Value wanted.
         to: Option<String>,
+    },
+    /// Set (or clear, `to` empty) every value of a multi-valued attribute.
+    SetValues {
+        /// The group.
+        dn: String,
+        /// Attribute name.
+        attr: String,
+        /// Values now.
+        from: Vec<String>,
+        /// Values wanted.
+        to: Vec<String>,
     },
     /// Rename (new CN).
     Rename {
@@ -116,6 +131,7 @@ impl fmt::Display for Operation {
                 show(from),
                 show(to)
             ),
+            Operation::SetValues { dn, .. } => writeln!(f, "~ modify {dn}\n{}", update_line(self)),
             Operation::Rename { from, to } => writeln!(f, "> rename {from}\n    to {to}"),
             Operation::AddMembers { dn, members } => writeln!(
                 f,
@@ -143,25 +159,51 @@ fn show_value(v: &Option<String>) -> String {
         .unwrap_or_else(|| "(none)".into())
 }
 
+/// Values as shown in plans: each quoted, `|`-separated, or `(none)`.
+fn show_values(v: &[String]) -> String {
+    if v.is_empty() {
+        return "(none)".into();
+    }
+    v.iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The group an attribute update concerns.
+fn update_dn(op: &Operation) -> Option<&str> {
+    match op {
+        Operation::Update { dn, .. } | Operation::SetValues { dn, .. } => Some(dn),
+        _ => None,
+    }
+}
+
+/// `    attr: from -> to` of an attribute update.
+fn update_line(op: &Operation) -> String {
+    match op {
+        Operation::Update { attr, from, to, .. } => {
+            format!("    {attr}: {} -> {}", show_value(from), show_value(to))
+        }
+        Operation::SetValues { attr, from, to, .. } => {
+            format!("    {attr}: {} -> {}", show_values(from), show_values(to))
+        }
+        _ => String::new(),
+    }
+}
+
 /// Renders operations for people: attribute updates of one group are shown as one block.
 pub fn render(ops: &[Operation]) -> String {
     let mut out = String::new();
     let mut last_update_dn: Option<&str> = None;
     for op in ops {
-        match op {
-            Operation::Update { dn, attr, from, to } if last_update_dn == Some(dn.as_str()) => {
-                out.push_str(&format!(
-                    "    {attr}: {} -> {}\n",
-                    show_value(from),
-                    show_value(to)
-                ));
+        match update_dn(op) {
+            Some(dn) if last_update_dn == Some(dn) => {
+                out.push_str(&update_line(op));
+                out.push('\n');
             }
             _ => out.push_str(&op.to_string()),
         }
-        last_update_dn = match op {
-            Operation::Update { dn, .. } => Some(dn.as_str()),
-            _ => None,
-        };
+        last_update_dn = update_dn(op);
     }
     out
 }
@@ -196,6 +238,7 @@ pub fn create_attrs(d: &DesiredGroup, has_external_id: bool) -> Vec<(String, Vec
     if let Some(desc) = &d.description {
         attrs.push(("description".into(), vec![desc.clone()]));
     }
+    attrs.extend(d.mail.as_ref().map(mail::create_attrs).unwrap_or_default());
     attrs
 }
 
@@ -238,6 +281,9 @@ pub fn attribute_updates(
             &a.external_id,
             Some(d.anchor.clone()),
         );
+    }
+    if let Some(want) = &d.mail {
+        ops.extend(mail::updates(&a.dn, want, &a.mail));
     }
     ops
 }

@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashSet};
 use ldap3::{Scope, SearchEntry};
 
 use super::error::{DirectoryError, ResultCode};
+use super::mail::MailAttrs;
 use super::plan::ActualGroup;
 use super::range::{MemberRange, member_range};
 use super::seam::{DnForm, Ldap};
@@ -35,6 +36,9 @@ pub(super) const GROUP_ATTRS: &[&str] = &[
     "adminDescription",
     "msDS-ExternalDirectoryObjectId",
     "objectSid",
+    "mail",
+    "proxyAddresses",
+    "mailNickname",
 ];
 
 /// A DN in the form [`dn::same_dn`] compares: two DNs are the same exactly when their keys
@@ -69,6 +73,15 @@ fn entry_sid(e: &SearchEntry) -> Option<String> {
         .and_then(|b| sid::to_string(b))
 }
 
+/// Every value of `attr` (case-insensitive name).
+pub(super) fn all(e: &SearchEntry, attr: &str) -> Vec<String> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
 /// The first value of `attr` (case-insensitive name).
 pub(super) fn first(e: &SearchEntry, attr: &str) -> Option<String> {
     e.attrs
@@ -88,6 +101,11 @@ pub(super) fn to_actual(e: &SearchEntry) -> ActualGroup {
         admin_description: first(e, "adminDescription"),
         external_id: first(e, "msDS-ExternalDirectoryObjectId"),
         sid: entry_sid(e),
+        mail: Box::new(MailAttrs {
+            mail: first(e, "mail"),
+            proxy_addresses: all(e, "proxyAddresses"),
+            mail_nickname: first(e, "mailNickname"),
+        }),
     }
 }
 

@@ -105,11 +105,11 @@ pub struct MemberDelta {
 }
 
 /// The `$select` list of group rounds.
-pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,onPremisesSecurityIdentifier,members";
+pub const GROUP_SELECT: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,mail,proxyAddresses,onPremisesSyncEnabled,onPremisesSecurityIdentifier,members";
 
 /// The `$select` list of group rounds on the beta endpoint, under
 /// `graph.writeback_configuration = "honour"`: [`GROUP_SELECT`] and `writebackConfiguration`.
-pub const GROUP_SELECT_BETA: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,onPremisesSyncEnabled,onPremisesSecurityIdentifier,writebackConfiguration,members";
+pub const GROUP_SELECT_BETA: &str = "displayName,description,groupTypes,securityEnabled,mailEnabled,mailNickname,mail,proxyAddresses,onPremisesSyncEnabled,onPremisesSecurityIdentifier,writebackConfiguration,members";
 
 /// The `$select` list of user rounds.
 pub const USER_SELECT: &str = "displayName,userPrincipalName,onPremisesSecurityIdentifier,onPremisesSamAccountName,onPremisesDomainName,onPremisesDistinguishedName,onPremisesSyncEnabled";
@@ -286,6 +286,8 @@ fn parse_group(o: &Map<String, Value>) -> Result<GroupDelta, String> {
         security_enabled: patch(o, "securityEnabled", Value::as_bool)?,
         mail_enabled: patch(o, "mailEnabled", Value::as_bool)?,
         mail_nickname: patch(o, "mailNickname", string)?,
+        mail: patch(o, "mail", string)?,
+        proxy_addresses: patch(o, "proxyAddresses", strings)?,
         on_premises_sync_enabled: patch(o, "onPremisesSyncEnabled", Value::as_bool)?,
         on_premises_security_identifier: patch(o, "onPremisesSecurityIdentifier", string)?,
         writeback: patch(o, "writebackConfiguration", writeback)?,
@@ -367,6 +369,44 @@ mod tests {
                 .split(',')
                 .any(|f| f == "onPremisesSecurityIdentifier")
         );
+    }
+
+    #[test]
+    fn mail_and_every_proxy_address_are_read_and_folded() {
+        let body = br#"{"@odata.deltaLink":"https://g/groups/delta?$deltatoken=1","value":[
+            {"id":"g1","mail":"sales@contoso.com","proxyAddresses":["SMTP:sales@contoso.com","smtp:s@contoso.onmicrosoft.com"]},
+            {"id":"g2","mail":null,"proxyAddresses":[]},{"id":"g3"}]}"#;
+        let p = parse_group_page(body).unwrap();
+        let mut props = crate::model::GroupProps::default();
+        props.apply(&p.items[0].patch);
+        assert_eq!(props.mail.as_deref(), Some("sales@contoso.com"));
+        assert_eq!(
+            props.proxy_addresses,
+            ["SMTP:sales@contoso.com", "smtp:s@contoso.onmicrosoft.com"]
+        );
+        props.apply(&p.items[2].patch);
+        assert_eq!(props.proxy_addresses.len(), 2, "absent: unchanged");
+        props.apply(&p.items[1].patch);
+        assert_eq!((props.mail, props.proxy_addresses), (None, vec![]));
+        let bad = br#"{"@odata.deltaLink":"https://g/d","value":[{"id":"g","proxyAddresses":"SMTP:a@x"}]}"#;
+        assert!(parse_group_page(bad).is_err());
+        for f in ["mail", "proxyAddresses"] {
+            assert!(GROUP_SELECT.split(',').any(|s| s == f), "{f}");
+        }
+        // The beta endpoint (writebackConfiguration honoured) asks for everything v1.0 does.
+        for f in GROUP_SELECT.split(',') {
+            assert!(
+                GROUP_SELECT_BETA.split(',').any(|s| s == f),
+                "beta lacks {f}"
+            );
+        }
+        // A mirror stored before mail attributes were tracked still decodes.
+        let old: crate::model::GroupProps = serde_json::from_str(
+            r#"{"display_name":"x","description":null,"group_types":[],"security_enabled":true,
+                "mail_enabled":null,"mail_nickname":null,"on_premises_sync_enabled":null}"#,
+        )
+        .unwrap();
+        assert_eq!((old.mail, old.proxy_addresses), (None, vec![]));
     }
 
     #[test]

@@ -84,6 +84,23 @@ impl Scope {
         self
     }
 
+    /// A stable text naming everything that decides admission: equal fingerprints admit the
+    /// same groups, so a restart with an unchanged scope need not re-judge the mirror.
+    pub fn fingerprint(&self) -> String {
+        let mut ids: Vec<&String> = self.ids.iter().flatten().collect();
+        ids.sort();
+        let pattern = |r: &Option<Regex>| r.as_ref().map(|r| r.as_str().to_string());
+        format!(
+            "v1 security={} m365={} dynamic={} ids={ids:?} include={:?} exclude={:?} writeback={:?}",
+            self.security,
+            self.microsoft365,
+            self.dynamic,
+            pattern(&self.include),
+            pattern(&self.exclude),
+            self.writeback
+        )
+    }
+
     /// Whether the per-group `writebackConfiguration` is read and obeyed (groups delta then
     /// comes from Graph's beta endpoint).
     pub fn honours_writeback_configuration(&self) -> bool {
@@ -179,6 +196,35 @@ mod tests {
                 .to_string()
                 .contains("display_name_pattern")
         );
+    }
+
+    #[test]
+    fn fingerprints_differ_exactly_when_the_scope_does() {
+        let cfg = |ids: &[&str], pattern: Option<&str>| ScopeConfig {
+            group_ids: ids.iter().map(|s| s.to_string()).collect(),
+            display_name_pattern: pattern.map(str::to_string),
+            ..ScopeConfig::default()
+        };
+        let print = |c: &ScopeConfig| Scope::new(c).unwrap().fingerprint();
+        assert_eq!(
+            print(&cfg(&["b", "A"], None)),
+            print(&cfg(&["a", "b"], None)),
+            "order, case"
+        );
+        assert_ne!(print(&cfg(&["a"], None)), print(&cfg(&["a", "b"], None)));
+        assert_ne!(print(&cfg(&[], Some("^SG-"))), print(&cfg(&[], None)));
+        assert_ne!(
+            print(&cfg(&[], Some("^SG-"))),
+            print(&cfg(&[], Some("^SG")))
+        );
+        let honour =
+            Scope::default().with_writeback_configuration(WritebackConfigurationMode::Honour);
+        assert_ne!(honour.fingerprint(), Scope::default().fingerprint());
+        let no_dynamic = ScopeConfig {
+            dynamic_groups: false,
+            ..ScopeConfig::default()
+        };
+        assert_ne!(print(&no_dynamic), Scope::default().fingerprint());
     }
 
     #[test]

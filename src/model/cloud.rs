@@ -91,6 +91,10 @@ pub struct GroupPatch {
     pub mail_enabled: Patch<bool>,
     /// `mailNickname`
     pub mail_nickname: Patch<String>,
+    /// `mail`: the primary SMTP address.
+    pub mail: Patch<String>,
+    /// `proxyAddresses`: every address, `SMTP:` (primary) and `smtp:` prefixes as Graph has them.
+    pub proxy_addresses: Patch<Vec<String>>,
     /// `onPremisesSyncEnabled`
     pub on_premises_sync_enabled: Patch<bool>,
     /// `onPremisesSecurityIdentifier`: the AD SID of a group that came from AD (synced, or

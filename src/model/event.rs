@@ -142,10 +142,12 @@ pub enum Event {
         /// Which.
         up: bool,
     },
-    /// An ownership or naming conflict kept a group from being written.
+    /// An ownership or naming conflict kept a group (for `proxy_address`, one of its addresses)
+    /// from being written.
     Conflict {
         /// `name`, `sam_account_name`, `anchor_mismatch`, `duplicate_anchor`, `adopt` (a
-        /// source-converted group whose original cannot be adopted).
+        /// source-converted group whose original cannot be adopted), `proxy_address` (an address
+        /// held by an object we do not own: the group is written without it).
         kind: &'static str,
     },
     /// The count of groups owned in AD changed.

@@ -22,6 +22,12 @@ pub struct GroupProps {
     pub mail_enabled: Option<bool>,
     /// `mailNickname`
     pub mail_nickname: Option<String>,
+    /// `mail` (absent in mirrors stored before mail attributes were tracked).
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// `proxyAddresses`, every value as Graph lists it.
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
     /// `onPremisesSyncEnabled`
     pub on_premises_sync_enabled: Option<bool>,
     /// `onPremisesSecurityIdentifier`: set on groups that came from AD (their original's SID).
@@ -43,6 +49,10 @@ impl GroupProps {
         p.security_enabled.apply_to(&mut self.security_enabled);
         p.mail_enabled.apply_to(&mut self.mail_enabled);
         p.mail_nickname.apply_to(&mut self.mail_nickname);
+        p.mail.apply_to(&mut self.mail);
+        let mut addresses = Some(std::mem::take(&mut self.proxy_addresses));
+        p.proxy_addresses.apply_to(&mut addresses);
+        self.proxy_addresses = addresses.unwrap_or_default();
         p.on_premises_sync_enabled
             .apply_to(&mut self.on_premises_sync_enabled);
         p.on_premises_security_identifier

@@ -156,13 +156,19 @@ impl Poller {
             return Ok(());
         }
         let scope = self.client.scope();
-        let changed = self
-            .store
-            .all_groups()?
-            .into_iter()
-            .filter(|(id, r)| r.admitted != scope.admits(id, &r.props))
-            .count();
+        let fingerprint = scope.fingerprint();
         let cursor = self.store.cursor(Resource::Groups)?;
+        // The same scope as when the mirror was last judged: no walk over every group (a
+        // restart of a large tenant must not decode the whole mirror before its first poll).
+        let changed = if self.store.scope_fingerprint()?.as_deref() == Some(fingerprint.as_str()) {
+            0
+        } else {
+            self.store
+                .all_groups()?
+                .into_iter()
+                .filter(|(id, r)| r.admitted != scope.admits(id, &r.props))
+                .count()
+        };
         if changed > 0 && cursor.is_some() {
             tracing::warn!(
                 groups = changed,
@@ -179,6 +185,8 @@ impl Poller {
             );
             self.store.reset_cursor(Resource::Groups)?;
         }
+        // After the reset (flushed): a crash in between walks once more, never skips a change.
+        self.store.set_scope_fingerprint(&fingerprint)?;
         Ok(())
     }
 

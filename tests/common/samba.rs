@@ -99,6 +99,9 @@ pub struct SambaDc {
     /// Whether the schema has `msDS-ExternalDirectoryObjectId` (it does,
     /// unless the DC was started with `--no-schema-patch`).
     pub schema_patched: bool,
+    /// Whether the schema also has Exchange's `mailNickname` (a DC started with
+    /// `--exchange-schema`).
+    pub exchange_schema: bool,
 }
 
 static SHARED: OnceLock<SambaDc> = OnceLock::new();
@@ -210,6 +213,7 @@ impl SambaDc {
             svc_bind_password: get("EW_AD_SVC_BIND_PASSWORD")?,
             lab_ou: get("EW_AD_LAB_OU")?,
             schema_patched: get("EW_AD_SCHEMA_PATCHED")? == "true",
+            exchange_schema: vars.get("EW_AD_EXCHANGE_SCHEMA") == Some(&"true"),
         })
     }
 
@@ -617,6 +621,10 @@ mod tests {
         );
         assert_eq!(dc.ca_file, PathBuf::from("/tmp/x/tls/ca.pem"));
         assert!(dc.schema_patched);
+        assert!(
+            !dc.exchange_schema,
+            "an instance from before the flag has no Exchange schema"
+        );
         assert_eq!(
             SambaDc::from_env_lines("EW_AD_URL=ldap://x").unwrap_err(),
             "EW_AD_LDAPS_URL"

@@ -124,6 +124,8 @@ fn group(o: &Object) -> Option<GroupDelta> {
             security_enabled: prop(o, "securityEnabled", Value::as_bool)?,
             mail_enabled: prop(o, "mailEnabled", Value::as_bool)?,
             mail_nickname: prop(o, "mailNickname", text)?,
+            mail: prop(o, "mail", text)?,
+            proxy_addresses: prop(o, "proxyAddresses", texts)?,
             on_premises_sync_enabled: prop(o, "onPremisesSyncEnabled", Value::as_bool)?,
             on_premises_security_identifier: prop(o, "onPremisesSecurityIdentifier", text)?,
             writeback: prop(o, "writebackConfiguration", writeback_setting)?,

@@ -395,6 +395,47 @@ mod tests {
     }
 
     #[test]
+    fn mail_and_proxy_addresses_are_served_when_selected_and_their_changes_are_deltas() {
+        let mut t = tenant();
+        let v = t.bump();
+        let addresses = json!(["SMTP:one@contoso.com", "smtp:one@contoso.onmicrosoft.com"]);
+        let props = json!({"mail": "one@contoso.com", "proxyAddresses": addresses});
+        t.put(Kind::Group, "g1", serde_json::from_value(props).unwrap(), v)
+            .unwrap();
+        let sel = Some("displayName,mail,proxyAddresses,members");
+        let full = compute_items(&t, &spec(None, false, sel), 5000);
+        let g1 = full.iter().find(|i| i["id"] == "g1").unwrap();
+        assert_eq!(g1["mail"], "one@contoso.com");
+        assert_eq!(g1["proxyAddresses"], addresses);
+        assert!(
+            compute_items(&t, &spec(None, false, Some("displayName")), 5000)
+                .iter()
+                .all(|i| i.get("proxyAddresses").is_none()),
+            "not selected, not served"
+        );
+        // Removing one address is a change of the whole (multi-valued) property.
+        let w = t.version;
+        let v = t.bump();
+        let fewer = json!({"proxyAddresses": ["SMTP:one@contoso.com"]});
+        t.put(Kind::Group, "g1", serde_json::from_value(fewer).unwrap(), v)
+            .unwrap();
+        let items = compute_items(&t, &spec(Some(w), true, sel), 500);
+        assert_eq!(
+            items,
+            [json!({"id": "g1", "proxyAddresses": ["SMTP:one@contoso.com"]})]
+        );
+        let w = t.version;
+        let v = t.bump();
+        let same = json!({"proxyAddresses": ["SMTP:one@contoso.com"]});
+        t.put(Kind::Group, "g1", serde_json::from_value(same).unwrap(), v)
+            .unwrap();
+        assert!(
+            compute_items(&t, &spec(Some(w), false, sel), 500).is_empty(),
+            "an unchanged value is no change"
+        );
+    }
+
+    #[test]
     fn soft_delete_hard_delete_and_restore() {
         let mut t = tenant();
         let w0 = t.version;

@@ -186,18 +186,27 @@ impl FakeDirectory {
 
     /// Adds `msDS-ExternalDirectoryObjectId` to the schema (a Windows Server 2016 schema).
     pub fn with_external_id_schema(self) -> FakeDirectory {
+        self.with_schema_attribute(
+            "ms-DS-External-Directory-Object-Id",
+            "msDS-ExternalDirectoryObjectId",
+        )
+    }
+
+    /// Adds `mailNickname` to the schema (as Exchange's schema extension does).
+    pub fn with_mail_nickname_schema(self) -> FakeDirectory {
+        self.with_schema_attribute("ms-Exch-Mail-Nickname", "mailNickname")
+    }
+
+    fn with_schema_attribute(self, cn: &str, name: &str) -> FakeDirectory {
         {
             let mut s = self.lock();
-            let dn = format!("CN=ms-DS-External-Directory-Object-Id,{}", s.dit.schema);
+            let dn = format!("CN={cn},{}", s.dit.schema);
             let attrs = vec![
                 (
                     "objectClass".to_string(),
                     vec!["top".into(), "attributeSchema".into()],
                 ),
-                (
-                    "lDAPDisplayName".to_string(),
-                    vec!["msDS-ExternalDirectoryObjectId".into()],
-                ),
+                ("lDAPDisplayName".to_string(), vec![name.into()]),
             ];
             s.dit.insert(&dn, attrs);
         }

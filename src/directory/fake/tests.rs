@@ -195,12 +195,18 @@ async fn the_directory_opens_over_the_fake_and_detects_the_schema() {
     assert_eq!(samba_like.domain_base, DOMAIN);
     assert!(!samba_like.has_external_id);
     assert!(samba_like.target_ou_exists().await.unwrap());
-    assert!(samba_like.can_create_groups().await.unwrap());
     let windows = lab()
         .with_external_id_schema()
         .directory(&cfg, Events::none())
         .await;
     assert!(windows.has_external_id);
+    assert!(!windows.has_mail_nickname && !windows.rules.mail.mail_nickname);
+    let exchange = lab()
+        .with_mail_nickname_schema()
+        .directory(&cfg, Events::none())
+        .await;
+    assert!(exchange.has_mail_nickname && exchange.rules.mail.mail_nickname);
+    assert!(!exchange.has_external_id);
 }
 
 #[tokio::test]

@@ -262,6 +262,7 @@ impl AdFamilies {
                     "sam_account_name",
                     "anchor_mismatch",
                     "duplicate_anchor",
+                    "proxy_address",
                     "adopt",
                 ]),
             ),

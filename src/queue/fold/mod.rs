@@ -200,6 +200,9 @@ pub struct GroupPagePlan {
 
 /// A write to one mirror record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Nearly every write is a `Put`: boxing the record would add an allocation per write to save
+// the rare `Remove` its size.
+#[allow(clippy::large_enum_variant)]
 pub enum GroupWrite {
     /// Store this record.
     Put(GroupRecord),

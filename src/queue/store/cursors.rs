@@ -5,6 +5,9 @@ use super::{QueueError, Store, cursor_key, dec};
 use crate::model::*;
 use crate::queue::records::*;
 
+/// Meta key of [`Store::scope_fingerprint`].
+const SCOPE_FINGERPRINT: &[u8] = b"scope/fingerprint";
+
 impl Store {
     /// The stored cursor of a delta stream.
     pub fn cursor(&self, r: Resource) -> Result<Option<Cursor>, QueueError> {
@@ -23,6 +26,26 @@ impl Store {
     pub fn reset_cursors(&self) -> Result<(), QueueError> {
         self.t()?.meta.remove(cursor_key(Resource::Groups))?;
         self.t()?.meta.remove(cursor_key(Resource::Users))?;
+        self.t()?.db.flush()?;
+        Ok(())
+    }
+
+    /// The fingerprint of the scope the mirror's `admitted` flags were last judged by (see
+    /// `graph::Scope::fingerprint`), if one was stored.
+    pub fn scope_fingerprint(&self) -> Result<Option<String>, QueueError> {
+        Ok(self
+            .t()?
+            .meta
+            .get(SCOPE_FINGERPRINT)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records the scope the mirror is judged by, durably: a restart with the same scope then
+    /// needs no walk over the mirror.
+    pub fn set_scope_fingerprint(&self, fingerprint: &str) -> Result<(), QueueError> {
+        self.t()?
+            .meta
+            .insert(SCOPE_FINGERPRINT, fingerprint.as_bytes())?;
         self.t()?.db.flush()?;
         Ok(())
     }

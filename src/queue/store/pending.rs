@@ -83,19 +83,7 @@ impl Store {
         if skip.is_empty() {
             return self.pending_batch(limit);
         }
-        let mut out = Vec::new();
-        for r in self.t()?.pending.iter() {
-            let (k, v) = r?;
-            let change: Change = dec(&k, &v)?;
-            if skip.contains(&change.group_id) {
-                continue;
-            }
-            out.push((seq_of(&k), change));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        collect_skipping(self.t()?.pending.iter(), limit, skip)
     }
 
     /// Pending changes (for `queue list`).
@@ -226,4 +214,26 @@ pub(in crate::queue) fn tx_enqueue(
 ) -> Result<(), ConflictableTransactionError<QueueError>> {
     pending.insert(&seq_key(seq), enc(change))?;
     Ok(())
+}
+
+/// Up to `limit` changes of `entries` (in their order) whose group is not in `skip`: the one
+/// walk both ends of the queue share.
+pub(super) fn collect_skipping(
+    entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    limit: usize,
+    skip: &std::collections::HashSet<String>,
+) -> Result<Vec<(u64, Change)>, QueueError> {
+    let mut out = Vec::new();
+    for r in entries {
+        let (k, v) = r?;
+        let change: Change = dec(&k, &v)?;
+        if skip.contains(&change.group_id) {
+            continue;
+        }
+        out.push((seq_of(&k), change));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::{QueueError, Store, dec, seq_of};
+use super::{QueueError, Store};
 use crate::model::Change;
 
 impl Store {
@@ -17,18 +17,6 @@ impl Store {
         scan: usize,
         skip: &HashSet<String>,
     ) -> Result<Vec<(u64, Change)>, QueueError> {
-        let mut out = Vec::new();
-        for r in self.t()?.pending.iter().rev().take(scan) {
-            let (k, v) = r?;
-            let change: Change = dec(&k, &v)?;
-            if skip.contains(&change.group_id) {
-                continue;
-            }
-            out.push((seq_of(&k), change));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        super::pending::collect_skipping(self.t()?.pending.iter().rev().take(scan), limit, skip)
     }
 }
