@@ -290,3 +290,37 @@ fn a_group_deleted_and_listed_again_within_one_page_is_not_deleted() {
         .collect();
     assert_eq!(deletes, ["g2"], "{:?}", o.enqueued);
 }
+
+#[test]
+fn an_idle_round_writes_nothing_and_a_change_stores_the_newest_link() {
+    let (_d, store) = open();
+    commit(&store, &[group("g1", "One", &[])], delta(1));
+    let stored = |s: &Store| s.cursor(Resource::Groups).unwrap().unwrap().link;
+    assert!(stored(&store).ends_with("deltatoken=1"));
+    // Incremental rounds that bring nothing: the stored deltaLink stays (still valid: nothing
+    // changed since it), so an idle poll writes nothing.
+    commit(&store, &[], delta(2));
+    commit(&store, &[], delta(3));
+    assert!(stored(&store).ends_with("deltatoken=1"));
+    // Users too.
+    let users = |link: &str| {
+        let before = store.cursor(Resource::Users).unwrap();
+        let next = NextStep::Delta(link.into());
+        store.commit_user_page(&[], &next, before.as_ref()).unwrap();
+        store.cursor(Resource::Users).unwrap().unwrap().link
+    };
+    assert_eq!(
+        users("https://graph.example/v1.0/users/delta?$deltatoken=1"),
+        "https://graph.example/v1.0/users/delta?$deltatoken=1",
+        "first cursor stored"
+    );
+    assert!(users("https://graph.example/v1.0/users/delta?$deltatoken=2").ends_with("=1"));
+    // A round with an item stores its link.
+    commit(&store, &[group("g1", "Renamed", &[])], delta(4));
+    assert!(stored(&store).ends_with("deltatoken=4"));
+    // A multi-page round's pages are always stored, its empty last page too.
+    commit(&store, &[], next(5));
+    assert!(stored(&store).ends_with("skiptoken=5"));
+    commit(&store, &[], delta(6));
+    assert!(stored(&store).ends_with("deltatoken=6"));
+}

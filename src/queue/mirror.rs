@@ -28,7 +28,8 @@ use sled::Transactional;
 pub use super::fold::{DeletePolicy, PageOutcome};
 use super::fold::{
     FullMirrorView, GroupPage, GroupPagePlan, MirrorView, RoundEndView, UserGroupsView,
-    UserPagePlan, UserView, UserWrite, fold_group_page, fold_user_page, requeue_groups,
+    UserPagePlan, UserView, UserWrite, cursor_can_wait, fold_group_page, fold_user_page,
+    requeue_groups,
 };
 use super::keys::{Writes, member_key, member_ref, prefix};
 use super::plan_writes::{edge_writes, group_writes};
@@ -168,6 +169,9 @@ impl Store {
         }
         let now = now_ms();
         let mut plan = fold_user_page(&view, items, next, now);
+        if plan.only_the_cursor() && cursor_can_wait(before, &plan.cursor, items.is_empty(), now) {
+            return Ok(plan.outcome); // an idle round: nothing to store (see `cursor_can_wait`)
+        }
         let mut groups = UserGroupsView::default();
         for user in &plan.sid_changed {
             let listing = containing(&t, user)?;
@@ -228,6 +232,11 @@ impl Store {
             max_members,
         };
         let plan = fold_group_page(&view, &page);
+        if plan.only_the_cursor()
+            && cursor_can_wait(before, &plan.cursor, items.is_empty(), page.now)
+        {
+            return Ok(plan.outcome); // an idle round: nothing to store (see `cursor_can_wait`)
+        }
         let written = write_group_plan(&t, &plan)?;
         Counts::adjust(&self.counts.groups, written.groups);
         Counts::adjust(&self.counts.held, written.held);

@@ -259,3 +259,84 @@ pub fn cursor_after(next: &NextStep, full_epoch: Option<u64>, now: u64) -> Curso
         stored_ms: now,
     }
 }
+
+/// How long an idle stream may keep its stored deltaLink instead of storing the new one: a
+/// round that brought nothing writes nothing until then (so an idle service costs sled no
+/// write, hence no flush or segment cleaning, per poll), and `cursor age` stays within it.
+pub const IDLE_CURSOR_REFRESH_MS: u64 = 60_000;
+
+/// Whether a page may leave the store untouched: an incremental round's only page, with no
+/// items, ending where the stored cursor is (a deltaLink) and stored less than
+/// [`IDLE_CURSOR_REFRESH_MS`] ago. Safe because replaying from the older deltaLink returns what
+/// changed since it, which is what changed since the newer one (this round brought nothing).
+/// The caller also checks that the plan writes nothing else. Pure.
+pub fn cursor_can_wait(
+    before: Option<&Cursor>,
+    after: &Cursor,
+    page_empty: bool,
+    now: u64,
+) -> bool {
+    let Some(before) = before else { return false };
+    page_empty
+        && !before.mid_round
+        && before.full_epoch.is_none()
+        && !after.mid_round
+        && now.saturating_sub(before.stored_ms) < IDLE_CURSOR_REFRESH_MS
+}
+
+impl GroupPagePlan {
+    /// Whether the plan writes nothing but its cursor.
+    pub fn only_the_cursor(&self) -> bool {
+        self.groups.is_empty()
+            && self.edges.is_empty()
+            && self.changes.is_empty()
+            && self.deletes.cancelled.is_empty()
+            && self.deletes.staged.is_empty()
+            && self.deletes.unstaged.is_empty()
+            && self.deletes.held.is_empty()
+            && self.restored.is_empty()
+            && self.member_counts.is_empty()
+            && self.full_round_done.is_none()
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    fn cursor(mid_round: bool, full: Option<u64>, stored_ms: u64) -> Cursor {
+        Cursor {
+            link: "l".into(),
+            mid_round,
+            full_epoch: full,
+            stored_ms,
+        }
+    }
+
+    #[test]
+    fn only_an_empty_page_between_two_recent_delta_links_may_skip_its_write() {
+        let now = 1_000_000;
+        let recent = cursor(false, None, now - 1_000);
+        let delta = cursor(false, None, now);
+        assert!(cursor_can_wait(Some(&recent), &delta, true, now));
+        assert!(!cursor_can_wait(Some(&recent), &delta, false, now), "items");
+        assert!(!cursor_can_wait(None, &delta, true, now), "first round");
+        assert!(
+            !cursor_can_wait(Some(&cursor(true, None, now)), &delta, true, now),
+            "mid-round"
+        );
+        assert!(
+            !cursor_can_wait(Some(&cursor(false, Some(3), now)), &delta, true, now),
+            "full"
+        );
+        assert!(
+            !cursor_can_wait(Some(&recent), &cursor(true, None, now), true, now),
+            "nextLink"
+        );
+        let old = cursor(false, None, now - IDLE_CURSOR_REFRESH_MS);
+        assert!(
+            !cursor_can_wait(Some(&old), &delta, true, now),
+            "refreshed once a minute"
+        );
+    }
+}

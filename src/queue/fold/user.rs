@@ -64,6 +64,13 @@ pub enum UserWrite {
     Remove,
 }
 
+impl UserPagePlan {
+    /// Whether the plan writes nothing but its cursor.
+    pub fn only_the_cursor(&self) -> bool {
+        self.users.is_empty() && self.changes.is_empty() && self.sid_changed.is_empty()
+    }
+}
+
 /// Folds one users page over the stored users into its record writes and cursor; `now` is the
 /// time the cursor is stored at.
 pub fn fold_user_page(
