@@ -105,10 +105,8 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
 
 /// Counts the groups owned in AD (for `entra_writeback_managed_groups`).
 async fn count_owned(dir: Directory, events: Events) {
-    match dir.list_owned().await {
-        Ok(owned) => events.emit(Event::ManagedGroups(ManagedGroups::Counted(
-            owned.len() as u64
-        ))),
+    match dir.count_owned().await {
+        Ok(n) => events.emit(Event::ManagedGroups(ManagedGroups::Counted(n as u64))),
         Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
     }
 }

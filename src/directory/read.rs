@@ -128,12 +128,30 @@ impl<L: Ldap> Directory<L> {
         filter: &str,
         purpose: &'static str,
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        self.search_owned_reading(filter, GROUP_ATTRS, purpose)
+            .await
+    }
+
+    /// [`Self::search_owned`] reading only `attrs`. Entries are de-duplicated only when one
+    /// owned OU lies inside another (otherwise no entry can be found twice).
+    async fn search_owned_reading(
+        &self,
+        filter: &str,
+        attrs: &[&str],
+        purpose: &'static str,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let mut all: Vec<SearchEntry> = Vec::new();
         let mut seen = HashSet::new();
+        let nested = self.owned_ous.iter().enumerate().any(|(i, a)| {
+            self.owned_ous
+                .iter()
+                .enumerate()
+                .any(|(j, b)| i != j && dn::is_under(a, b))
+        });
         for ou in &self.owned_ous {
             match self
                 .conn
-                .search_paged(ou, Scope::Subtree, filter, GROUP_ATTRS, self.page_size)
+                .search_paged(ou, Scope::Subtree, filter, attrs, self.page_size)
                 .await
             {
                 Ok((found, pages)) => {
@@ -146,7 +164,7 @@ impl<L: Ldap> Directory<L> {
                         "paged search"
                     );
                     for e in found {
-                        if seen.insert(dn_key(&e.dn)) {
+                        if !nested || seen.insert(dn_key(&e.dn)) {
                             all.push(e);
                         }
                     }
@@ -231,6 +249,29 @@ impl<L: Ldap> Directory<L> {
             .collect();
         tracing::info!(groups = owned.len(), "owned groups listed");
         Ok(owned)
+    }
+
+    /// How many groups we own (what [`Self::list_owned`] would list), reading only their
+    /// anchors: the count at start-up must not hold every group's attributes in memory.
+    pub async fn count_owned(&self) -> Result<usize, DirectoryError> {
+        let found = self
+            .search_owned_reading(
+                "(&(objectClass=group)(adminDescription=Group_*))",
+                &["adminDescription", "msDS-ExternalDirectoryObjectId"],
+                "count_owned",
+            )
+            .await?;
+        Ok(found
+            .iter()
+            .map(to_actual)
+            .filter(|a| {
+                a.admin_description
+                    .as_deref()
+                    .and_then(mapping::id_from_anchor)
+                    .is_some()
+                    && anchors_agree(a)
+            })
+            .count())
     }
 
     /// Every group under the owned OUs that carries a `Group_…` anchor in either attribute,

@@ -324,3 +324,33 @@ async fn a_missing_target_ou_is_transient_and_a_missing_optional_ou_is_skipped()
     fake.add_ou(OU);
     assert_eq!(dir.find_owned("g1").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn the_owned_count_agrees_with_the_listing_in_nested_and_separate_ous() {
+    let fake = lab().with_external_id_schema();
+    let inner = format!("OU=Inner,{OU}");
+    fake.add_ou(&inner);
+    let group = |dn: String, admin: &str, ext: Option<&str>| {
+        let mut attrs: Vec<(&str, &[&str])> = vec![
+            ("objectClass", &["top", "group"]),
+            ("adminDescription", std::slice::from_ref(&admin)),
+        ];
+        if let Some(e) = ext.as_ref() {
+            attrs.push(("msDS-ExternalDirectoryObjectId", std::slice::from_ref(e)));
+        }
+        fake.seed(&dn, &attrs);
+    };
+    group(format!("CN=A,{OU}"), "Group_a", None);
+    group(format!("CN=B,{inner}"), "Group_b", Some("Group_b"));
+    group(format!("CN=C,{OU}"), "Group_c", Some("Group_x")); // anchors disagree: not ours
+    group(format!("CN=D,{OU}"), "note", None); // no anchor
+    let mut cfg = ad_config(OU);
+    let dir = fake.directory(&cfg, Events::none()).await;
+    assert_eq!(dir.count_owned().await.unwrap(), 2);
+    assert_eq!(dir.list_owned().await.unwrap().len(), 2);
+    // The inner OU owned too: B is found by both searches, counted once.
+    cfg.previous_ous = vec![inner];
+    let dir = fake.directory(&cfg, Events::none()).await;
+    assert_eq!(dir.count_owned().await.unwrap(), 2);
+    assert_eq!(dir.list_owned().await.unwrap().len(), 2);
+}
