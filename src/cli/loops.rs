@@ -186,7 +186,7 @@ pub async fn reconcile(
             return;
         }
         if let Some(seq) = previous_sweep
-            && store.is_pending(seq).unwrap_or(false)
+            && store.pending_through(seq).unwrap_or(false)
         {
             tracing::info!(
                 "periodic reconciliation skipped: the previous one is still being applied"

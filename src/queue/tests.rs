@@ -413,6 +413,22 @@ fn a_reconciliation_is_pending_until_its_sweep_is_acked() {
     );
     store.ack(&[sweep]).unwrap();
     assert!(!store.is_pending(sweep).unwrap());
+    // The sweep went first (the newest lane may take it): the reconciliation is still being
+    // applied while any of its changes is pending.
+    assert!(store.pending_through(sweep).unwrap());
+    let rest: Vec<u64> = store
+        .pending_batch(10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    store.ack(&rest).unwrap();
+    assert!(!store.pending_through(sweep).unwrap());
+    commit(&store, &[group("a", "A2", &[])], delta(2));
+    assert!(
+        !store.pending_through(sweep).unwrap(),
+        "a later change is not the batch's"
+    );
 }
 
 #[test]

@@ -68,6 +68,17 @@ impl Store {
         Ok(self.t()?.pending.contains_key(seq_key(seq))?)
     }
 
+    /// Whether any change queued at or before `seq` is still pending (one read: the oldest
+    /// pending key). What "a batch is still being applied" means when a worker may take a
+    /// batch's newest change before its oldest ones.
+    pub fn pending_through(&self, seq: u64) -> Result<bool, QueueError> {
+        Ok(self
+            .t()?
+            .pending
+            .first()?
+            .is_some_and(|(k, _)| seq_of(&k) <= seq))
+    }
+
     /// The oldest pending changes, in order.
     pub fn pending_batch(&self, limit: usize) -> Result<Vec<(u64, Change)>, QueueError> {
         scan(&self.t()?.pending, limit)
