@@ -311,6 +311,27 @@ provision_template() {
 
 # Prints the path of a complete template of the wanted flavour, creating it
 # (under the setup lock) if needed.
+# Builds template TO as a copy of template FROM with samba-schema-patch.py applied (extra
+# arguments passed to it); LABEL names it in the log. Called under the setup lock.
+derive_template() {
+    local from=$1 to=$2 label=$3 t0
+    shift 3
+    log "building the $label template $to"
+    t0=$(now_ms)
+    rm -rf "$to"
+    cp -a "$from" "$to"
+    rm -f "$to/$TEMPLATE_MARKER"
+    # The provisioned smb.conf has absolute paths; the patch opens sam.ldb through it, so
+    # point it at the copy.
+    replace_in_file "$to/etc/smb.conf" "$from/" "$to/"
+    if ! /usr/bin/python3 "$SCRIPT_DIR/samba-schema-patch.py" "$@" "$to/etc/smb.conf"; then
+        rm -rf "$to"
+        die "$label schema patch failed"
+    fi
+    touch "$to/$TEMPLATE_MARKER"
+    log "$label template ready in $(($(now_ms) - t0)) ms"
+}
+
 ensure_template() {
     local cache version base patched exchange t0
     cache=${ENTRA_WRITEBACK_CACHE:-${HOME:?HOME is not set}/.cache/entra-writeback}
@@ -327,34 +348,10 @@ ensure_template() {
     [[ -f $base/$TEMPLATE_MARKER ]] || provision_template "$base"
 
     if [[ $SCHEMA_PATCH == true && ! -f $patched/$TEMPLATE_MARKER ]]; then
-        log "building the schema-patched template $patched"
-        t0=$(now_ms)
-        rm -rf "$patched"
-        cp -a "$base" "$patched"
-        rm -f "$patched/$TEMPLATE_MARKER"
-        # The provisioned smb.conf has absolute paths; the patch opens sam.ldb
-        # through it, so point it at the copy.
-        replace_in_file "$patched/etc/smb.conf" "$base/" "$patched/"
-        if ! /usr/bin/python3 "$SCRIPT_DIR/samba-schema-patch.py" "$patched/etc/smb.conf"; then
-            rm -rf "$patched"
-            die "schema patch failed"
-        fi
-        touch "$patched/$TEMPLATE_MARKER"
-        log "schema-patched template ready in $(($(now_ms) - t0)) ms"
+        derive_template "$base" "$patched" "schema-patched"
     fi
     if [[ $EXCHANGE_SCHEMA == true && ! -f $exchange/$TEMPLATE_MARKER ]]; then
-        log "building the Exchange-schema template $exchange"
-        t0=$(now_ms)
-        rm -rf "$exchange"
-        cp -a "$patched" "$exchange"
-        rm -f "$exchange/$TEMPLATE_MARKER"
-        replace_in_file "$exchange/etc/smb.conf" "$patched/" "$exchange/"
-        if ! /usr/bin/python3 "$SCRIPT_DIR/samba-schema-patch.py" --exchange "$exchange/etc/smb.conf"; then
-            rm -rf "$exchange"
-            die "Exchange schema patch failed"
-        fi
-        touch "$exchange/$TEMPLATE_MARKER"
-        log "Exchange-schema template ready in $(($(now_ms) - t0)) ms"
+        derive_template "$patched" "$exchange" "Exchange-schema" --exchange
     fi
     exec 8>&-
 
