@@ -97,12 +97,16 @@ pub fn adoptable(
 
 impl<L: Ldap> Directory<L> {
     /// The group holding `sid`, wherever it is in the domain (a base search of `<SID=…>`, which
-    /// AD and Samba resolve); `Ok(None)` if no object holds it, `Err(NotAGroup)` if a non-group
-    /// does.
+    /// AD and Samba resolve). The inner `Err` says why there is none to adopt: `Missing` if no
+    /// object holds it, `NotAGroup` if a non-group does, `BadSid` if `sid` is not a SID (it is
+    /// never put into a DN then).
     pub async fn find_by_sid(
         &self,
         sid: &str,
     ) -> Result<Result<ActualGroup, Refusal>, DirectoryError> {
+        if !sid::is_valid(sid) {
+            return Ok(Err(Refusal::BadSid));
+        }
         let base = sid::member_value(sid);
         let found = match self
             .conn
