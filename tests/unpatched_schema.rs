@@ -64,7 +64,10 @@ async fn without_the_external_id_attribute_groups_are_anchored_by_admin_descript
     assert!(
         log.lines()
             .any(|l| l.contains("connected to AD") && l.contains("\"has_external_id\":false")),
-        "the service did not detect the unpatched schema"
+        "the service did not detect the unpatched schema: {:?}",
+        log.lines()
+            .filter(|l| l.contains("connected to AD"))
+            .collect::<Vec<_>>()
     );
     let created = groups(&dc, &ou).await;
     let anchors: Vec<String> = [&a, &b].iter().map(|id| format!("Group_{id}")).collect();
