@@ -8,6 +8,11 @@
 
 use std::time::Instant;
 
+/// The service's allocator (see `src/main.rs`), so the figures are the service's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use entra_writeback::graph::page::{GroupDelta, MemberDelta, NextStep};
 use entra_writeback::model::{ALL_GROUPS, GroupPatch, MemberKind, MemberRef, Patch, Resource};
 use entra_writeback::queue::Store;
@@ -44,9 +49,18 @@ fn show(mut v: Vec<f64>) -> String {
     )
 }
 
-/// One run: `changes` changes in pages of `page`, acked `ack_group` at a time (1: as the
-/// worker acks today, one transaction per group); returns (enqueue/s, ack/s, both/s).
-async fn run(changes: usize, page: usize, ack_group: usize) -> (f64, f64, f64) {
+/// What one run measured, in changes per second, and the share of the enqueue time spent in
+/// the flush.
+struct Rates {
+    enqueue: f64,
+    ack: f64,
+    both: f64,
+    flush_share: f64,
+}
+
+/// One run: `changes` changes in pages of `page`, acked `ack_group` at a time (1: one
+/// transaction per group, as a lone worker slot acks).
+async fn run(changes: usize, page: usize, ack_group: usize) -> Rates {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("store");
     let policy = DeletePolicy {
@@ -59,6 +73,7 @@ async fn run(changes: usize, page: usize, ack_group: usize) -> (f64, f64, f64) {
         .commit_group_page(&[], &end, None, policy, &|_, p| p.eligible())
         .expect("first round");
     let t0 = Instant::now();
+    let mut flushing = 0f64;
     let pages = changes.div_ceil(page);
     for p in 0..pages {
         let items: Vec<GroupDelta> = (p * page..((p + 1) * page).min(changes))
@@ -78,7 +93,9 @@ async fn run(changes: usize, page: usize, ack_group: usize) -> (f64, f64, f64) {
         store
             .commit_group_page(&items, &link, before.as_ref(), policy, &|_, p| p.eligible())
             .expect("commit");
+        let f0 = Instant::now();
         store.flush().await.expect("flush");
+        flushing += f0.elapsed().as_secs_f64();
     }
     let enqueue = t0.elapsed().as_secs_f64();
     let pending = store.pending_batch(usize::MAX).expect("pending");
@@ -94,7 +111,12 @@ async fn run(changes: usize, page: usize, ack_group: usize) -> (f64, f64, f64) {
     store.flush().await.expect("flush");
     let ack = t1.elapsed().as_secs_f64();
     let n = changes as f64;
-    (n / enqueue, n / ack, n / (enqueue + ack))
+    Rates {
+        enqueue: n / enqueue,
+        ack: n / ack,
+        both: n / (enqueue + ack),
+        flush_share: flushing / enqueue,
+    }
 }
 
 #[tokio::main]
@@ -114,15 +136,20 @@ async fn main() {
         .unwrap_or(if benching { 5 } else { 1 });
     println!("queue, {changes} changes in pages of {page}, {repeats} run(s):");
     for ack_group in [1, 100] {
-        let (mut enq, mut ack, mut both) = (vec![], vec![], vec![]);
+        let (mut enq, mut ack, mut both, mut share) = (vec![], vec![], vec![], vec![]);
         for _ in 0..repeats {
-            let (e, a, b) = run(changes, page, ack_group).await;
-            enq.push(e);
-            ack.push(a);
-            both.push(b);
+            let r = run(changes, page, ack_group).await;
+            enq.push(r.enqueue);
+            ack.push(r.ack);
+            both.push(r.both);
+            share.push(r.flush_share * 100.0);
         }
         println!("  acks {ack_group} per transaction:");
         println!("    enqueue + flush per page: {} changes/s", show(enq));
+        println!(
+            "      of which the flush:     {} % of the time",
+            show(share)
+        );
         println!("    ack:                      {} changes/s", show(ack));
         println!(
             "    durable changes end to end: {} changes/s (target >= 20,000)",

@@ -251,12 +251,20 @@ impl Store {
     }
 }
 
+/// How often sled's background thread writes buffered data and cleans log segments. Every
+/// change the poller records is flushed explicitly before its cursor moves, and dead letters,
+/// approvals and cursors are flushed where they are written; what waits for this thread is
+/// only acks (a lost ack re-applies a change, which converges to the same result) and segment
+/// cleaning. Each wake-up also fsyncs and rewrites pages of old segments, so a short interval
+/// costs idle CPU (see BENCHMARKS.md, "Restart and idle").
+const BACKGROUND_FLUSH_MS: u64 = 1000;
+
 fn open_db(path: &Path, cache_capacity: u64) -> Result<sled::Db, QueueError> {
     let shown = path.display().to_string();
     sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity)
-        .flush_every_ms(Some(200))
+        .flush_every_ms(Some(BACKGROUND_FLUSH_MS))
         .open()
         .map_err(|e| match e {
             sled::Error::Io(ref io)

@@ -12,6 +12,7 @@
 //! [`crate::queue`], [`crate::directory`]); never an observability module (it reports through
 //! [`crate::model::Events`]).
 
+mod acks;
 mod pause;
 pub mod poll;
 pub mod quarantine;

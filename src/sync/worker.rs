@@ -1,7 +1,8 @@
 //! The worker: takes pending changes, coalesces each group's changes into one net piece of
 //! work, applies independent groups concurrently (never one group twice at once), retries
 //! transient failures with exponential backoff, dead-letters permanent ones, and acks
-//! (journals) a change only after AD has confirmed it.
+//! (journals) a change only after AD has confirmed it, group-committing the acks of slots that
+//! finish together ([`super::acks`]).
 //!
 //! Continuous, with no batch barrier: `[sync] concurrency` slots, each taking the next waiting
 //! group as soon as it is free, alternating between the oldest waiting groups and the newest
@@ -27,7 +28,7 @@
 //!   ([`Event::GroupFinished`], [`Event::Retry`], [`Event::ParkedGroups`], [`Event::Queue`]).
 //!
 //! Imports: [`crate::config`], [`crate::directory`] (the applier over the [`Ldap`] seam),
-//! [`crate::queue`], [`crate::model`], [`super::sleep_or_stop`].
+//! [`crate::queue`], [`crate::model`], [`super::sleep_or_stop`], [`super::acks`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,7 @@ use crate::directory::{Connection, Ldap};
 use crate::model::event::GroupOutcome;
 use crate::model::{Change, Event, Events};
 use crate::queue::{QueueError, Store};
+use crate::sync::acks::AckCommit;
 use crate::sync::quarantine::Quarantine;
 use lanes::Lanes;
 
@@ -117,6 +119,8 @@ struct Parked {
 #[derive(Clone)]
 pub struct Worker<L = Connection> {
     store: Store,
+    /// Acks of the slots, committed together when they finish at once.
+    acks: Arc<AckCommit>,
     applier: Applier<L>,
     retry: SyncConfig,
     events: Events,
@@ -146,6 +150,7 @@ impl<L: Ldap> Worker<L> {
     /// A worker over `store` applying through `applier`, reporting through `events`.
     pub fn new(store: Store, applier: Applier<L>, retry: SyncConfig, events: Events) -> Worker<L> {
         Worker {
+            acks: Arc::new(AckCommit::new(store.clone())),
             store,
             applier,
             retry,
@@ -335,7 +340,7 @@ impl<L: Ldap> Worker<L> {
         };
         match result {
             Ok(()) => {
-                if let Err(e) = self.store.ack(&seqs) {
+                if let Err(e) = self.acks.ack(&seqs).await {
                     return GroupResult::Stuck(e.into());
                 }
                 self.unpark(gid);

@@ -202,18 +202,37 @@ pub fn reverse(items: &mut [Value]) {
     }
 }
 
-/// Splits items into pages of `page_size`; `empty_pages` puts an empty page between real pages.
-/// `duplicate` repeats every item, the copies starting on a fresh page. Always at least one page.
+/// Splits items into pages of at most `page_size` items and at most `member_cap` member
+/// entries (`members@delta`), so a large group's slice fills a page and the next slice goes on
+/// the next one, as Graph pages a large group [DQG "Paging through members in a large group"];
+/// an item carrying more members than the cap goes on a page of its own. `empty_pages` puts an
+/// empty page between real pages. `duplicate` repeats every item, the copies starting on a
+/// fresh page. Always at least one page.
 pub fn paginate(
     items: Vec<Value>,
     page_size: usize,
+    member_cap: usize,
     empty_pages: bool,
     duplicate: bool,
 ) -> Vec<Vec<Value>> {
-    let mut real: Vec<Vec<Value>> = items
-        .chunks(page_size.max(1))
-        .map(<[Value]>::to_vec)
-        .collect();
+    let mut real: Vec<Vec<Value>> = Vec::new();
+    let (mut page, mut members) = (Vec::new(), 0usize);
+    for item in items {
+        let carried = item
+            .get("members@delta")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let full = page.len() >= page_size.max(1) || members + carried > member_cap.max(1);
+        if full && !page.is_empty() {
+            real.push(std::mem::take(&mut page));
+            members = 0;
+        }
+        members += carried;
+        page.push(item);
+    }
+    if !page.is_empty() {
+        real.push(page);
+    }
     if duplicate {
         real.extend(real.clone());
     }
@@ -332,7 +351,7 @@ mod tests {
             items[1].get("members@delta").is_none(),
             "no members = no members@delta"
         );
-        let pages = paginate(items, 2, true, false);
+        let pages = paginate(items, 2, usize::MAX, true, false);
         assert_eq!(
             pages.iter().map(Vec::len).collect::<Vec<_>>(),
             [2, 0, 2, 0, 1]
@@ -478,11 +497,40 @@ mod tests {
     #[test]
     fn duplicates_start_on_a_new_page() {
         let items: Vec<Value> = (0..3).map(|i| json!({"id": i})).collect();
-        let pages = paginate(items, 2, false, true);
+        let pages = paginate(items, 2, usize::MAX, false, true);
         assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 2, 1]);
         assert_eq!(
-            paginate(Vec::new(), 2, true, true),
+            paginate(Vec::new(), 2, usize::MAX, true, true),
             vec![Vec::<Value>::new()]
         );
+    }
+
+    #[test]
+    fn a_large_groups_slice_fills_its_page() {
+        let group = |id: &str, n: usize| {
+            let members: Vec<Value> = (0..n).map(|m| json!({"id": format!("u{m}")})).collect();
+            json!({"id": id, "members@delta": members})
+        };
+        // Slices of 3 members (cap 3): each fills a page; small groups share one.
+        let items = vec![
+            group("big", 3),
+            group("big", 3),
+            group("a", 1),
+            group("b", 1),
+            group("c", 0),
+            group("big", 2),
+        ];
+        let pages = paginate(items, 10, 3, false, false);
+        let ids: Vec<Vec<&str>> = pages
+            .iter()
+            .map(|p| p.iter().map(|i| i["id"].as_str().unwrap()).collect())
+            .collect();
+        assert_eq!(
+            ids,
+            [vec!["big"], vec!["big"], vec!["a", "b", "c"], vec!["big"]]
+        );
+        // An item above the cap still goes out, alone.
+        let pages = paginate(vec![group("a", 1), group("huge", 9)], 10, 3, false, false);
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1]);
     }
 }

@@ -29,7 +29,8 @@
 //!   A property absent from the tenant file was never set and is never returned.
 //! - **Large groups:** a group item carrying more than [`SimConfig::member_slice`] members is split
 //!   into several items with identical properties; the slices are spread out between other
-//!   objects' items when there are any, and may land on different pages.
+//!   objects' items when there are any, and may land on different pages. A page holds at most
+//!   `member_slice` members in all, so a large group's slice fills a page, as on Graph.
 //! - **Hard deletes cascade:** hard-deleting a user or group removes it from every group it was a
 //!   direct member of (so those groups report the member `@removed`); soft deletes keep
 //!   memberships, as the reference documents.
@@ -80,7 +81,8 @@ pub struct SimConfig {
     /// Items (objects or group slices) per delta page; also the default page size of the
     /// deletedItems lists (when the request has no `$top`).
     pub page_size: usize,
-    /// Members carried by one group item before the group is split into several items.
+    /// Members carried by one group item before the group is split into several items, and
+    /// by one page in all.
     pub member_slice: usize,
     /// Lifetime of issued access tokens (`expires_in`).
     pub token_lifetime: Duration,

@@ -175,6 +175,7 @@ fn delta_request(
         delta_rounds::paginate(
             items,
             cfg.page_size,
+            cfg.member_slice,
             cfg.empty_pages,
             inner.faults.duplicate_changes,
         )

@@ -1,0 +1,112 @@
+//! Memory of the mirror while one large group is recorded (no Samba, no Graph): the pages of a
+//! full round carrying one group of `BENCH_MEMBERS` members (default 250,000; 1,000 per page,
+//! as graph-sim and Graph slice a large group) are committed and flushed as the poller does.
+//! Prints this process's VmRSS and VmHWM as the pages go in, and the time per 1,000 members,
+//! beside the target of a whole `run` writing a 250,000-member group (peak RSS <= 128 MiB).
+//! Run: `cargo bench --bench mirror_memory`.
+//!
+//! Under `cargo test --all-targets` (no `--bench`) it runs as a smoke test (5,000 members).
+
+use std::time::Instant;
+
+use entra_writeback::graph::page::{GroupDelta, MemberDelta, NextStep};
+use entra_writeback::model::{GroupPatch, MemberKind, MemberRef, Patch};
+use entra_writeback::queue::Store;
+use entra_writeback::queue::mirror::DeletePolicy;
+
+/// The service's allocator (see `src/main.rs`), so the figures are the service's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const GROUP: &str = "0badbeef-dddd-4000-8000-000000000001";
+
+/// Page `p` of the group's slices: members `from..to`, the group's properties on the first.
+fn slice(p: usize, from: usize, to: usize) -> GroupDelta {
+    GroupDelta {
+        id: GROUP.into(),
+        removed: None,
+        patch: if p == 0 {
+            GroupPatch {
+                display_name: Patch::Value("Large".into()),
+                security_enabled: Patch::Value(true),
+                ..Default::default()
+            }
+        } else {
+            GroupPatch::default()
+        },
+        members: (from..to)
+            .map(|i| MemberDelta {
+                member: MemberRef {
+                    kind: MemberKind::User,
+                    id: format!("{i:08x}-eeee-4000-8000-{i:012x}"),
+                },
+                removed: false,
+            })
+            .collect(),
+    }
+}
+
+/// This process's VmRSS and VmHWM, in MiB.
+fn rss() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+            / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::main]
+async fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let members: usize = std::env::var("BENCH_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 250_000 } else { 5_000 });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("store");
+    let policy = DeletePolicy {
+        threshold: 100,
+        soft_destructive: false,
+    };
+    let (base_rss, _) = rss();
+    println!("mirror of one {members}-member group, pages of 1,000 (start: RSS {base_rss} MiB):");
+    let pages = members.div_ceil(1000);
+    let started = Instant::now();
+    for p in 0..pages {
+        let item = slice(p, p * 1000, ((p + 1) * 1000).min(members));
+        let link = if p + 1 == pages {
+            NextStep::Delta("https://graph.example/v1.0/groups/delta?$deltatoken=1".into())
+        } else {
+            NextStep::Next(format!(
+                "https://graph.example/v1.0/groups/delta?$skiptoken={p}"
+            ))
+        };
+        let before = store
+            .cursor(entra_writeback::model::Resource::Groups)
+            .expect("cursor");
+        store
+            .commit_group_page(&[item], &link, before.as_ref(), policy, &|_, p| {
+                p.eligible()
+            })
+            .expect("commit");
+        store.flush().await.expect("flush");
+        if (p + 1) % (pages / 10).max(1) == 0 || p + 1 == pages {
+            let (now, peak) = rss();
+            println!(
+                "  {:>7} members: RSS {now} MiB, peak {peak} MiB, {:.1} ms per 1,000 members",
+                ((p + 1) * 1000).min(members),
+                started.elapsed().as_secs_f64() * 1000.0 / (p + 1) as f64
+            );
+        }
+    }
+    let (now, peak) = rss();
+    println!(
+        "  done: RSS {now} MiB, peak {peak} MiB ({} MiB above the start; target for a whole run <= 128 MiB)",
+        peak.saturating_sub(base_rss)
+    );
+}
