@@ -126,22 +126,16 @@ async fn rss_only(dc: &SambaDc, n: u32, secs: u64) {
             .spawn()
             .expect("run --once starts"),
     );
-    let status = format!("/proc/{}/status", child.id());
-    let (mut peak, mut rss) = (0u64, 0u64);
+    let pid = child.id().to_string();
+    let (mut peak, mut rss) = (0f64, 0f64);
     let started = Instant::now();
     while started.elapsed().as_secs() < secs {
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
-        peak = peak.max(field("VmHWM:"));
-        rss = field("VmRSS:");
+        let (now, hwm) = common::proc_memory::memory_mib(&pid);
+        peak = peak.max(hwm);
+        rss = now;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     let written = match dc.group_by_anchor(&g.ou, &format!("Group_{}", g.big)).await {
@@ -150,10 +144,8 @@ async fn rss_only(dc: &SambaDc, n: u32, secs: u64) {
     };
     drop(child);
     println!(
-        "{n}-member group, the first {:.0} s of its write: peak RSS {} MiB, RSS {} MiB at the end (target <= 128); {written} members in AD by then",
-        started.elapsed().as_secs_f64(),
-        peak / 1024,
-        rss / 1024
+        "{n}-member group, the first {:.0} s of its write: peak RSS {peak:.0} MiB, RSS {rss:.0} MiB at the end (target <= 128); {written} members in AD by then",
+        started.elapsed().as_secs_f64()
     );
 }
 

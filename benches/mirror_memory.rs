@@ -47,17 +47,13 @@ fn slice(p: usize, from: usize, to: usize) -> GroupDelta {
     }
 }
 
-/// This process's VmRSS and VmHWM, in MiB.
+#[path = "../tests/common/proc_memory.rs"]
+mod proc_memory;
+
+/// This process's VmRSS and VmHWM, in whole MiB.
 fn rss() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-            / 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let (now, peak) = proc_memory::memory_mib("self");
+    (now as u64, peak as u64)
 }
 
 #[tokio::main]

@@ -101,16 +101,7 @@ fn cpu_secs(pid: u32, tick: f64) -> Option<f64> {
 
 /// VmRSS and VmHWM of `pid`, MiB.
 fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    common::proc_memory::memory_mib(&pid.to_string())
 }
 
 fn clock_tick() -> f64 {

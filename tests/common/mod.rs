@@ -8,6 +8,7 @@ pub mod figures;
 pub mod large;
 pub mod loader;
 pub mod outcome;
+pub mod proc_memory;
 pub mod relay;
 pub mod samba;
 pub mod service;
