@@ -17,7 +17,9 @@
 //!
 //! With `BENCH_RSS_MEMBERS=N` it only samples the peak RSS of the first `BENCH_RSS_SECS`
 //! (default 180) seconds of writing an `N`-member group, for sizes whose write outlasts the
-//! time at hand (250,000 members: Samba creates a foreign security principal per new SID).
+//! time at hand (250,000 members: Samba creates a foreign security principal per new SID);
+//! `BENCH_RSS_SLICE=M` has graph-sim put `M` members on a page (default 1,000, as Graph; as
+//! many as the group: one hostile page).
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a smoke test with 500
 //! members and one repeat, so CI checks that the benchmark works without paying for it.
@@ -115,9 +117,9 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
 /// The peak RSS of `run --once` writing a `n`-member group, sampled from `/proc` every second
 /// for `secs` seconds (the members are all loaded, mirrored and resolved before the first
 /// batch is written, so the peak comes early), then the run is stopped: for sizes whose full
-/// write takes longer than the time at hand.
-async fn rss_only(dc: &SambaDc, n: u32, secs: u64) {
-    let g = LargeGroup::new(dc, n, 0, 0x2c00).await;
+/// write takes longer than the time at hand. `slice`: members per Graph page (graph-sim).
+async fn rss_only(dc: &SambaDc, n: u32, secs: u64, slice: u32) {
+    let g = LargeGroup::sliced(dc, n, 0, 0x2c00, slice).await;
     let mut child = common::service::Running(
         g.svc
             .command(&["run", "--once"])
@@ -144,7 +146,7 @@ async fn rss_only(dc: &SambaDc, n: u32, secs: u64) {
     };
     drop(child);
     println!(
-        "{n}-member group, the first {:.0} s of its write: peak RSS {peak:.0} MiB, RSS {rss:.0} MiB at the end (target <= 128); {written} members in AD by then",
+        "{n}-member group, {slice} members per page, the first {:.0} s of its write: peak RSS {peak:.0} MiB, RSS {rss:.0} MiB at the end (target <= 128); {written} members in AD by then",
         started.elapsed().as_secs_f64()
     );
 }
@@ -156,7 +158,12 @@ async fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(180);
-        rss_only(samba::shared(), n.parse().expect("a member count"), secs).await;
+        let slice = std::env::var("BENCH_RSS_SLICE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        let n = n.parse().expect("a member count");
+        rss_only(samba::shared(), n, secs, slice).await;
         return;
     }
     // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) runs this binary without

@@ -5,6 +5,10 @@
 //! beside the target of a whole `run` writing a 250,000-member group (peak RSS <= 128 MiB).
 //! Run: `cargo bench --bench mirror_memory`.
 //!
+//! `BENCH_PAGE_MEMBERS=N` puts `N` members on each page instead of 1,000: with `N` as large
+//! as the group it is one page carrying the whole group, as a hostile or broken upstream
+//! could send.
+//!
 //! Under `cargo test --all-targets` (no `--bench`) it runs as a smoke test (5,000 members).
 
 use std::time::Instant;
@@ -69,12 +73,18 @@ async fn main() {
         threshold: 100,
         soft_destructive: false,
     };
+    let per_page: usize = std::env::var("BENCH_PAGE_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let (base_rss, _) = rss();
-    println!("mirror of one {members}-member group, pages of 1,000 (start: RSS {base_rss} MiB):");
-    let pages = members.div_ceil(1000);
+    println!(
+        "mirror of one {members}-member group, pages of {per_page} members (start: RSS {base_rss} MiB):"
+    );
+    let pages = members.div_ceil(per_page);
     let started = Instant::now();
     for p in 0..pages {
-        let item = slice(p, p * 1000, ((p + 1) * 1000).min(members));
+        let item = slice(p, p * per_page, ((p + 1) * per_page).min(members));
         let link = if p + 1 == pages {
             NextStep::Delta("https://graph.example/v1.0/groups/delta?$deltatoken=1".into())
         } else {
@@ -95,8 +105,9 @@ async fn main() {
             let (now, peak) = rss();
             println!(
                 "  {:>7} members: RSS {now} MiB, peak {peak} MiB, {:.1} ms per 1,000 members",
-                ((p + 1) * 1000).min(members),
-                started.elapsed().as_secs_f64() * 1000.0 / (p + 1) as f64
+                ((p + 1) * per_page).min(members),
+                started.elapsed().as_secs_f64() * 1000.0 * 1000.0
+                    / ((p + 1) * per_page).min(members) as f64
             );
         }
     }

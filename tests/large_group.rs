@@ -5,8 +5,8 @@
 //! Samba never splits `member` into ranges by itself, but honours an explicit
 //! `member;range=LO-HI`: the ranges are checked on the wire (a relay records what the
 //! service's reader asks for), at the default step (1,500, Windows' `MaxValRange`) and at a
-//! forced step of 100. The 50,000-member figure is a benchmark: `cargo bench --bench
-//! large_group`.
+//! forced step of 100. A group sent whole on one page is written the same way. The
+//! 50,000-member figure is a benchmark: `cargo bench --bench large_group`.
 
 mod common;
 
@@ -143,6 +143,32 @@ async fn a_large_group_is_read_in_ranges_and_one_member_changes_cost_what_they_c
     );
     assert!(large.0 <= 3 && large.1 <= 3, "(+1, -1) cost {large:?}");
     assert_members(&dc.member_sids(&e.dn).await, &want, "AD after +1/-1");
+}
+
+/// Members of the group sent on one page: more than one part of a page commit
+/// (`queue::mirror::parts::PART_MEMBERS`, 2,000 member entries), so the page is recorded in
+/// several transactions.
+const ONE_PAGE: u32 = 2_500;
+
+/// A page carrying a whole large group (what a broken or hostile upstream could send; Graph
+/// slices one) is recorded in bounded parts and written exactly as a sliced one: every member
+/// in AD, one add and one modify per further batch, no member read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_sent_whole_on_one_page_is_recorded_in_parts_and_written_whole() {
+    let dc = samba::shared();
+    let g = LargeGroup::sliced(dc, ONE_PAGE, 0, 0xb40, ONE_PAGE).await;
+    let (_, log) = g.once();
+    let e = dc
+        .group_by_anchor(&g.ou, &format!("Group_{}", g.big))
+        .await
+        .unwrap();
+    let want: BTreeSet<String> = (0..ONE_PAGE).map(|i| g.sid(i)).collect();
+    assert_members(&dc.member_sids(&e.dn).await, &want, "AD after one page");
+    let batches = u64::from(ONE_PAGE).div_ceil(MEMBER_BATCH);
+    let work = format!("{:?}", summary::work_ops(&log));
+    assert_eq!(summary::work_op(&log, "add"), 2, "{work}");
+    assert_eq!(summary::work_op(&log, "modify"), batches - 1, "{work}");
+    assert_eq!(summary::work_op(&log, "search"), 2 + 1, "{work}");
 }
 
 /// LDAP operations of the work of `run --once` (binding and the schema probe left out) after

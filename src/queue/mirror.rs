@@ -4,7 +4,10 @@
 //! a Graph page touches (a view), fold the page over it with the pure functions of
 //! [`super::fold`], and write the resulting plan (mirror updates, queued
 //! changes, staged and held deletes, the next cursor) in **one** sled transaction: a page is
-//! wholly recorded or not at all, and its cursor never moves without it (see [`super`]).
+//! wholly recorded or not at all, and its cursor never moves without it (see [`super`]). A
+//! groups page carrying more than [`parts::PART_MEMBERS`] member entries is folded and written
+//! in parts of that size, one transaction each, as if Graph had sliced it over more pages;
+//! only its last part moves the cursor ([`parts`]).
 //!
 //! # Reading the view outside the transaction
 //! sled's transactions cannot scan, and a plain tree read inside a transaction closure would
@@ -21,27 +24,29 @@
 //! Imports: the queue's store, records and folds, [`crate::model`] and the page shapes of
 //! [`crate::graph::page`]; nothing above the queue.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sled::Transactional;
 
 pub use super::fold::{DeletePolicy, PageOutcome};
 use super::fold::{
-    FullMirrorView, GroupPage, GroupPagePlan, MirrorView, RoundEndView, UserGroupsView,
-    UserPagePlan, UserView, UserWrite, cursor_can_wait, fold_group_page, fold_user_page,
-    requeue_groups,
+    GroupPage, GroupPagePlan, UserGroupsView, UserPagePlan, UserView, UserWrite, cursor_can_wait,
+    fold_group_page, fold_user_page, requeue_groups,
 };
 use super::keys::{Writes, member_key, member_ref, prefix};
 use super::plan_writes::{edge_writes, group_writes};
 use super::records::*;
 use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
+use crate::model::MemberRef;
 use crate::model::*;
-use crate::model::{MemberRef, Removed};
 
 mod counts;
+pub mod parts;
+mod view;
 
-use counts::{member_count, read_member_counts};
+use counts::member_count;
+use view::{all_groups, read_group_view};
 
 /// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
 /// to the mirror: AD may hold a frozen or stale copy of them).
@@ -220,9 +225,6 @@ impl Store {
         admits: &dyn Fn(&str, &GroupProps) -> bool,
         max_members: usize,
     ) -> Result<PageOutcome, QueueError> {
-        let t = self.t()?; // one handle: never mix trees across a reopen
-        let epoch = round_epoch(&t, before)?;
-        let view = read_group_view(&t, items, next, epoch)?;
         let page = GroupPage {
             items,
             next,
@@ -231,13 +233,56 @@ impl Store {
             now: now_ms(),
             max_members,
         };
-        let plan = fold_group_page(&view, &page);
-        if plan.only_the_cursor()
-            && cursor_can_wait(before, &plan.cursor, items.is_empty(), page.now)
-        {
+        self.commit_group_page_in_parts(&page, before, parts::PART_MEMBERS, usize::MAX)
+    }
+
+    /// Commits `page` in parts of at most `part_members` member entries ([`parts`]), writing
+    /// no more than `write_parts` of them: a test stops there to leave the store as a crash
+    /// between two parts would.
+    pub(super) fn commit_group_page_in_parts(
+        &self,
+        page: &GroupPage,
+        before: Option<&Cursor>,
+        part_members: usize,
+        write_parts: usize,
+    ) -> Result<PageOutcome, QueueError> {
+        let (items, next) = (page.items, page.next);
+        let t = self.t()?; // one handle: never mix trees across a reopen
+        let epoch = round_epoch(&t, before)?;
+        let parts = parts::cut(items, part_members);
+        let (mut outcome, last) = (PageOutcome::default(), parts.len() - 1);
+        // Every part but the last folds as a mid-round page and leaves the cursor alone.
+        let mid = NextStep::Next(before.map(|c| c.link.clone()).unwrap_or_default());
+        for (i, part) in parts.iter().enumerate().take(write_parts) {
+            let part = GroupPage {
+                items: &parts::items_of(items, part),
+                next: if i == last { next } else { &mid },
+                ..*page
+            };
+            let done = self.commit_group_part(&t, &part, before, epoch, i == last)?;
+            outcome.merge(done);
+        }
+        Ok(outcome)
+    }
+
+    /// Folds and writes one part of a groups page ([`parts`]); `last` says whether it is the
+    /// page's last part, the one that stores the cursor.
+    fn commit_group_part(
+        &self,
+        t: &Trees,
+        page: &GroupPage,
+        before: Option<&Cursor>,
+        epoch: Option<u64>,
+        last: bool,
+    ) -> Result<PageOutcome, QueueError> {
+        let view = read_group_view(t, page.items, page.next, epoch)?;
+        let plan = fold_group_page(&view, page);
+        let idle = plan.only_the_cursor()
+            && (!last || cursor_can_wait(before, &plan.cursor, page.items.is_empty(), page.now));
+        if idle {
             return Ok(plan.outcome); // an idle round: nothing to store (see `cursor_can_wait`)
         }
-        let written = write_group_plan(&t, &plan)?;
+        let written = write_group_plan(t, &plan, last)?;
         Counts::adjust(&self.counts.groups, written.groups);
         Counts::adjust(&self.counts.held, written.held);
         Counts::adjust(
@@ -252,124 +297,6 @@ impl Store {
     }
 }
 
-fn all_groups(t: &Trees) -> Result<Vec<(String, GroupRecord)>, QueueError> {
-    t.groups
-        .iter()
-        .map(|r| {
-            let (k, v) = r?;
-            Ok((String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?))
-        })
-        .collect()
-}
-
-/// Reads what the fold of a groups page consults (see [`MirrorView`]).
-fn read_group_view(
-    t: &Trees,
-    items: &[GroupDelta],
-    next: &NextStep,
-    epoch: Option<u64>,
-) -> Result<MirrorView, QueueError> {
-    let mut view = MirrorView::default();
-    view.round.full_epoch = epoch;
-    if let Some(v) = t.meta.get(ROUND_RESTORED)? {
-        view.round.restored = dec(ROUND_RESTORED, &v)?;
-    }
-    for item in items {
-        read_group_into(t, &mut view.groups, &item.id)?;
-    }
-    for id in may_drop_members(items, &view.groups) {
-        let members = members_of(t, &id)?;
-        view.members.insert(id, members);
-    }
-    for item in items.iter().filter(|i| i.removed.is_none()) {
-        if view.parents.contains_key(&item.id) {
-            continue;
-        }
-        let parents = containing(t, &item.id)?;
-        for p in &parents {
-            read_group_into(t, &mut view.groups, p)?;
-        }
-        view.parents.insert(item.id.clone(), parents);
-    }
-    if let NextStep::Delta(_) = next {
-        view.round.end = Some(read_round_end(t, epoch, &mut view)?);
-    }
-    read_member_counts(t, items, &mut view)?;
-    Ok(view)
-}
-
-/// The groups whose stored members the fold may drop: hard-deleted on the page, or listed live
-/// while soft-deleted (as stored, or by an earlier `@removed: changed` on the page).
-fn may_drop_members(
-    items: &[GroupDelta],
-    stored: &BTreeMap<String, Option<GroupRecord>>,
-) -> BTreeSet<String> {
-    // Per group: (hard-deleted, listed live, soft-deleted on the page).
-    let mut seen: BTreeMap<&str, (bool, bool, bool)> = BTreeMap::new();
-    for item in items {
-        let s = seen.entry(item.id.as_str()).or_default();
-        match item.removed {
-            Some(Removed::Deleted) => s.0 = true,
-            None => s.1 = true,
-            Some(Removed::Changed) => s.2 = true,
-        }
-    }
-    seen.into_iter()
-        .filter(|(id, (deleted, listed, changed))| {
-            let soft = stored
-                .get(*id)
-                .and_then(Option::as_ref)
-                .is_some_and(|r| r.status == GroupStatus::SoftDeleted);
-            *deleted || (*listed && (soft || *changed))
-        })
-        .map(|(id, _)| id.to_string())
-        .collect()
-}
-
-/// Reads what the end of a round consults: the staged deletes, the records of the groups
-/// restored during an incremental round, or the whole mirror after a full enumeration.
-fn read_round_end(
-    t: &Trees,
-    epoch: Option<u64>,
-    view: &mut MirrorView,
-) -> Result<RoundEndView, QueueError> {
-    let mut end = RoundEndView::default();
-    for r in t.round_deletes.iter() {
-        let (k, v) = r?;
-        end.staged
-            .insert(String::from_utf8_lossy(&k).into_owned(), dec(&k, &v)?);
-    }
-    match epoch {
-        None => {
-            for id in &view.round.restored {
-                read_group_into(t, &mut view.groups, id)?;
-            }
-        }
-        Some(e) => {
-            let mut full = FullMirrorView {
-                groups: all_groups(t)?.into_iter().collect(),
-                ..Default::default()
-            };
-            for r in t.members.iter() {
-                let (k, v) = r?;
-                if v.as_ref() == e.to_be_bytes() {
-                    continue;
-                }
-                let Some(at) = k.iter().position(|&b| b == 0) else {
-                    continue;
-                };
-                let group = String::from_utf8_lossy(&k[..at]).into_owned();
-                full.unlisted
-                    .entry(group)
-                    .or_default()
-                    .push(member_ref(&k[at + 1..]));
-            }
-            end.full = Some(full);
-        }
-    }
-    Ok(end)
-}
-
 /// What writing a groups page did.
 struct Written {
     /// Change in the entry count of `groups`.
@@ -382,8 +309,13 @@ struct Written {
     superseded: usize,
 }
 
-/// Writes a groups page's plan in one transaction.
-fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<Written, QueueError> {
+/// Writes a groups page's plan in one transaction; the cursor too when `with_cursor` (the
+/// page's last part).
+fn write_group_plan(
+    t: &Trees,
+    plan: &GroupPagePlan,
+    with_cursor: bool,
+) -> Result<Written, QueueError> {
     let (superseded, changes) = match plan.full_round_done {
         Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
         None => (Vec::new(), plan.changes.clone()),
@@ -441,7 +373,9 @@ fn write_group_plan(t: &Trees, plan: &GroupPagePlan) -> Result<Written, QueueErr
             for (seq, c) in seqs.iter().zip(&changes) {
                 tx_enqueue(pending, *seq, c)?;
             }
-            meta.insert(cursor_key(Resource::Groups), cursor.as_slice())?;
+            if with_cursor {
+                meta.insert(cursor_key(Resource::Groups), cursor.as_slice())?;
+            }
             match &restored {
                 Some(v) => meta.insert(ROUND_RESTORED, v.as_slice())?,
                 None => meta.remove(ROUND_RESTORED)?,

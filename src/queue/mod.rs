@@ -6,7 +6,11 @@
 //! - **Persist before advancing.** The changes of a Graph page, the mirror updates they imply and
 //!   the cursor that follows that page are written in one sled transaction and flushed to disk
 //!   before the next page is requested. A crash at any point resumes from the last flushed cursor;
-//!   a page is either wholly recorded or not at all.
+//!   a page is either wholly recorded or not at all. The one exception bounds memory: a groups
+//!   page with more than 2,000 member entries is written in parts of 2,000, each one
+//!   transaction, the cursor only with the last ([`mirror::parts`]); a crash between parts asks
+//!   for the page again, and its parts already stored fold to the same mirror, as Graph's own
+//!   repeated slices of a large group do.
 //! - **At-least-once.** A change leaves `pending` only after AD has confirmed it (ack), moving to
 //!   the journal in the same transaction. A crash between AD's reply and the ack re-applies the
 //!   change, which is harmless because applying is idempotent.
@@ -54,5 +58,7 @@ pub use store::{QueueError, Store};
 mod commit_tests;
 #[cfg(test)]
 mod operator_tests;
+#[cfg(test)]
+mod parts_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -35,9 +35,15 @@ pub struct LargeGroup {
 }
 
 impl LargeGroup {
-    /// A tenant with an `n`-member group, its companion and `spare` unused users; nothing is
-    /// written yet.
+    /// A tenant with an `n`-member group, its companion and `spare` unused users, graph-sim
+    /// slicing the group over pages of 1,000 members as Graph does; nothing is written yet.
     pub async fn new(dc: &SambaDc, n: u32, spare: u32, tag: u32) -> LargeGroup {
+        LargeGroup::sliced(dc, n, spare, tag, 1000).await
+    }
+
+    /// [`LargeGroup::new`] with pages of `slice` members: a slice as large as the group puts
+    /// it all on one page, as a hostile or broken upstream could.
+    pub async fn sliced(dc: &SambaDc, n: u32, spare: u32, tag: u32, slice: u32) -> LargeGroup {
         let ou = dc.fresh_ou("large").await;
         let salt = oid(tag, 0);
         let domain = format!(
@@ -67,7 +73,7 @@ impl LargeGroup {
         let sim = GraphSim::start(
             users,
             groups,
-            &["--page-size", "2000", "--member-slice", "1000"],
+            &["--page-size", "2000", "--member-slice", &slice.to_string()],
         );
         let svc = Service::with(dc, &ou, options(dc, &sim));
         LargeGroup {

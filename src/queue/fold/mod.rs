@@ -96,6 +96,21 @@ impl PageOutcome {
             *self.enqueued.entry(c.kind.label()).or_default() += 1;
         }
     }
+
+    /// Adds what a later part of the same page did (see [`crate::queue::mirror::parts`]):
+    /// counts add up, the round flags are the later part's.
+    pub fn merge(&mut self, later: PageOutcome) {
+        for (kind, n) in later.enqueued {
+            *self.enqueued.entry(kind).or_default() += n;
+        }
+        self.superseded += later.superseded;
+        self.unsupported_members += later.unsupported_members;
+        self.held_deletes += later.held_deletes;
+        self.round_done = later.round_done;
+        self.full_round = later.full_round;
+        self.refused_members += later.refused_members;
+        self.refused_groups.extend(later.refused_groups);
+    }
 }
 
 /// The part of the mirror a groups page touches, as stored before the page.
