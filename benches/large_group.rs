@@ -15,6 +15,10 @@
 //!    one-member group: time (median, min, max) and the work's LDAP operations (binding and
 //!    the schema probe of each `run --once` left out).
 //!
+//! On Samba a new member costs a foreign security principal, about 85 links/s here, so a
+//! 50,000-member write takes about ten minutes: set `EW_TEST_COMMAND_TIMEOUT_SECS=3600` for
+//! that size (one `run --once` is otherwise killed after ten minutes).
+//!
 //! With `BENCH_RSS_MEMBERS=N` it only samples the peak RSS of the first `BENCH_RSS_SECS`
 //! (default 180) seconds of writing an `N`-member group, for sizes whose write outlasts the
 //! time at hand (250,000 members: Samba creates a foreign security principal per new SID);

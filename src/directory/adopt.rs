@@ -200,7 +200,7 @@ impl<L: Ldap> Applier<L> {
         actual: &ActualGroup,
     ) -> Result<(), ApplyError> {
         for (attr, value) in anchor_values(actual) {
-            self.record(&Operation::Update {
+            self.record(|| Operation::Update {
                 dn: actual.dn.clone(),
                 attr: attr.into(),
                 from: Some(value),

@@ -178,11 +178,13 @@ impl<L: Ldap> Applier<L> {
         std::mem::take(&mut *self.planned.lock().expect("not poisoned"))
     }
 
-    pub(super) fn record(&self, op: &Operation) {
+    /// Records an operation: kept for `plan` in dry-run mode, else logged at debug level.
+    /// `op` is built only then: a large group's member lists are not copied for nothing.
+    pub(super) fn record(&self, op: impl FnOnce() -> Operation) {
         if self.dry_run {
-            self.planned.lock().expect("not poisoned").push(op.clone());
-        } else {
-            tracing::debug!(op = %op.to_string().trim_end(), "AD operation");
+            self.planned.lock().expect("not poisoned").push(op());
+        } else if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(op = %op().to_string().trim_end(), "AD operation");
         }
     }
 
@@ -309,15 +311,15 @@ impl<L: Ldap> Applier<L> {
         let may_remove = !self.store.full_round_in_progress()?;
         let want = self.desired_member_sids(group_id).await?;
         let have = self.dir.member_sids(dn).await?;
-        let (mut add, mut remove) = plan::member_diff(&want, &have);
+        let (mut add, mut remove) = plan::member_diff(want, have);
         remove.retain(|_| may_remove);
         if self.second_writer(group_id, dn, &Planned::members(&add, &remove))? {
             return Ok(());
         }
         corrections.count("member_add", add.len());
         corrections.count("member_remove", remove.len());
-        let skipped = self.add_members(dn, add.clone()).await?;
-        self.remove_members(dn, remove.clone()).await?;
+        let skipped = self.add_members(dn, &add).await?;
+        self.remove_members(dn, &remove).await?;
         add.retain(|s| !skipped.contains(s)); // never written: not ours to watch
         self.note_written(group_id, &Planned::members(&add, &remove))
     }
@@ -339,8 +341,8 @@ impl<L: Ldap> Applier<L> {
                 }
             }
         }
-        self.add_members(dn, add).await?;
-        self.remove_members(dn, remove).await?;
+        self.add_members(dn, &add).await?;
+        self.remove_members(dn, &remove).await?;
         Ok(())
     }
 
@@ -368,7 +370,7 @@ impl<L: Ldap> Applier<L> {
         };
         let mut mods = Vec::new();
         for u in updates {
-            self.record(u);
+            self.record(|| u.clone());
             match u {
                 Operation::Update { attr, to, .. } => {
                     mods.push(Mod::Replace(attr.clone(), set(to.clone())))
@@ -401,7 +403,7 @@ impl<L: Ldap> Applier<L> {
             }
             .into());
         }
-        self.record(&Operation::Rename {
+        self.record(|| Operation::Rename {
             from: actual.dn.clone(),
             to: target.clone(),
         });

@@ -40,23 +40,25 @@ impl<L: Ldap> Applier<L> {
         group_id: &str,
         d: &DesiredGroup,
     ) -> Result<Created, ApplyError> {
-        let want: Vec<String> = self
+        let mut want: Vec<String> = self
             .desired_member_sids(group_id)
             .await?
             .into_iter()
             .collect();
         let attrs = plan::create_attrs(d, self.dir.has_external_id);
-        self.record(&Operation::Create {
+        self.record(|| Operation::Create {
             dn: d.dn.clone(),
             attrs: attrs.clone(),
         });
         if self.dry_run {
-            self.add_members(&d.dn, want).await?; // recorded, not executed
+            self.add_members(&d.dn, &want).await?; // recorded, not executed
             return Ok(Created::New);
         }
-        let inline = &want[..want.len().min(self.batch)];
+        // The first batch goes inline with the add; `want` keeps it, `rest` the others.
+        let rest = want.split_off(want.len().min(self.batch));
+        let inline = &want[..];
         let rest = match self.add_object(d, &attrs, inline).await {
-            Ok(()) => want[inline.len()..].to_vec(),
+            Ok(()) => rest,
             Err(e) if e.result_code() == Some(ResultCode::ALREADY_EXISTS) => {
                 return self.explain_taken(group_id, d, e).await;
             }
@@ -71,7 +73,7 @@ impl<L: Ldap> Applier<L> {
             {
                 tracing::info!(error = %e, "adding with members refused; adding the group bare");
                 match self.add_object(d, &attrs, &[]).await {
-                    Ok(()) => want,
+                    Ok(()) => want.into_iter().chain(rest).collect(),
                     Err(e) if e.result_code() == Some(ResultCode::ALREADY_EXISTS) => {
                         return self.explain_taken(group_id, d, e).await;
                     }
@@ -82,7 +84,7 @@ impl<L: Ldap> Applier<L> {
         };
         self.events()
             .emit(Event::ManagedGroups(ManagedGroups::Created));
-        self.add_members(&d.dn, rest).await?;
+        self.add_members(&d.dn, &rest).await?;
         self.queue_waiting_parents(group_id).await?;
         Ok(Created::New)
     }
@@ -99,7 +101,7 @@ impl<L: Ldap> Applier<L> {
             .map(|(k, v)| (k.clone(), set(v.iter().cloned())))
             .collect();
         if !members.is_empty() {
-            self.record(&Operation::AddMembers {
+            self.record(|| Operation::AddMembers {
                 dn: d.dn.clone(),
                 members: members.to_vec(),
             });

@@ -23,18 +23,32 @@ use super::seam::Ldap;
 use crate::graph::identity::{AdIdentity, identity};
 use crate::model::{Event, MemberKind, MemberRef, sid};
 
+/// Members read from the mirror at a time while a group's SIDs are resolved: a large group's
+/// member list is never held whole beside its SIDs.
+const MIRROR_READ: usize = 1_000;
+
 impl<L: Ldap> Applier<L> {
+    /// The AD SIDs of every member the mirror lists for the group (those with an AD object).
     pub(super) async fn desired_member_sids(
         &self,
         group_id: &str,
     ) -> Result<BTreeSet<String>, ApplyError> {
         let mut out = BTreeSet::new();
-        for m in self.store.members(group_id)? {
-            if let Some(s) = self.member_sid(&m).await? {
-                out.insert(s);
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .members_page(group_id, after.as_ref(), MIRROR_READ)?;
+            for m in &page {
+                if let Some(s) = self.member_sid(m).await? {
+                    out.insert(s);
+                }
             }
+            if page.len() < MIRROR_READ {
+                return Ok(out);
+            }
+            after = page.into_iter().last();
         }
-        Ok(out)
     }
 
     /// The AD SID of a cloud member, or `None` (skipped and counted) if it has no AD object.
@@ -94,16 +108,12 @@ impl<L: Ldap> Applier<L> {
     pub(super) async fn add_members(
         &self,
         dn: &str,
-        sids: Vec<String>,
+        sids: &[String],
     ) -> Result<Vec<String>, ApplyError> {
         self.change_members(dn, sids, true).await
     }
 
-    pub(super) async fn remove_members(
-        &self,
-        dn: &str,
-        sids: Vec<String>,
-    ) -> Result<(), ApplyError> {
+    pub(super) async fn remove_members(&self, dn: &str, sids: &[String]) -> Result<(), ApplyError> {
         self.change_members(dn, sids, false).await.map(drop)
     }
 
@@ -113,22 +123,24 @@ impl<L: Ldap> Applier<L> {
     async fn change_members(
         &self,
         dn: &str,
-        sids: Vec<String>,
+        sids: &[String],
         add: bool,
     ) -> Result<Vec<String>, ApplyError> {
         let mut skipped = Vec::new();
         if sids.is_empty() {
             return Ok(skipped);
         }
-        self.record(&if add {
-            Operation::AddMembers {
-                dn: dn.to_string(),
-                members: sids.clone(),
-            }
-        } else {
-            Operation::RemoveMembers {
-                dn: dn.to_string(),
-                members: sids.clone(),
+        self.record(|| {
+            if add {
+                Operation::AddMembers {
+                    dn: dn.to_string(),
+                    members: sids.to_vec(),
+                }
+            } else {
+                Operation::RemoveMembers {
+                    dn: dn.to_string(),
+                    members: sids.to_vec(),
+                }
             }
         });
         if self.dry_run {

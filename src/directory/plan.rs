@@ -299,15 +299,15 @@ pub fn needs_move(d: &DesiredGroup, current_parent: &str) -> bool {
     !d.in_place && !crate::model::dn::same_dn(current_parent, &d.ou)
 }
 
-/// Members to add and to remove so `actual` equals `desired` (both sets of SIDs).
+/// Members to add and to remove so `actual` equals `desired` (both sets of SIDs), in SID
+/// order. Takes both sets and moves their values into the answer: a large group's SIDs are
+/// never held twice.
 pub fn member_diff(
-    desired: &BTreeSet<String>,
-    actual: &BTreeSet<String>,
+    desired: BTreeSet<String>,
+    mut actual: BTreeSet<String>,
 ) -> (Vec<String>, Vec<String>) {
-    (
-        desired.difference(actual).cloned().collect(),
-        actual.difference(desired).cloned().collect(),
-    )
+    let add = desired.into_iter().filter(|s| !actual.remove(s)).collect();
+    (add, actual.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -388,11 +388,19 @@ mod tests {
 
     #[test]
     fn member_diff_both_ways() {
-        let want: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
-        let have: BTreeSet<String> = ["b", "c"].iter().map(|s| s.to_string()).collect();
+        let set = |v: &[&str]| {
+            v.iter()
+                .map(|s| s.to_string())
+                .collect::<BTreeSet<String>>()
+        };
         assert_eq!(
-            member_diff(&want, &have),
-            (vec!["a".into()], vec!["c".into()])
+            member_diff(set(&["a", "b", "d"]), set(&["b", "c", "e"])),
+            (vec!["a".into(), "d".into()], vec!["c".into(), "e".into()])
+        );
+        assert_eq!(member_diff(set(&["a"]), set(&["a"])), (vec![], vec![]));
+        assert_eq!(
+            member_diff(set(&[]), set(&["x"])),
+            (vec![], vec!["x".into()])
         );
     }
 

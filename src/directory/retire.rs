@@ -102,7 +102,7 @@ impl<L: Ldap> Applier<L> {
                     "destructive action cancelled; AD group left as it is"
                 );
                 self.count_kept(why.as_str());
-                self.record(&Operation::Skip {
+                self.record(|| Operation::Skip {
                     dn: actual.dn.clone(),
                     reason: format!("kept: {} (cloud: {})", why.as_str(), cloud.as_str()),
                 });
@@ -111,7 +111,7 @@ impl<L: Ldap> Applier<L> {
             Decision::Delete => self.delete_object(group_id, actual, reason).await,
             Decision::SoftPolicy => match self.soft_delete {
                 SoftDeleteAction::Freeze => {
-                    self.record(&Operation::Freeze {
+                    self.record(|| Operation::Freeze {
                         dn: actual.dn.clone(),
                         reason: reason.as_str(),
                     });
@@ -154,7 +154,7 @@ impl<L: Ldap> Applier<L> {
             "adopted original left as it is (ad.adopted_delete = \"freeze\"; it holds the SID of the group's ACLs)"
         );
         self.count_kept("adopted");
-        self.record(&Operation::Freeze {
+        self.record(|| Operation::Freeze {
             dn: actual.dn.clone(),
             reason: "adopted original",
         });
@@ -182,7 +182,7 @@ impl<L: Ldap> Applier<L> {
         actual: &ActualGroup,
         reason: DeleteReason,
     ) -> Result<(), ApplyError> {
-        self.record(&Operation::Delete {
+        self.record(|| Operation::Delete {
             dn: actual.dn.clone(),
             reason: reason.as_str(),
         });
@@ -260,7 +260,7 @@ impl<L: Ldap> Applier<L> {
         destructive: &[&(String, ActualGroup, Decision, CloudNow)],
     ) -> Result<(), ApplyError> {
         for (_, a, _, _) in destructive {
-            self.record(&Operation::Skip {
+            self.record(|| Operation::Skip {
                 dn: a.dn.clone(),
                 reason: "held by delete_threshold".into(),
             });

@@ -179,7 +179,7 @@ impl<L: Ldap> Applier<L> {
             since_ms = frozen.since_ms,
             "frozen: not written"
         );
-        self.record(&Operation::Skip {
+        self.record(|| Operation::Skip {
             dn: dn.unwrap_or(&frozen.dn).to_string(),
             reason: format!(
                 "frozen: another writer ({}); `approve-writes`",

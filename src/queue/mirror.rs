@@ -133,6 +133,29 @@ impl Store {
         members_of(&*self.t()?, group)
     }
 
+    /// Up to `limit` members of a group, in key order, after `after` (from the first when
+    /// `None`): a large group read in bounded pieces rather than as one list.
+    pub fn members_page(
+        &self,
+        group: &str,
+        after: Option<&MemberRef>,
+        limit: usize,
+    ) -> Result<Vec<MemberRef>, QueueError> {
+        let t = self.t()?;
+        let p = prefix(group);
+        let from = match after {
+            Some(m) => std::ops::Bound::Excluded(member_key(group, m)),
+            None => std::ops::Bound::Included(p.clone()),
+        };
+        t.members
+            .range((from, std::ops::Bound::Unbounded))
+            .keys()
+            .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(&p)))
+            .take(limit)
+            .map(|k| Ok(member_ref(&k?[p.len()..])))
+            .collect()
+    }
+
     /// Whether Graph currently lists `member` in `group`.
     pub fn is_member(&self, group: &str, member: &MemberRef) -> Result<bool, QueueError> {
         Ok(self.t()?.members.contains_key(member_key(group, member))?)

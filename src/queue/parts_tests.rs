@@ -1,6 +1,7 @@
 //! Unit tests of a page committed in parts ([`super::mirror::parts`]): the mirror it leaves
 //! is the one the page leaves when committed whole, and a crash between two parts leaves the
 //! cursor where it was and nothing that a second commit of the page does not converge from.
+//! Also the other side of a large group's memory bound: its members read back in pieces.
 
 use super::fold::GroupPage;
 use super::mirror::{DeletePolicy, PageOutcome};
@@ -145,4 +146,28 @@ fn a_crash_between_parts_keeps_the_cursor_and_the_page_again_converges() {
         crashed.cursor(Resource::Groups).unwrap().map(|c| c.link),
         whole.cursor(Resource::Groups).unwrap().map(|c| c.link)
     );
+}
+
+#[test]
+fn a_large_group_read_in_pieces_is_every_member_once_and_no_other_group() {
+    let (_d, store) = open();
+    commit(&store, &page(2_345), &next_link(), usize::MAX, usize::MAX);
+    let whole = store.members("big").unwrap();
+    for limit in [1, 7, 1_000, 5_000] {
+        let (mut read, mut after) = (Vec::new(), None);
+        loop {
+            let piece = store.members_page("big", after.as_ref(), limit).unwrap();
+            assert!(piece.len() <= limit);
+            read.extend(piece.iter().cloned());
+            if piece.len() < limit {
+                break;
+            }
+            after = piece.last().cloned();
+        }
+        assert_eq!(read, whole, "pieces of {limit}");
+    }
+    let a = store.members_page("a", None, 10).unwrap();
+    assert_eq!(a, store.members("a").unwrap());
+    assert_eq!(a.len(), 2, "the next group's members are not read");
+    assert!(store.members_page("nobody", None, 10).unwrap().is_empty());
 }

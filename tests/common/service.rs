@@ -184,9 +184,9 @@ format = "json"
         c
     }
 
-    /// Runs a command to completion, within [`COMMAND_TIMEOUT`].
+    /// Runs a command to completion, within [`command_timeout`].
     pub fn run(&self, args: &[&str]) -> Output {
-        output_within(&mut self.command(args), COMMAND_TIMEOUT)
+        output_within(&mut self.command(args), command_timeout())
     }
 
     /// `run --once`, asserting exit 0 and returning stderr (the logs).
@@ -244,6 +244,15 @@ impl Drop for Running {
 /// a hung `run --once` must fail its test, not hang CI. Generous, because the slowest command
 /// (a large group's first `run --once` on a loaded 2-core machine) takes about a minute.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// [`COMMAND_TIMEOUT`], or `EW_TEST_COMMAND_TIMEOUT_SECS` when set: benchmarks of sizes whose
+/// one `run --once` outlasts ten minutes (a 50,000-member group on Samba) raise it.
+pub fn command_timeout() -> Duration {
+    std::env::var("EW_TEST_COMMAND_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(COMMAND_TIMEOUT, Duration::from_secs)
+}
 
 /// `Command::output` with a deadline: the child is owned (killed on drop) from the moment it
 /// exists, its output is drained while it runs, and past `limit` it is killed and the test
