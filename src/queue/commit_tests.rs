@@ -10,12 +10,14 @@ use crate::graph::page::{GroupDelta, MemberDelta, NextStep, UserDelta};
 use crate::model::*;
 use crate::model::{MemberKind, MemberRef, Patch};
 
-const POLICY: DeletePolicy = DeletePolicy {
+/// The delete policy of these tests (a threshold of 10, soft deletes not destructive).
+pub(super) const POLICY: DeletePolicy = DeletePolicy {
     threshold: 10,
     soft_destructive: false,
 };
 
-fn open() -> (tempfile::TempDir, Store) {
+/// A fresh store in a temporary directory (kept alive by the returned guard).
+pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     (dir, store)

@@ -3,23 +3,13 @@
 //! cursor where it was and nothing that a second commit of the page does not converge from.
 //! Also the other side of a large group's memory bound: its members read back in pieces.
 
+use super::commit_tests::{POLICY, open};
 use super::fold::GroupPage;
-use super::mirror::{DeletePolicy, PageOutcome};
+use super::mirror::PageOutcome;
 use super::tests::{delta, group, members};
 use super::*;
 use crate::graph::page::{GroupDelta, NextStep};
 use crate::model::Resource;
-
-const POLICY: DeletePolicy = DeletePolicy {
-    threshold: 10,
-    soft_destructive: false,
-};
-
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    (dir, store)
-}
 
 /// A page: a small group, a group of `n` members (`m0` … with every seventh an `@removed`
 /// entry), another small group.
