@@ -216,7 +216,7 @@ impl Store {
             }
             drop(old);
         }
-        let reopened = open_db(path, self.cache_capacity)
+        let reopened = reopen_db(path, self.cache_capacity)
             .and_then(|db| Trees::new(db, &path.display().to_string()));
         match reopened {
             Ok(trees) => {
@@ -258,6 +258,21 @@ impl Store {
 /// cleaning. Each wake-up also fsyncs and rewrites pages of old segments, so a short interval
 /// costs idle CPU (see BENCHMARKS.md, "Restart and idle").
 const BACKGROUND_FLUSH_MS: u64 = 1000;
+
+/// Opens the database this process just closed. sled lets go of its file lock only once its
+/// background flusher has woken and stopped (up to [`BACKGROUND_FLUSH_MS`] later), so a lock
+/// still held is waited for, up to 10 s; any other failure is returned at once.
+fn reopen_db(path: &Path, cache_capacity: u64) -> Result<sled::Db, QueueError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_db(path, cache_capacity) {
+            Err(QueueError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
 
 fn open_db(path: &Path, cache_capacity: u64) -> Result<sled::Db, QueueError> {
     let shown = path.display().to_string();
