@@ -167,5 +167,5 @@ fn default_member_batch() -> usize {
     1000
 }
 fn default_search_page_size() -> usize {
-    500
+    1000
 }

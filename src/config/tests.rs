@@ -292,8 +292,8 @@ fn owned_ous_must_not_be_the_naming_context() {
 }
 
 #[test]
-fn search_page_size_defaults_to_500_and_is_bounded() {
-    assert_eq!(parse(GOOD).unwrap().ad.search_page_size, 500);
+fn search_page_size_defaults_to_1000_and_is_bounded() {
+    assert_eq!(parse(GOOD).unwrap().ad.search_page_size, 1000);
     let set = |n: &str| {
         GOOD.replace(
             "bind_password = \"pw\"",

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use ldap3::Mod;
 
 use super::create::Created;
+use super::listed_members::MemberDigest;
 use super::owned::{Lookup, OwnedListing};
 use super::plan::{self, ActualGroup, Operation};
 use super::retire::CloudOracle;
@@ -276,7 +277,7 @@ impl<L: Ldap> Applier<L> {
         self.update_attributes(&updates).await?;
         self.note_written(group_id, &planned)?;
         if full {
-            self.converge_all_members(group_id, &actual.dn, corrections)
+            self.converge_all_members(group_id, actual, corrections)
                 .await?;
         } else {
             self.converge_touched_members(group_id, &actual.dn, touched)
@@ -300,16 +301,22 @@ impl<L: Ldap> Applier<L> {
     }
 
     /// Every member compared with AD (reconcile, or an object an earlier attempt created).
+    /// When a bulk pass's listing read the object's members and they are the ones wanted,
+    /// there is nothing to read or write.
     async fn converge_all_members(
         &self,
         group_id: &str,
-        dn: &str,
+        actual: &ActualGroup,
         corrections: &Corrections<'_>,
     ) -> Result<(), ApplyError> {
+        let dn = actual.dn.as_str();
         // During a full enumeration the mirror's member lists may still be partial: add what is
         // known, remove nothing until the enumeration is complete.
         let may_remove = !self.store.full_round_in_progress()?;
         let want = self.desired_member_sids(group_id).await?;
+        if actual.listed_members == Some(MemberDigest::of(&want)) {
+            return Ok(());
+        }
         let have = self.dir.member_sids(dn).await?;
         let (mut add, mut remove) = plan::member_diff(want, have);
         remove.retain(|_| may_remove);

@@ -25,9 +25,9 @@ use tokio::sync::Mutex;
 
 use super::error::{DirectoryError, ResultCode};
 use super::paging::{MAX_PAGES, PAGED_RESULTS_OID, paged_cookie};
-use super::seam::{DnForm, Ldap};
+use super::seam::{DnForm, Ldap, PageSink};
 use crate::config::AdConfig;
-use crate::model::{Event, Events};
+use crate::model::{Event, Events, dn};
 
 /// The extended-DN control (`<GUID=..>;<SID=..>;dn` values), asking for string forms.
 fn extended_dn_control() -> RawControl {
@@ -37,6 +37,25 @@ fn extended_dn_control() -> RawControl {
         crit: false,
         val: Some(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
     }
+}
+
+/// The controls that ask for `form`.
+fn form_controls(form: DnForm) -> Vec<RawControl> {
+    match form {
+        DnForm::Plain => vec![],
+        DnForm::Extended => vec![extended_dn_control()],
+    }
+}
+
+/// An entry of a search result, its DN plain: with the extended-DN control, a DC may give the
+/// entry's own name in the extended form too ("for all DNs in the search response",
+/// MS-ADTS 3.1.1.3.4.1.5).
+fn plain_entry(raw: ldap3::ResultEntry) -> SearchEntry {
+    let mut e = SearchEntry::construct(raw);
+    if e.dn.starts_with('<') {
+        e.dn = dn::strip_extended(&e.dn).to_string();
+    }
+    e
 }
 
 /// A bound, reconnecting LDAP connection to the DC.
@@ -218,10 +237,7 @@ impl Connection {
                 .with_controls(controls)
                 .search(base, scope, filter, attrs)
                 .await?;
-            let entries =
-                r.0.into_iter()
-                    .map(SearchEntry::construct)
-                    .collect::<Vec<_>>();
+            let entries = r.0.into_iter().map(plain_entry).collect::<Vec<_>>();
             Ok((entries, r.1))
         })
         .await
@@ -235,13 +251,13 @@ impl Connection {
         scope: Scope,
         filter: &str,
         attrs: Vec<String>,
-        control: RawControl,
+        controls: Vec<RawControl>,
     ) -> Result<(Vec<SearchEntry>, Option<Option<Vec<u8>>>), DirectoryError> {
         let timeout = self.cfg.operation_timeout;
         self.run("search", base, |mut l| async move {
             let r = l
                 .with_timeout(timeout)
-                .with_controls(vec![control])
+                .with_controls(controls)
                 .search(base, scope, filter, attrs)
                 .await?;
             let next =
@@ -249,7 +265,7 @@ impl Connection {
                     .iter()
                     .find(|c| c.1.ctype == PAGED_RESULTS_OID)
                     .map(|c| c.1.val.as_deref().and_then(paged_cookie));
-            let entries: Vec<SearchEntry> = r.0.into_iter().map(SearchEntry::construct).collect();
+            let entries: Vec<SearchEntry> = r.0.into_iter().map(plain_entry).collect();
             Ok(((entries, next), r.1))
         })
         .await
@@ -257,17 +273,19 @@ impl Connection {
 
     /// Searches with the Simple Paged Results control (RFC 2696), `page_size` entries per page,
     /// so that a Windows DC's `MaxPageSize` (1,000) never truncates the answer
-    /// (`sizeLimitExceeded`). Returns every entry and the number of pages read.
+    /// (`sizeLimitExceeded`). Each page's entries go to `sink`; returns the number of pages.
+    #[allow(clippy::too_many_arguments)] // as `Ldap::search_paged`
     pub async fn search_paged(
         &self,
         base: &str,
         scope: Scope,
         filter: &str,
         attrs: &[&str],
+        form: DnForm,
         page_size: usize,
-    ) -> Result<(Vec<SearchEntry>, usize), DirectoryError> {
+        sink: PageSink<'_>,
+    ) -> Result<usize, DirectoryError> {
         let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
-        let mut all = Vec::new();
         let mut cookie: Vec<u8> = Vec::new();
         let protocol_error = |message: String| DirectoryError::Operation {
             op: "search",
@@ -281,19 +299,21 @@ impl Connection {
                 cookie: std::mem::take(&mut cookie),
             }
             .into();
+            let mut controls = vec![control];
+            controls.extend(form_controls(form));
             let (entries, next) = self
-                .search_page(base, scope, filter, attrs.clone(), control)
+                .search_page(base, scope, filter, attrs.clone(), controls)
                 .await?;
-            all.extend(entries);
+            sink(entries);
             match next {
                 // No control: the server does not page (it sent everything).
-                None => return Ok((all, pages)),
+                None => return Ok(pages),
                 Some(None) => {
                     return Err(protocol_error(
                         "malformed paged-results control in the response".into(),
                     ));
                 }
-                Some(Some(c)) if c.is_empty() => return Ok((all, pages)),
+                Some(Some(c)) if c.is_empty() => return Ok(pages),
                 Some(Some(c)) => cookie = c,
             }
         }
@@ -374,11 +394,7 @@ impl Ldap for Connection {
         attrs: &[&str],
         form: DnForm,
     ) -> impl Future<Output = Result<Vec<SearchEntry>, DirectoryError>> + Send {
-        let controls = match form {
-            DnForm::Plain => vec![],
-            DnForm::Extended => vec![extended_dn_control()],
-        };
-        Connection::search(self, base, scope, filter, attrs, controls)
+        Connection::search(self, base, scope, filter, attrs, form_controls(form))
     }
 
     fn search_paged(
@@ -387,9 +403,11 @@ impl Ldap for Connection {
         scope: Scope,
         filter: &str,
         attrs: &[&str],
+        form: DnForm,
         page_size: usize,
-    ) -> impl Future<Output = Result<(Vec<SearchEntry>, usize), DirectoryError>> + Send {
-        Connection::search_paged(self, base, scope, filter, attrs, page_size)
+        sink: PageSink<'_>,
+    ) -> impl Future<Output = Result<usize, DirectoryError>> + Send {
+        Connection::search_paged(self, base, scope, filter, attrs, form, page_size, sink)
     }
 
     fn add(

@@ -28,6 +28,7 @@ pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod ldap;
+pub mod listed_members;
 pub mod mail;
 mod mail_clash;
 pub mod mapping;

@@ -11,6 +11,9 @@
 //!   the apply falls back to the per-group search, which reports it. The listing never turns a
 //!   conflict into "absent", so it never leads to a duplicate.
 //! - Destructive paths (delete, move, convert, sweep) never use it: they always read afresh.
+//! - The listing carries each group's members when it read all of them (a digest,
+//!   [`super::listed_members`]): a group whose listed members are the ones the mirror wants
+//!   is neither read nor written again; any other is read ranged, on its own.
 //! - It lives only while the pass is busy ([`OwnedListing::end`] drops it), so idle memory
 //!   does not grow with the tenant.
 //!
@@ -20,8 +23,10 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::sync::Mutex;
 
+use super::listed_members::{digest_of_entry, listing_attr};
 use super::plan::ActualGroup;
-use super::{Directory, DirectoryError, Ldap, mapping};
+use super::read::{GROUP_ATTRS, to_actual};
+use super::{Directory, DirectoryError, DnForm, Ldap, mapping};
 
 /// What the listing says about one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +80,39 @@ pub fn index(entries: Vec<ActualGroup>) -> HashMap<String, Listed> {
         }
     }
     out
+}
+
+impl<L: Ldap> Directory<L> {
+    /// Every group under the owned OUs that carries a `Group_…` anchor in either attribute,
+    /// as read (paged), conflicts included: the raw material of a bulk pass's listing
+    /// ([`index`] tells ours from suspect). Each carries the digest of its members when the
+    /// listing read all of them ([`super::listed_members`]); entries are converted page by
+    /// page, so the raw answer is never held whole.
+    pub async fn list_anchored(&self) -> Result<Vec<ActualGroup>, DirectoryError> {
+        let filter = if self.has_external_id {
+            "(&(objectClass=group)(|(adminDescription=Group_*)(msDS-ExternalDirectoryObjectId=Group_*)))"
+        } else {
+            "(&(objectClass=group)(adminDescription=Group_*))"
+        };
+        let member = listing_attr();
+        let mut attrs = GROUP_ATTRS.to_vec();
+        attrs.push(&member);
+        let mut found = Vec::new();
+        let mut keep = |e: ldap3::SearchEntry| {
+            let mut a = to_actual(&e);
+            a.listed_members = digest_of_entry(&e);
+            found.push(a);
+        };
+        self.search_owned_each(filter, &attrs, DnForm::Extended, "list_anchored", &mut keep)
+            .await?;
+        let whole = found.iter().filter(|a| a.listed_members.is_some()).count();
+        tracing::info!(
+            groups = found.len(),
+            members_listed = whole,
+            "owned groups listed for a bulk pass"
+        );
+        Ok(found)
+    }
 }
 
 #[derive(Default)]

@@ -4,11 +4,13 @@
 //! - No I/O: the same inputs always give the same operations, so `plan` shows exactly what
 //!   `run` would do.
 //!
-//! Imports: [`super::mapping`], [`super::mail`] and [`crate::model::dn`] only.
+//! Imports: [`super::mapping`], [`super::mail`], [`super::listed_members`] and
+//! [`crate::model::dn`] only.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use super::listed_members::MemberDigest;
 use super::mail::{self, MailAttrs};
 use super::mapping::DesiredGroup;
 
@@ -36,6 +38,9 @@ pub struct ActualGroup {
     /// `mail`, `proxyAddresses`, `mailNickname` (boxed: rarely set, and it keeps the enums that
     /// carry an `ActualGroup` small).
     pub mail: Box<MailAttrs>,
+    /// The members as a bulk pass's listing read them, when it read all of them: a digest
+    /// that spares an already converged group its member read. `None`: read them from AD.
+    pub listed_members: Option<MemberDigest>,
 }
 
 /// One change the service makes (or would make) in AD.

@@ -21,7 +21,7 @@ use super::error::{DirectoryError, ResultCode};
 use super::mail::MailAttrs;
 use super::plan::ActualGroup;
 use super::range::{MemberRange, member_range};
-use super::seam::{DnForm, Ldap};
+use super::seam::{DnForm, Ldap, PageSink};
 use super::{Directory, mapping};
 use crate::graph::identity::AdIdentity;
 use crate::model::{Event, dn, sid};
@@ -106,6 +106,7 @@ pub(super) fn to_actual(e: &SearchEntry) -> ActualGroup {
             proxy_addresses: all(e, "proxyAddresses"),
             mail_nickname: first(e, "mailNickname"),
         }),
+        listed_members: None,
     }
 }
 
@@ -132,15 +133,31 @@ impl<L: Ldap> Directory<L> {
             .await
     }
 
-    /// [`Self::search_owned`] reading only `attrs`. Entries are de-duplicated only when one
-    /// owned OU lies inside another (otherwise no entry can be found twice).
+    /// [`Self::search_owned`] reading only `attrs`.
     async fn search_owned_reading(
         &self,
         filter: &str,
         attrs: &[&str],
         purpose: &'static str,
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
-        let mut all: Vec<SearchEntry> = Vec::new();
+        let mut all = Vec::new();
+        self.search_owned_each(filter, attrs, DnForm::Plain, purpose, &mut |e| all.push(e))
+            .await?;
+        Ok(all)
+    }
+
+    /// Searches every owned OU, paged, handing each entry to `each` as its page arrives (a
+    /// caller that keeps less than the entry never holds the whole answer). Entries are
+    /// de-duplicated only when one owned OU lies inside another (otherwise no entry can be
+    /// found twice).
+    pub(super) async fn search_owned_each(
+        &self,
+        filter: &str,
+        attrs: &[&str],
+        form: DnForm,
+        purpose: &'static str,
+        each: &mut (dyn FnMut(SearchEntry) + Send),
+    ) -> Result<(), DirectoryError> {
         let mut seen = HashSet::new();
         let nested = self.owned_ous.iter().enumerate().any(|(i, a)| {
             self.owned_ous
@@ -149,25 +166,38 @@ impl<L: Ldap> Directory<L> {
                 .any(|(j, b)| i != j && dn::is_under(a, b))
         });
         for ou in &self.owned_ous {
+            let mut entries = 0usize;
+            let mut sink = |page: Vec<SearchEntry>| {
+                entries += page.len();
+                for e in page {
+                    if !nested || seen.insert(dn_key(&e.dn)) {
+                        each(e);
+                    }
+                }
+            };
+            let sink: PageSink<'_> = &mut sink;
             match self
                 .conn
-                .search_paged(ou, Scope::Subtree, filter, attrs, self.page_size)
+                .search_paged(
+                    ou,
+                    Scope::Subtree,
+                    filter,
+                    attrs,
+                    form,
+                    self.page_size,
+                    sink,
+                )
                 .await
             {
-                Ok((found, pages)) => {
+                Ok(pages) => {
                     tracing::debug!(
                         purpose,
                         base = %ou,
                         pages,
-                        entries = found.len(),
+                        entries,
                         page_size = self.page_size,
                         "paged search"
                     );
-                    for e in found {
-                        if !nested || seen.insert(dn_key(&e.dn)) {
-                            all.push(e);
-                        }
-                    }
                 }
                 Err(e)
                     if e.result_code() == Some(ResultCode::NO_SUCH_OBJECT)
@@ -180,7 +210,7 @@ impl<L: Ldap> Directory<L> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(all)
+        Ok(())
     }
 
     /// The group we own for cloud group `id`: the one object carrying the anchor in
@@ -272,20 +302,6 @@ impl<L: Ldap> Directory<L> {
                     && anchors_agree(a)
             })
             .count())
-    }
-
-    /// Every group under the owned OUs that carries a `Group_…` anchor in either attribute,
-    /// as read (paged), conflicts included: the raw material of a bulk pass's listing
-    /// ([`super::owned::index`] tells ours from suspect).
-    pub async fn list_anchored(&self) -> Result<Vec<ActualGroup>, DirectoryError> {
-        let filter = if self.has_external_id {
-            "(&(objectClass=group)(|(adminDescription=Group_*)(msDS-ExternalDirectoryObjectId=Group_*)))"
-        } else {
-            "(&(objectClass=group)(adminDescription=Group_*))"
-        };
-        let found = self.search_owned(filter, "list_anchored").await?;
-        tracing::info!(groups = found.len(), "owned groups listed for a bulk pass");
-        Ok(found.iter().map(to_actual).collect())
     }
 
     /// The SID of the account a non-SID identity names (one search), if it exists.

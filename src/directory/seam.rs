@@ -31,6 +31,9 @@ pub enum DnForm {
     Extended,
 }
 
+/// Receives a paged search's entries one page at a time.
+pub type PageSink<'a> = &'a mut (dyn FnMut(Vec<SearchEntry>) + Send);
+
 /// The LDAP operations the service makes. Cheap to clone; clones share one connection (or one
 /// in-memory directory).
 pub trait Ldap: Clone + Send + Sync + 'static {
@@ -46,15 +49,19 @@ pub trait Ldap: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<SearchEntry>, DirectoryError>> + Send;
 
     /// A search read `page_size` entries at a time (RFC 2696), so a server's `MaxPageSize`
-    /// never truncates it. Returns every entry and the number of pages read.
+    /// never truncates it. Each page's entries go to `sink` as they arrive (a listing of a
+    /// large tenant is never held whole); returns the number of pages read.
+    #[allow(clippy::too_many_arguments)] // the search's own parameters, plus where pages go
     fn search_paged(
         &self,
         base: &str,
         scope: Scope,
         filter: &str,
         attrs: &[&str],
+        form: DnForm,
         page_size: usize,
-    ) -> impl Future<Output = Result<(Vec<SearchEntry>, usize), DirectoryError>> + Send;
+        sink: PageSink<'_>,
+    ) -> impl Future<Output = Result<usize, DirectoryError>> + Send;
 
     /// Adds an entry.
     fn add(

@@ -3,6 +3,20 @@
 //! Pure functions: every value the service puts into a DN or a filter passes through here, so a
 //! hostile group name can neither break a DN nor widen a search.
 
+/// The plain DN of an extended-DN value (`<GUID=…>;<SID=…>;CN=…`): each leading `<…>;`
+/// component is dropped. A value without them is returned as is. An RFC 4514 DN escapes `<`
+/// and `>`, so a DN itself never starts with `<` or holds a bare `>`.
+pub fn strip_extended(value: &str) -> &str {
+    let mut rest = value;
+    while let Some(inner) = rest.strip_prefix('<') {
+        match inner.split_once('>') {
+            Some((_, after)) => rest = after.strip_prefix(';').unwrap_or(after),
+            None => return value,
+        }
+    }
+    rest
+}
+
 /// Escapes a value for use as an RDN attribute value (`CN=<value>`).
 ///
 /// Escapes `, + " \ < > ; =`, a leading `#` or space, a trailing space, and NUL (as `\00`).
@@ -176,5 +190,17 @@ mod tests {
         assert!(parse_dn("garbage").is_none());
         assert!(parse_dn("").is_none());
         assert_eq!(parse_dn("CN=\\C3\\A9t\\C3\\A9,DC=t").unwrap()[0].1, "été");
+    }
+
+    #[test]
+    fn extended_dns_lose_their_guid_and_sid_components() {
+        let g = "<GUID=0a1b2c3d-0000-1111-2222-333344445555>";
+        let sid = "<SID=S-1-5-21-1-2-3-1105>";
+        assert_eq!(strip_extended(&format!("{g};{sid};CN=a,DC=x")), "CN=a,DC=x");
+        assert_eq!(strip_extended(&format!("{g};CN=a,DC=x")), "CN=a,DC=x");
+        assert_eq!(strip_extended("CN=a\\<b\\>,DC=x"), "CN=a\\<b\\>,DC=x");
+        assert_eq!(strip_extended("CN=a,DC=x"), "CN=a,DC=x");
+        // Unterminated: not an extended DN, left alone.
+        assert_eq!(strip_extended("<GUID=1;CN=a"), "<GUID=1;CN=a");
     }
 }

@@ -3,13 +3,17 @@
 //! searching for each, a full enumeration's closing reconcile supersedes the round's pending
 //! upserts across worker windows, and small groups keep flowing while a large one is written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
+use ldap3::Mod;
+
 use super::lab::*;
+use crate::directory::Ldap;
 use crate::directory::fake::OpRecord;
-use crate::model::Resource;
+use crate::directory::listed_members::LISTED_MEMBERS;
 use crate::model::event::GroupOutcome;
+use crate::model::{Resource, sid};
 use crate::queue::tests::group;
 
 fn gid(i: usize) -> String {
@@ -88,10 +92,11 @@ async fn a_bulk_pass_lists_the_owned_groups_once_and_a_resync_over_converged_ad_
     lab.drain().await.unwrap();
     let ops = lab.fake.ops();
     assert!(writes(&ops).is_empty(), "{:?}", writes(&ops));
-    // One listing, then one member read per group (and the sweep's listing).
+    // The listing carries every group's members: no member read per group (the listing
+    // and the sweep's listing only).
     assert!(
-        count(&ops, "search") <= 150 + 3,
-        "{}",
+        count(&ops, "search") <= 3,
+        "{} searches: {ops:?}",
         count(&ops, "search")
     );
 
@@ -106,6 +111,68 @@ async fn a_bulk_pass_lists_the_owned_groups_once_and_a_resync_over_converged_ad_
         "{ops:?}"
     );
     assert_eq!(lab.member_sids(&ids[0]), BTreeSet::new());
+}
+
+#[tokio::test]
+async fn a_resync_reads_the_members_only_of_drifted_and_large_groups_and_repairs_the_drift() {
+    let names = users(LISTED_MEMBERS + 20);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let lab = Lab::new(&refs, 3).await;
+    let small: Vec<String> = (0..80).map(gid).collect(); // a bulk pass: over BULK_GROUPS
+    let (drifted, large) = (gid(100), gid(101));
+    let pair = [(refs[0], false), (refs[1], false)];
+    let everyone: Vec<(&str, bool)> = refs.iter().map(|u| (*u, false)).collect();
+    let mut items: Vec<_> = small
+        .iter()
+        .map(|id| group(id, &format!("G {id}"), &pair[..1]))
+        .collect();
+    items.push(group(&drifted, "Drifted", &pair));
+    items.push(group(&large, "Large", &everyone));
+    lab.round(&items);
+    lab.drain().await.unwrap();
+    assert_eq!(lab.member_sids(&large).len(), refs.len());
+
+    // Someone removes a member in AD, behind the service's back.
+    let (drifted_dn, large_dn) = (lab.dn_of(&drifted).unwrap(), lab.dn_of(&large).unwrap());
+    let gone = sid::member_value(&lab.sids(&refs[1..2]).pop_first().unwrap());
+    lab.fake
+        .modify(
+            &drifted_dn,
+            vec![Mod::Delete("member".into(), HashSet::from([gone]))],
+        )
+        .await
+        .unwrap();
+
+    lab.store.reset_cursor(Resource::Groups).unwrap();
+    lab.round(&items);
+    lab.fake.clear_log();
+    lab.drain().await.unwrap();
+    let ops = lab.fake.ops();
+    // Members were read (by a base search of the group) for the drifted group, whose listed
+    // members differ from the mirror's, and for the large one, which the listing cut short.
+    let group_dns: BTreeSet<String> = small
+        .iter()
+        .chain([&drifted, &large])
+        .map(|id| lab.dn_of(id).unwrap())
+        .collect();
+    let read: BTreeSet<&str> = ops
+        .iter()
+        .filter(|o| o.op == "search" && group_dns.contains(&o.dn))
+        .map(|o| o.dn.as_str())
+        .collect();
+    assert_eq!(
+        read,
+        BTreeSet::from([drifted_dn.as_str(), large_dn.as_str()]),
+        "{ops:?}"
+    );
+    let written: Vec<_> = writes(&ops).iter().map(|o| (o.op, o.dn.clone())).collect();
+    assert_eq!(
+        written,
+        [("modify", drifted_dn)],
+        "only the drift is repaired"
+    );
+    assert_eq!(lab.member_sids(&drifted), lab.sids(&refs[..2]));
+    assert_eq!(lab.member_sids(&large).len(), refs.len());
 }
 
 #[tokio::test]

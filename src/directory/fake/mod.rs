@@ -34,7 +34,7 @@ use ldap3::{Mod, Scope, SearchEntry};
 
 use super::Directory;
 use super::error::{DirectoryError, ResultCode};
-use super::seam::{DnForm, Ldap};
+use super::seam::{DnForm, Ldap, PageSink};
 use crate::config::AdConfig;
 use crate::model::Events;
 use dit::{Dit, key, refused};
@@ -397,13 +397,24 @@ impl Ldap for FakeDirectory {
         scope: Scope,
         filter: &str,
         attrs: &[&str],
+        form: DnForm,
         page_size: usize,
-    ) -> impl Future<Output = Result<(Vec<SearchEntry>, usize), DirectoryError>> + Send {
-        let r = self.run("search", base, |d| {
-            let found = d.search(base, scope, filter, attrs, DnForm::Plain)?;
-            let pages = found.len().div_ceil(page_size.max(1)).max(1);
-            Ok((found, pages))
-        });
+        sink: PageSink<'_>,
+    ) -> impl Future<Output = Result<usize, DirectoryError>> + Send {
+        let r = self
+            .run("search", base, |d| {
+                d.search(base, scope, filter, attrs, form)
+            })
+            .map(|mut found| {
+                let size = page_size.max(1);
+                let pages = found.len().div_ceil(size).max(1);
+                while found.len() > size {
+                    let rest = found.split_off(size);
+                    sink(std::mem::replace(&mut found, rest));
+                }
+                sink(found);
+                pages
+            });
         std::future::ready(r)
     }
 
