@@ -3,15 +3,18 @@
 //! converged costs no read of its own and no write. Only a group drifted in AD (its listed
 //! members differ from the mirror's) and a group larger than the listing reads are read
 //! again, ranged; the drift is repaired and nothing else is touched (same objectGUID and
-//! uSNChanged on every other group).
+//! uSNChanged on every other group). The same holds over several LDAP connections
+//! (`ad.connections`) with a listing of many pages: each paged search stays on the connection
+//! that holds its cookie.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use common::outcome::{dead_letters, expect_exit, members_of};
+use common::relay::LdapRelay;
 use common::samba::{self, SambaDc, unique_suffix};
-use common::service::Service;
+use common::service::{INSECURE_LDAP, Options, Service};
 use common::sim::{GraphSim, oid, user};
 use common::summary;
 use entra_writeback::directory::listed_members::LISTED_MEMBERS;
@@ -22,14 +25,6 @@ const TAG: u32 = 0x2100;
 const SMALL: u32 = 70;
 const DRIFTED: u32 = 1_000;
 const LARGE: u32 = 1_001;
-
-fn gid(i: u32) -> String {
-    oid(TAG, i)
-}
-
-fn uid(i: usize) -> String {
-    oid(TAG + 1, i as u32)
-}
 
 /// Every group under `ou`: (DN, objectGUID and uSNChanged).
 async fn identities(dc: &SambaDc, ou: &str) -> BTreeMap<String, (Vec<u8>, String)> {
@@ -44,8 +39,37 @@ async fn identities(dc: &SambaDc, ou: &str) -> BTreeMap<String, (Vec<u8>, String
         .collect()
 }
 
+/// How the service reaches the DC in one variant of the test.
+enum Reach {
+    /// StartTLS, the defaults (one connection, pages of 1,000).
+    Defaults,
+    /// Through a relay that counts TCP connections, with `connections` and `page` set.
+    Relay { connections: usize, page: u64 },
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resync_over_converged_ad_reads_members_only_of_drifted_and_large_groups() {
+    resync_reads_only_what_the_listing_cannot_vouch_for(Reach::Defaults).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_over_three_connections_with_a_listing_of_many_pages() {
+    let reach = Reach::Relay {
+        connections: 3,
+        page: 20,
+    };
+    resync_reads_only_what_the_listing_cannot_vouch_for(reach).await;
+}
+
+async fn resync_reads_only_what_the_listing_cannot_vouch_for(reach: Reach) {
+    // The variants' group ids differ in their last 12 characters, which the
+    // `sAMAccountName`s (unique domain-wide) are made of.
+    let offset = match reach {
+        Reach::Defaults => 0,
+        Reach::Relay { .. } => 0x1_0000,
+    };
+    let gid = |i: u32| oid(TAG, offset + i);
+    let uid = |i: usize| oid(TAG + 1, offset + i as u32);
     let dc = samba::shared();
     let users_ou = dc.fresh_ou("listing-users").await;
     let n = LISTED_MEMBERS + 20;
@@ -64,9 +88,30 @@ async fn a_resync_over_converged_ad_reads_members_only_of_drifted_and_large_grou
     groups.push(common::security_group(&gid(LARGE), "Large", everyone));
     let sim = GraphSim::start(cloud_users, groups, &[]);
     let ou = dc.fresh_ou("listing").await;
-    let svc = Service::new(&sim, dc, &ou);
+    let (svc, relay, page) = match reach {
+        Reach::Defaults => (Service::new(&sim, dc, &ou), None, 1000),
+        Reach::Relay { connections, page } => {
+            let relay = LdapRelay::start(&dc.url);
+            let options = Options {
+                ad_url: relay.url.clone(),
+                ad_tls: INSECURE_LDAP.into(),
+                ad_extra: format!("connections = {connections}\nsearch_page_size = {page}"),
+                ..Options::new(dc, &sim)
+            };
+            (
+                Service::with(dc, &ou, options),
+                Some((relay, connections)),
+                page,
+            )
+        }
+    };
 
     expect_exit(&svc.run(&["run", "--once"]), 0);
+    if let Some((relay, connections)) = &relay {
+        // The start-up probe shares the first connection.
+        let opened = relay.take_connections();
+        assert!(opened >= *connections, "{opened} connections opened");
+    }
     let all: BTreeSet<String> = sids.iter().cloned().collect();
     assert_eq!(members_of(dc, &ou, &gid(LARGE)).await, all);
     let two: BTreeSet<String> = sids[..2].iter().cloned().collect();
@@ -111,14 +156,15 @@ async fn a_resync_over_converged_ad_reads_members_only_of_drifted_and_large_grou
     }
     assert_eq!(members_of(dc, &ou, &gid(LARGE)).await, all);
 
-    // Reads: the pass's listing and the sweep's (one page each at this size), and the
+    // Reads: the pass's listing and the sweep's, a page each per `page` groups, and the
     // members of the two groups the listing could not vouch for; not one read per group
     // (74 before the listing carried members).
+    let groups = u64::from(SMALL) + 2;
     let searches = summary::work_op(&log, "search");
+    let pages = groups.div_ceil(page);
     assert_eq!(
         searches,
-        2 + 2,
-        "searches for {} groups: {work:?}",
-        SMALL + 2
+        2 * pages + 2,
+        "searches for {groups} groups: {work:?}"
     );
 }

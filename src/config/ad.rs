@@ -31,7 +31,7 @@ pub struct AdConfig {
     #[serde(default)]
     pub allow_insecure_ldap: bool,
     /// Page size of the Simple Paged Results control (RFC 2696) on LDAP searches that can return
-    /// many entries (1..=1000, default 500). Windows returns at most `MaxPageSize` (1,000 by
+    /// many entries (1..=1000, default 1000). Windows returns at most `MaxPageSize` (1,000 by
     /// default) entries per unpaged search or page, so larger pages are cut short there.
     #[serde(default = "default_search_page_size")]
     pub search_page_size: usize,
@@ -46,6 +46,12 @@ pub struct AdConfig {
     /// Member values per LDAP modify.
     #[serde(default = "default_member_batch")]
     pub member_batch_size: usize,
+    /// LDAP connections the service opens to the DC (1..=16), each bound with the same account;
+    /// operations go to them in turn, and ldap3 already pipelines several operations over
+    /// each. Samba answers LDAP from one process, so more than one gains nothing there; a
+    /// Windows DC takes more parallelism.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
     /// Timeout of one LDAP operation.
     #[serde(default = "default_ldap_timeout", deserialize_with = "duration")]
     pub operation_timeout: Duration,
@@ -165,6 +171,9 @@ fn default_delete_threshold() -> usize {
 }
 fn default_member_batch() -> usize {
     1000
+}
+fn default_connections() -> usize {
+    1
 }
 fn default_search_page_size() -> usize {
     1000

@@ -309,6 +309,22 @@ fn search_page_size_defaults_to_1000_and_is_bounded() {
 }
 
 #[test]
+fn connections_default_to_one_and_are_bounded() {
+    assert_eq!(parse(GOOD).unwrap().ad.connections, 1);
+    let set = |n: &str| {
+        GOOD.replace(
+            "bind_password = \"pw\"",
+            &format!("bind_password = \"pw\"\nconnections = {n}"),
+        )
+    };
+    assert_eq!(parse(&set("16")).unwrap().ad.connections, 16);
+    for bad in ["0", "17", "-1"] {
+        let err = refused(&set(bad));
+        assert!(err.contains("ad.connections"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn missing_secret_names_env_var() {
     let text = GOOD.replace("bind_password = \"pw\"\n", "");
     let err = parse(&text).unwrap_err().to_string();

@@ -221,6 +221,9 @@ fn check_ad_shape(ad: &AdConfig) -> Result<(), Refusal> {
             "must be between 1 and 1000 (Windows' default MaxPageSize is 1000)".into(),
         ));
     }
+    if !(1..=16).contains(&ad.connections) {
+        return Err(("ad.connections", "must be between 1 and 16".into()));
+    }
     Ok(())
 }
 

@@ -2,14 +2,17 @@
 //! connection, per-operation timeouts, and result-code mapping — the production
 //! implementation of [`Ldap`].
 //!
-//! Operations go through [`Connection`], which holds one bound ldap3 handle. ldap3 multiplexes
-//! requests over it, so clones can have several operations in flight.
+//! Operations go through [`Connection`], which holds `ad.connections` bound ldap3 handles and
+//! sends operations to them in turn. ldap3 multiplexes requests over each, so clones can have
+//! several operations in flight.
 //!
 //! # Guarantees
 //! - Every bind and operation is reported as [`Event::AdOperation`] (its name, outcome and
 //!   duration); a bind, or an operation that succeeds, as [`Event::AdReachable`] `up`; a bind
 //!   that fails, or an operation that fails transiently, as `down`.
-//! - A connection that breaks mid-operation is dropped, so the next operation reconnects.
+//! - A connection that breaks mid-operation is dropped, so the next operation on it reconnects.
+//! - A paged search stays on one connection from its first page to its last (a paged-results
+//!   cookie is valid only on the connection that got it).
 //! - Every operation has the configured `ad.operation_timeout`; connecting has 15 s.
 //!
 //! Imports: [`crate::config`] (the `[ad]` section), [`crate::model`] (events), and the
@@ -17,6 +20,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ldap3::controls::{PagedResults, RawControl};
@@ -63,7 +67,10 @@ fn plain_entry(raw: ldap3::ResultEntry) -> SearchEntry {
 pub struct Connection {
     cfg: Arc<AdConfig>,
     tls: Arc<rustls::ClientConfig>,
-    handle: Arc<Mutex<Option<ldap3::Ldap>>>,
+    /// One slot per connection (`None`: not connected yet, or dropped after a break).
+    handles: Arc<[Mutex<Option<ldap3::Ldap>>]>,
+    /// The slot the next operation goes to (modulo the number of slots).
+    next: Arc<AtomicUsize>,
     events: Events,
 }
 
@@ -103,7 +110,10 @@ impl Connection {
         Ok(Connection {
             cfg: Arc::new(cfg.clone()),
             tls,
-            handle: Arc::new(Mutex::new(None)),
+            handles: (0..cfg.connections.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            next: Arc::new(AtomicUsize::new(0)),
             events,
         })
     }
@@ -175,9 +185,19 @@ impl Connection {
         result
     }
 
-    /// A bound handle: the current one, or a new connection.
+    /// A bound handle of the first connection: the current one, or a new connection.
     pub async fn handle(&self) -> Result<ldap3::Ldap, DirectoryError> {
-        let mut h = self.handle.lock().await;
+        self.handle_on(0).await
+    }
+
+    /// The slot the next operation goes to.
+    fn pick(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len()
+    }
+
+    /// A bound handle of connection `slot`: the current one, or a new connection.
+    async fn handle_on(&self, slot: usize) -> Result<ldap3::Ldap, DirectoryError> {
+        let mut h = self.handles[slot].lock().await;
         if let Some(l) = h.as_mut()
             && !l.is_closed()
         {
@@ -188,24 +208,42 @@ impl Connection {
         Ok(l)
     }
 
-    /// Drops the handle so the next operation reconnects.
+    /// Drops every handle so the next operations reconnect.
     async fn reset(&self) {
-        *self.handle.lock().await = None;
+        for h in self.handles.iter() {
+            *h.lock().await = None;
+        }
     }
 
-    /// Runs one operation with timing, events and error mapping; a broken connection is reset.
+    /// Runs one operation on the next connection ([`Self::run_on`]).
     async fn run<T, F, Fut>(&self, op: &'static str, dn: &str, f: F) -> Result<T, DirectoryError>
     where
         F: FnOnce(ldap3::Ldap) -> Fut,
         Fut: Future<Output = Result<(T, ldap3::LdapResult), LdapError>>,
     {
-        let ldap = self.handle().await?;
+        self.run_on(self.pick(), op, dn, f).await
+    }
+
+    /// Runs one operation on connection `slot` with timing, events and error mapping; a
+    /// broken connection is dropped.
+    async fn run_on<T, F, Fut>(
+        &self,
+        slot: usize,
+        op: &'static str,
+        dn: &str,
+        f: F,
+    ) -> Result<T, DirectoryError>
+    where
+        F: FnOnce(ldap3::Ldap) -> Fut,
+        Fut: Future<Output = Result<(T, ldap3::LdapResult), LdapError>>,
+    {
+        let ldap = self.handle_on(slot).await?;
         let started = Instant::now();
         let out = f(ldap).await;
         let duration = started.elapsed();
         let (result, broken) = map_result(op, dn, out);
         if broken {
-            self.reset().await;
+            *self.handles[slot].lock().await = None;
         }
         self.events.emit(Event::AdOperation {
             op,
@@ -247,6 +285,7 @@ impl Connection {
     /// control in the answer; `Some(None)`: a malformed one).
     async fn search_page(
         &self,
+        slot: usize,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -254,7 +293,7 @@ impl Connection {
         controls: Vec<RawControl>,
     ) -> Result<(Vec<SearchEntry>, Option<Option<Vec<u8>>>), DirectoryError> {
         let timeout = self.cfg.operation_timeout;
-        self.run("search", base, |mut l| async move {
+        self.run_on(slot, "search", base, |mut l| async move {
             let r = l
                 .with_timeout(timeout)
                 .with_controls(controls)
@@ -286,6 +325,8 @@ impl Connection {
         sink: PageSink<'_>,
     ) -> Result<usize, DirectoryError> {
         let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
+        // Every page on the connection that got the cookie.
+        let slot = self.pick();
         let mut cookie: Vec<u8> = Vec::new();
         let protocol_error = |message: String| DirectoryError::Operation {
             op: "search",
@@ -302,7 +343,7 @@ impl Connection {
             let mut controls = vec![control];
             controls.extend(form_controls(form));
             let (entries, next) = self
-                .search_page(base, scope, filter, attrs.clone(), controls)
+                .search_page(slot, base, scope, filter, attrs.clone(), controls)
                 .await?;
             sink(entries);
             match next {

@@ -47,6 +47,8 @@ pub struct Rewrite {
 
 #[derive(Default)]
 struct State {
+    /// TCP connections accepted.
+    accepted: AtomicUsize,
     searches: AtomicUsize,
     paged: AtomicUsize,
     search_requests: Mutex<Vec<Vec<u8>>>,
@@ -90,6 +92,7 @@ impl LdapRelay {
                     let Ok((client, _)) = listener.accept().await else {
                         continue;
                     };
+                    shared.accepted.fetch_add(1, Ordering::SeqCst);
                     let (state, upstream) = (Arc::clone(&shared), upstream.clone());
                     tokio::spawn(async move {
                         if let Ok(server) = tokio::net::TcpStream::connect(&upstream).await {
@@ -100,6 +103,11 @@ impl LdapRelay {
             });
         });
         LdapRelay { url, state }
+    }
+
+    /// TCP connections accepted since the last call.
+    pub fn take_connections(&self) -> usize {
+        self.state.accepted.swap(0, Ordering::SeqCst)
     }
 
     /// (search requests, paged search requests) since the last call.
