@@ -17,6 +17,10 @@
 //!    changes of one group, at idle, then again while `BENCH_BULK` (default 10,000) new groups
 //!    are being written: time from the change in the tenant to the member in AD.
 //!
+//! `BENCH_CONNECTIONS` (default `1`) is a list of `ad.connections` values: step 1 runs for each
+//! of them in turn (e.g. `1,4` compares one LDAP connection with four). `BENCH_CHANGES=0`
+//! skips step 3.
+//!
 //! Under `cargo test --all-targets` (no `--bench`) it runs as a smoke test (40 groups, one
 //! repeat, 2 changes), so CI checks that the benchmark works without paying for it.
 
@@ -29,7 +33,7 @@ use std::time::{Duration, Instant};
 use common::figures::Figures;
 use common::loader::{self, LoadEntry};
 use common::samba::{self, SambaDc, unique_suffix};
-use common::service::Service;
+use common::service::{FAST_RETRIES, Options, Service};
 use common::sim::{GraphSim, oid, user};
 use common::summary;
 use serde_json::{Value, json};
@@ -96,14 +100,24 @@ async fn tenant(dc: &SambaDc, tag: u32) -> Tenant {
     t
 }
 
+/// The service for one run: [`Service::new`]'s, with `ad.connections = connections`.
+fn service(sim: &GraphSim, dc: &SambaDc, ou: &str, connections: usize) -> Service {
+    let options = Options {
+        ad_extra: format!("connections = {connections}"),
+        tail: FAST_RETRIES.into(),
+        ..Options::new(dc, sim)
+    };
+    Service::with(dc, ou, options)
+}
+
 /// One size: initial syncs (service, then loader), resyncs.
-async fn initial_sync(dc: &SambaDc, t: &Tenant, n: usize, repeats: usize) {
+async fn initial_sync(dc: &SambaDc, t: &Tenant, n: usize, repeats: usize, connections: usize) {
     let (mut wall, mut load, mut ratio, mut cpu, mut rss, mut ops) = Default::default();
     let (mut re_wall, mut re_writes, mut re_reads) = Default::default();
     for r in 0..repeats {
         let sim = GraphSim::start(t.users.clone(), t.groups(r, n), &[]);
         let ou = dc.fresh_ou("bench").await;
-        let svc = Service::new(&sim, dc, &ou);
+        let svc = service(&sim, dc, &ou, connections);
         let t0 = Instant::now();
         let log = svc.once_ok();
         let secs = t0.elapsed().as_secs_f64();
@@ -138,7 +152,9 @@ async fn initial_sync(dc: &SambaDc, t: &Tenant, n: usize, repeats: usize) {
         record(&mut re_reads, summary::work_op(&log, "search") as f64);
     }
     let rate = |per: f64| n as f64 * per / wall.median();
-    println!("initial sync, {n} groups x {MEMBERS} members, {repeats} run(s):");
+    println!(
+        "initial sync, {n} groups x {MEMBERS} members, {repeats} run(s), {connections} LDAP connection(s):"
+    );
     println!(
         "  service: wall {} s = {:.0} groups/s, {:.0} links/s; LDAP operations per group {}; CPU {} s; peak RSS {} MiB",
         wall.show(2),
@@ -267,10 +283,18 @@ async fn main() {
     if !benching {
         println!("smoke run (no --bench): {sizes:?} groups, {repeats} repeat(s)");
     }
+    let connections: Vec<usize> = env_or("BENCH_CONNECTIONS", "1")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let dc = samba::shared();
     let t = tenant(dc, 0x2000).await;
     for n in sizes {
-        initial_sync(dc, &t, n, repeats).await;
+        for &c in &connections {
+            initial_sync(dc, &t, n, repeats, c).await;
+        }
     }
-    freshness_idle_and_under_load(dc, &t, changes, bulk).await;
+    if changes > 0 {
+        freshness_idle_and_under_load(dc, &t, changes, bulk).await;
+    }
 }

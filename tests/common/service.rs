@@ -68,6 +68,10 @@ pub fn ldaps_lines(dc: &SambaDc) -> String {
     format!("ca_file = \"{}\"", dc.ca_file.display())
 }
 
+/// The `[sync]` section of [`Service::new`]: short retry delays, four attempts.
+pub const FAST_RETRIES: &str =
+    "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n";
+
 /// `[ad]` line accepting a plain `ldap://` bind (the password crosses the wire in clear): only
 /// for tests about that opt-in itself.
 pub const INSECURE_LDAP: &str = "allow_insecure_ldap = true";
@@ -110,8 +114,7 @@ impl Service {
             dc,
             ou,
             Options {
-                tail: "[sync]\nmin_backoff = \"100ms\"\nmax_backoff = \"1s\"\nmax_attempts = 4\n"
-                    .into(),
+                tail: FAST_RETRIES.into(),
                 ..Options::new(dc, sim)
             },
         )
