@@ -25,6 +25,12 @@
 //! `BENCH_RSS_SLICE=M` has graph-sim put `M` members on a page (default 1,000, as Graph; as
 //! many as the group: one hostile page).
 //!
+//! With `BENCH_FRESH_MEMBERS=N` it measures freshness beside a large write instead: `run`
+//! (polling every second) writes an `N`-member group, and meanwhile `BENCH_CHANGES` (default
+//! 20) one-member adds to a one-member group are timed from the tenant to AD; it prints
+//! p50/p99 and how many of the large group's members were in AD when the last change landed
+//! (fewer than `N`: the changes were measured while it was still being written).
+//!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a smoke test with 500
 //! members and one repeat, so CI checks that the benchmark works without paying for it.
 //!
@@ -35,7 +41,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::figures::Figures;
 use common::large::{LargeGroup, MEMBER_BATCH};
@@ -155,8 +161,72 @@ async fn rss_only(dc: &SambaDc, n: u32, secs: u64, slice: u32) {
     );
 }
 
+/// Polls `probe` every 20 ms until it holds, for up to `limit`; returns whether it did.
+async fn wait_for(limit: Duration, mut probe: impl AsyncFnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The DN of `id`'s group under `ou` once it is in AD (up to ten minutes).
+async fn dn_when_written(dc: &SambaDc, ou: &str, id: &str) -> String {
+    let anchor = format!("Group_{id}");
+    let mut dn = None;
+    let found = wait_for(Duration::from_secs(600), async || {
+        dn = dc.group_by_anchor(ou, &anchor).await.map(|e| e.dn);
+        dn.is_some()
+    })
+    .await;
+    assert!(found, "{anchor} never reached AD");
+    dn.unwrap()
+}
+
+/// Freshness of one-member changes to a small group while `run` writes an `n`-member group.
+async fn freshness_beside(dc: &SambaDc, n: u32, changes: u32) {
+    let g = LargeGroup::new(dc, n, changes, 0x2d00).await;
+    let _run = g.svc.spawn();
+    let (small, big) = (
+        dn_when_written(dc, &g.ou, &g.small).await,
+        dn_when_written(dc, &g.ou, &g.big).await,
+    );
+    let mut lat = Figures::default();
+    for i in 0..changes {
+        let sid = g.sid(n + i);
+        let t0 = Instant::now();
+        g.add(&g.small, n + i).await;
+        let landed = wait_for(Duration::from_secs(300), async || {
+            dc.member_sids(&small).await.contains(&sid)
+        })
+        .await;
+        assert!(landed, "change {i} never reached AD");
+        lat.push(t0.elapsed().as_secs_f64());
+        // Spread the next change over the poll cycle.
+        tokio::time::sleep(Duration::from_millis(u64::from(i) * 373 % 1000)).await;
+    }
+    let written = dc.member_sids(&big).await.len();
+    println!(
+        "freshness of a one-member group while a {n}-member group is written (poll 1 s, batches of {MEMBER_BATCH}), {changes} changes: p50 {:.2} s, p99 {:.2} s; {} s (target p99 <= 2 s); {written} of {n} members in AD when the last landed",
+        lat.quantile(0.5),
+        lat.quantile(0.99),
+        lat.show(2)
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(n) = std::env::var("BENCH_FRESH_MEMBERS") {
+        let changes = std::env::var("BENCH_CHANGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20);
+        freshness_beside(samba::shared(), n.parse().expect("a member count"), changes).await;
+        return;
+    }
     if let Ok(n) = std::env::var("BENCH_RSS_MEMBERS") {
         let secs = std::env::var("BENCH_RSS_SECS")
             .ok()
