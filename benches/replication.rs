@@ -110,11 +110,19 @@ fn service(sim: &GraphSim, dc: &SambaDc, ou: &str, connections: usize) -> Servic
     Service::with(dc, ou, options)
 }
 
-/// One size: initial syncs (service, then loader), resyncs.
-async fn initial_sync(dc: &SambaDc, t: &Tenant, n: usize, repeats: usize, connections: usize) {
+/// One size: initial syncs (service, then loader), resyncs. `first` is the index of its
+/// first run among all the runs of this process (each run writes groups of its own).
+async fn initial_sync(
+    dc: &SambaDc,
+    t: &Tenant,
+    n: usize,
+    repeats: usize,
+    connections: usize,
+    first: usize,
+) {
     let (mut wall, mut load, mut ratio, mut cpu, mut rss, mut ops) = Default::default();
     let (mut re_wall, mut re_writes, mut re_reads) = Default::default();
-    for r in 0..repeats {
+    for r in first..first + repeats {
         let sim = GraphSim::start(t.users.clone(), t.groups(r, n), &[]);
         let ou = dc.fresh_ou("bench").await;
         let svc = service(&sim, dc, &ou, connections);
@@ -289,9 +297,11 @@ async fn main() {
         .collect();
     let dc = samba::shared();
     let t = tenant(dc, 0x2000).await;
+    let mut first = 0;
     for n in sizes {
         for &c in &connections {
-            initial_sync(dc, &t, n, repeats, c).await;
+            initial_sync(dc, &t, n, repeats, c, first).await;
+            first += repeats;
         }
     }
     if changes > 0 {
