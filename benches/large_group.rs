@@ -224,30 +224,26 @@ async fn freshness_beside(dc: &SambaDc, n: u32, changes: u32, batch: u64) {
     );
 }
 
+/// The number in the environment variable `name`, or `default`.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[tokio::main]
 async fn main() {
     if let Ok(n) = std::env::var("BENCH_FRESH_MEMBERS") {
-        let changes = std::env::var("BENCH_CHANGES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20);
-        let batch = std::env::var("BENCH_BATCH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MEMBER_BATCH);
+        let changes = env_or("BENCH_CHANGES", 20);
+        let batch = env_or("BENCH_BATCH", MEMBER_BATCH);
         let n = n.parse().expect("a member count");
         freshness_beside(samba::shared(), n, changes, batch).await;
         return;
     }
     if let Ok(n) = std::env::var("BENCH_RSS_MEMBERS") {
-        let secs = std::env::var("BENCH_RSS_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(180);
-        let slice = std::env::var("BENCH_RSS_SLICE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+        let secs = env_or("BENCH_RSS_SECS", 180);
+        let slice = env_or("BENCH_RSS_SLICE", 1000);
         let n = n.parse().expect("a member count");
         rss_only(samba::shared(), n, secs, slice).await;
         return;
@@ -265,10 +261,7 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let repeats = std::env::var("BENCH_REPEATS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 5 } else { 1 });
+    let repeats = env_or("BENCH_REPEATS", if benching { 5 } else { 1 });
     if !benching {
         println!("smoke run (no --bench): {sizes:?} members, {repeats} repeat(s)");
     }

@@ -268,38 +268,33 @@ fn owned_ous_must_not_be_the_naming_context() {
             "previous_ous = [\"OU=Old,DC=example,DC=test\", \"DC=example,DC=test\"]",
         ),
     ] {
-        let text = GOOD.replace(
-            "bind_password = \"pw\"",
-            &format!("bind_password = \"pw\"\n{line}"),
-        );
-        let err = refused(&text);
+        let err = refused(&with_ad_line(line));
         assert!(err.contains(&format!("key `{key}`")), "{key}: {err}");
     }
-    let text = GOOD.replace(
-        "bind_password = \"pw\"",
-        "bind_password = \"pw\"\nprevious_ous = [\"not a dn\"]",
-    );
+    let text = with_ad_line("previous_ous = [\"not a dn\"]");
     assert!(refused(&text).contains("key `ad.previous_ous`"));
     // An OU (or container) below the root is fine, even one whose value spells "DC".
     for ou in ["OU=DC,DC=example,DC=test", "CN=Groups,DC=example,DC=test"] {
         parse(&GOOD.replace("OU=Cloud Groups,DC=example,DC=test", ou)).unwrap();
     }
-    let text = GOOD.replace(
-        "bind_password = \"pw\"",
-        "bind_password = \"pw\"\nprevious_ous = [\"OU=Old,DC=example,DC=test\"]\ntarget_ou_m365 = \"OU=M365,DC=example,DC=test\"",
+    let text = with_ad_line(
+        "previous_ous = [\"OU=Old,DC=example,DC=test\"]\ntarget_ou_m365 = \"OU=M365,DC=example,DC=test\"",
     );
     parse(&text).unwrap();
+}
+
+/// [`GOOD`] with `line` added to its `[ad]` section.
+fn with_ad_line(line: &str) -> String {
+    GOOD.replace(
+        "bind_password = \"pw\"",
+        &format!("bind_password = \"pw\"\n{line}"),
+    )
 }
 
 #[test]
 fn search_page_size_defaults_to_1000_and_is_bounded() {
     assert_eq!(parse(GOOD).unwrap().ad.search_page_size, 1000);
-    let set = |n: &str| {
-        GOOD.replace(
-            "bind_password = \"pw\"",
-            &format!("bind_password = \"pw\"\nsearch_page_size = {n}"),
-        )
-    };
+    let set = |n: &str| with_ad_line(&format!("search_page_size = {n}"));
     assert_eq!(parse(&set("1")).unwrap().ad.search_page_size, 1);
     assert_eq!(parse(&set("1000")).unwrap().ad.search_page_size, 1000);
     for bad in ["0", "1001", "-1", "\"500\""] {
@@ -311,12 +306,7 @@ fn search_page_size_defaults_to_1000_and_is_bounded() {
 #[test]
 fn connections_default_to_one_and_are_bounded() {
     assert_eq!(parse(GOOD).unwrap().ad.connections, 1);
-    let set = |n: &str| {
-        GOOD.replace(
-            "bind_password = \"pw\"",
-            &format!("bind_password = \"pw\"\nconnections = {n}"),
-        )
-    };
+    let set = |n: &str| with_ad_line(&format!("connections = {n}"));
     assert_eq!(parse(&set("16")).unwrap().ad.connections, 16);
     for bad in ["0", "17", "-1"] {
         let err = refused(&set(bad));
