@@ -314,7 +314,12 @@ impl<L: Ldap> Applier<L> {
         // known, remove nothing until the enumeration is complete.
         let may_remove = !self.store.full_round_in_progress()?;
         let want = self.desired_member_sids(group_id).await?;
-        if actual.listed_members == Some(MemberDigest::of(&want)) {
+        // Hashed only when the listing read the members (a reconcile outside a bulk pass
+        // does not pay for it).
+        if actual
+            .listed_members
+            .is_some_and(|listed| listed == MemberDigest::of(&want))
+        {
             return Ok(());
         }
         let have = self.dir.member_sids(dn).await?;

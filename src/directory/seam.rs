@@ -34,8 +34,8 @@ pub enum DnForm {
 /// Receives a paged search's entries one page at a time.
 pub type PageSink<'a> = &'a mut (dyn FnMut(Vec<SearchEntry>) + Send);
 
-/// The LDAP operations the service makes. Cheap to clone; clones share one connection (or one
-/// in-memory directory).
+/// The LDAP operations the service makes. Cheap to clone; clones share the same connections
+/// (or one in-memory directory).
 pub trait Ldap: Clone + Send + Sync + 'static {
     /// One search (no paging); referrals are skipped. A missing base is
     /// [`super::ResultCode::NO_SUCH_OBJECT`].
