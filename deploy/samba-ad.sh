@@ -30,6 +30,9 @@
 # - Every instance of a template shares the domain SID and GUIDs.
 # - Instance dir: ${TMPDIR:-/tmp}/entra-writeback-samba-<ip> unless --dir.
 # - Samba stops by itself after ${SAMBA_MAX_RUNTIME:-7200} s (a CI safety net).
+# - The instance marker records `started_by=$EW_CI_RUN` (empty outside CI): .ci/run stops
+#   the DCs its run started and no other. (Samba overwrites its own environment when it
+#   renames itself to "samba: root process", so the process cannot tell.)
 # - Seeding: OU=Cloud Groups, OU=Writeback Lab (where tests make their OUs) and the
 #   service account svc-writeback, which gets the group writeback delegation of
 #   deploy/ad/samba-delegate.sh on both OUs and no other right (no admin group).
@@ -586,6 +589,7 @@ exchange_schema=$EXCHANGE_SCHEMA
 template=$template
 started_at=$(date +%s)
 max_runtime=$max_runtime
+started_by=${EW_CI_RUN:-}
 EOF
     write_smb_conf
     [[ $kept == true ]] || make_tls

@@ -10,7 +10,9 @@
 //!   only in `msDS-ExternalDirectoryObjectId`, two objects with one anchor) is *suspect* here:
 //!   the apply falls back to the per-group search, which reports it. The listing never turns a
 //!   conflict into "absent", so it never leads to a duplicate.
-//! - Destructive paths (delete, move, convert, sweep) never use it: they always read afresh.
+//! - Destructive paths (delete, move, convert, sweep) never act on it: they always read
+//!   afresh. The sweep only takes from it *which* groups to look at ([`OwnedListing::unused`]),
+//!   then reads each of them again on its own before deciding anything.
 //! - The listing carries each group's members when it read all of them (a digest,
 //!   [`super::listed_members`]): a group whose listed members are the ones the mirror wants
 //!   is neither read nor written again; any other is read ranged, on its own.
@@ -27,6 +29,8 @@ use super::listed_members::{digest_of_entry, listing_attr};
 use super::plan::ActualGroup;
 use super::read::{GROUP_ATTRS, to_actual};
 use super::{Directory, DirectoryError, DnForm, Ldap, mapping};
+use crate::model::Event;
+use crate::model::event::ManagedGroups;
 
 /// What the listing says about one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,11 +170,7 @@ impl OwnedListing {
         if !s.active {
             return Ok(Lookup::Ask);
         }
-        if s.listing.is_none() {
-            // Held across the listing on purpose: the other tasks wait for it rather than
-            // each searching AD themselves.
-            s.listing = Some(index(dir.list_anchored().await?));
-        }
+        load(&mut s, dir).await?;
         let id = group_id.to_ascii_lowercase();
         if !s.used.insert(id.clone()) {
             return Ok(Lookup::Ask);
@@ -182,6 +182,56 @@ impl OwnedListing {
             Some(Listed::Suspect) => Lookup::Ask,
         })
     }
+
+    /// For the sweep: the ids of the groups this pass's listing (loaded now if need be) found
+    /// ours that no apply of the pass has used, so the only ones the sweep can find orphaned
+    /// (a group used by an apply had a change of its own, which handles it). `None` outside
+    /// a bulk pass: the sweep then lists the owned groups itself. Objects created since the
+    /// listing by anyone else are left to the next sweep, which is the safe direction.
+    pub async fn unused<L: Ldap>(
+        &self,
+        dir: &Directory<L>,
+    ) -> Result<Option<Vec<String>>, DirectoryError> {
+        let mut s = self.state.lock().await;
+        if !s.active {
+            return Ok(None);
+        }
+        load(&mut s, dir).await?;
+        let listing = s.listing.as_ref().expect("loaded above");
+        Ok(Some(
+            listing
+                .iter()
+                .filter(|(id, listed)| matches!(listed, Listed::Ours(_)) && !s.used.contains(*id))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        ))
+    }
+}
+
+/// Lists the owned groups into `s` unless a listing is loaded. Called with the state's lock
+/// held, on purpose: the other tasks wait for the listing rather than each searching AD.
+async fn load<L: Ldap>(s: &mut State, dir: &Directory<L>) -> Result<(), DirectoryError> {
+    if s.listing.is_some() {
+        return Ok(());
+    }
+    let listed = dir.list_anchored().await?;
+    // What `count_owned` counts, read here for free: observers recount from it.
+    let owned = listed
+        .iter()
+        .filter(|a| a.admin_description.as_deref().is_some_and(is_anchor))
+        .count();
+    dir.events()
+        .emit(Event::ManagedGroups(ManagedGroups::Counted(owned as u64)));
+    s.listing = Some(index(listed));
+    Ok(())
+}
+
+/// Whether an `adminDescription` value matches `Group_*` as the directory compares it
+/// (case-insensitively): what [`super::Directory::count_owned`] counts.
+fn is_anchor(value: &str) -> bool {
+    value
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("Group_"))
 }
 
 #[cfg(test)]

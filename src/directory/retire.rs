@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::apply::{Applier, ApplyError};
-use super::error::ResultCode;
+use super::error::{DirectoryError, ResultCode};
 use super::mapping;
 use super::plan::{ActualGroup, Operation};
 use super::seam::Ldap;
@@ -208,11 +208,17 @@ impl<L: Ldap> Applier<L> {
             );
             return Ok(());
         }
-        let owned = self.dir.list_owned().await?;
-        self.events()
-            .emit(Event::ManagedGroups(ManagedGroups::Counted(
-                owned.len() as u64
-            )));
+        let owned = match self.owned.unused(&self.dir).await? {
+            Some(ids) => self.unused_candidates(ids).await?,
+            None => {
+                let owned = self.dir.list_owned().await?;
+                self.events()
+                    .emit(Event::ManagedGroups(ManagedGroups::Counted(
+                        owned.len() as u64
+                    )));
+                owned
+            }
+        };
         let mut decided = Vec::new();
         for (id, actual) in owned {
             let record = self.store.group(&id)?;
@@ -253,6 +259,35 @@ impl<L: Ldap> Applier<L> {
             self.execute(id, actual, *decision, reason, *cloud).await?;
         }
         Ok(())
+    }
+
+    /// The sweep's candidates among the groups a bulk pass listed and did not use, each read
+    /// afresh ([`super::Directory::find_owned`]): one search per candidate (none in a resync
+    /// of a converged AD) instead of a second listing. A candidate that is gone is skipped; one
+    /// that has become a conflict is reported and left as it is.
+    async fn unused_candidates(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, ActualGroup)>, ApplyError> {
+        let mut owned = Vec::new();
+        for id in ids {
+            if !safety::sweep_candidate(self.store.group(&id)?.as_ref(), self.store.is_held(&id)?) {
+                continue;
+            }
+            match self.dir.find_owned(&id).await {
+                Ok(Some(actual)) => owned.push((id, actual)),
+                Ok(None) => {}
+                Err(DirectoryError::Conflict { kind, detail }) => {
+                    tracing::warn!(kind, %detail, "sweep candidate left untouched");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::info!(
+            candidates = owned.len(),
+            "sweep candidates taken from the bulk pass's listing"
+        );
+        Ok(owned)
     }
 
     fn hold_sweep(

@@ -12,8 +12,11 @@ use super::lab::*;
 use crate::directory::Ldap;
 use crate::directory::fake::OpRecord;
 use crate::directory::listed_members::LISTED_MEMBERS;
-use crate::model::event::GroupOutcome;
+use crate::directory::mapping;
+use crate::model::Event;
+use crate::model::event::{GroupOutcome, ManagedGroups};
 use crate::model::{Resource, sid};
+use crate::queue::safety::CloudNow;
 use crate::queue::tests::group;
 
 fn gid(i: usize) -> String {
@@ -92,13 +95,9 @@ async fn a_bulk_pass_lists_the_owned_groups_once_and_a_resync_over_converged_ad_
     lab.drain().await.unwrap();
     let ops = lab.fake.ops();
     assert!(writes(&ops).is_empty(), "{:?}", writes(&ops));
-    // The listing carries every group's members: no member read per group (the listing
-    // and the sweep's listing only).
-    assert!(
-        count(&ops, "search") <= 3,
-        "{} searches: {ops:?}",
-        count(&ops, "search")
-    );
+    // The listing carries every group's members: no member read per group, and the sweep
+    // that ends the round takes its candidates (none here) from the same listing. One search.
+    assert_eq!(count(&ops, "search"), 1, "{ops:?}");
 
     // The pass is over: a one-member change is one search by anchor and one modify.
     lab.round(&[group(&ids[0], &format!("G {}", ids[0]), &[("ann", true)])]);
@@ -173,6 +172,64 @@ async fn a_resync_reads_the_members_only_of_drifted_and_large_groups_and_repairs
     );
     assert_eq!(lab.member_sids(&drifted), lab.sids(&refs[..2]));
     assert_eq!(lab.member_sids(&large).len(), refs.len());
+}
+
+#[tokio::test]
+async fn a_bulk_passs_sweep_takes_its_candidates_from_the_listing_and_reads_each_afresh() {
+    let lab = Lab::new(&["ann"], 3).await;
+    let ids: Vec<String> = (0..80).map(gid).collect();
+    let items: Vec<_> = ids
+        .iter()
+        .map(|id| group(id, &format!("G {id}"), &[("ann", false)]))
+        .collect();
+    lab.round(&items);
+    lab.drain().await.unwrap();
+    // Two owned groups the mirror does not know: Graph says one is purged, the other live.
+    let (purged, live) = (gid(200), gid(201));
+    for id in [&purged, &live] {
+        let anchor = mapping::anchor(id);
+        lab.fake.seed(
+            &format!("CN=Orphan {id},{OU}"),
+            &[
+                ("objectClass", &["top", "group"]),
+                ("sAMAccountName", &[&format!("orphan-{}", &id[..8])]),
+                ("adminDescription", &[&anchor]),
+            ],
+        );
+    }
+    lab.cloud
+        .0
+        .lock()
+        .unwrap()
+        .insert(live.clone(), CloudNow::Live { in_scope: true });
+    let purged_dn = lab.dn_of(&purged).unwrap();
+    let live_guid = lab.fake.attr(&lab.dn_of(&live).unwrap(), "objectGUID");
+
+    lab.store.reset_cursor(Resource::Groups).unwrap();
+    lab.round(&items);
+    lab.fake.clear_log();
+    lab.drain().await.unwrap();
+    let ops = lab.fake.ops();
+    let written: Vec<_> = writes(&ops).iter().map(|o| (o.op, o.dn.clone())).collect();
+    assert_eq!(
+        written,
+        [("delete", purged_dn)],
+        "only the purged orphan goes"
+    );
+    assert!(lab.dn_of(&purged).is_none());
+    let kept = lab.dn_of(&live).expect("the live one stays");
+    assert!(live_guid.is_some());
+    assert_eq!(
+        lab.fake.attr(&kept, "objectGUID"),
+        live_guid,
+        "the same object"
+    );
+    // The listing, then each candidate read afresh before anything is decided: no second
+    // listing of the owned groups.
+    assert_eq!(count(&ops, "search"), 3, "{ops:?}");
+    // The listing counted every owned group for the observers.
+    let counted = Event::ManagedGroups(ManagedGroups::Counted(82));
+    assert!(lab.count(&counted) >= 1, "{:?}", lab.seen.events());
 }
 
 #[tokio::test]
