@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 
 use super::listed_members::{digest_of_entry, listing_attr};
 use super::plan::ActualGroup;
-use super::read::{GROUP_ATTRS, to_actual};
+use super::read::{GROUP_ATTRS, counts_as_owned, to_actual};
 use super::{Directory, DirectoryError, DnForm, Ldap, mapping};
 use crate::model::Event;
 use crate::model::event::ManagedGroups;
@@ -216,22 +216,11 @@ async fn load<L: Ldap>(s: &mut State, dir: &Directory<L>) -> Result<(), Director
     }
     let listed = dir.list_anchored().await?;
     // What `count_owned` counts, read here for free: observers recount from it.
-    let owned = listed
-        .iter()
-        .filter(|a| a.admin_description.as_deref().is_some_and(is_anchor))
-        .count();
+    let owned = listed.iter().filter(|a| counts_as_owned(a)).count();
     dir.events()
         .emit(Event::ManagedGroups(ManagedGroups::Counted(owned as u64)));
     s.listing = Some(index(listed));
     Ok(())
-}
-
-/// Whether an `adminDescription` value matches `Group_*` as the directory compares it
-/// (case-insensitively): what [`super::Directory::count_owned`] counts.
-fn is_anchor(value: &str) -> bool {
-    value
-        .get(..6)
-        .is_some_and(|p| p.eq_ignore_ascii_case("Group_"))
 }
 
 #[cfg(test)]

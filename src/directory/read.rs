@@ -56,6 +56,16 @@ fn dn_key(name: &str) -> Result<Vec<(String, String)>, String> {
 
 /// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
 /// equal `adminDescription`. An object whose anchors disagree is never modified or deleted.
+/// Whether [`Directory::count_owned`] counts this object: our anchor in `adminDescription`,
+/// and no other in `msDS-ExternalDirectoryObjectId`.
+pub(super) fn counts_as_owned(a: &ActualGroup) -> bool {
+    a.admin_description
+        .as_deref()
+        .and_then(mapping::id_from_anchor)
+        .is_some()
+        && anchors_agree(a)
+}
+
 fn anchors_agree(a: &ActualGroup) -> bool {
     a.external_id.as_deref().is_none_or(|ext| {
         a.admin_description
@@ -282,26 +292,20 @@ impl<L: Ldap> Directory<L> {
     }
 
     /// How many groups we own (what [`Self::list_owned`] would list), reading only their
-    /// anchors: the count at start-up must not hold every group's attributes in memory.
+    /// anchors and counting page by page: the count at start-up holds one page, never the
+    /// whole tenant.
     pub async fn count_owned(&self) -> Result<usize, DirectoryError> {
-        let found = self
-            .search_owned_reading(
-                "(&(objectClass=group)(adminDescription=Group_*))",
-                &["adminDescription", "msDS-ExternalDirectoryObjectId"],
-                "count_owned",
-            )
-            .await?;
-        Ok(found
-            .iter()
-            .map(to_actual)
-            .filter(|a| {
-                a.admin_description
-                    .as_deref()
-                    .and_then(mapping::id_from_anchor)
-                    .is_some()
-                    && anchors_agree(a)
-            })
-            .count())
+        let mut owned = 0usize;
+        let mut count = |e: SearchEntry| owned += usize::from(counts_as_owned(&to_actual(&e)));
+        self.search_owned_each(
+            "(&(objectClass=group)(adminDescription=Group_*))",
+            &["adminDescription", "msDS-ExternalDirectoryObjectId"],
+            DnForm::Plain,
+            "count_owned",
+            &mut count,
+        )
+        .await?;
+        Ok(owned)
     }
 
     /// The SID of the account a non-SID identity names (one search), if it exists.

@@ -10,6 +10,9 @@
 //! - A sweep that would take more destructive actions than `delete_threshold` holds them all for
 //!   `approve-deletes`.
 //! - Nothing without our anchor under an owned OU is ever touched (see [`super::Directory::find_owned`]).
+//! - A sweep inside a bulk pass takes *which* groups to consider from the pass's listing
+//!   ([`super::owned::OwnedListing::unused`]) and reads each candidate afresh; it never acts on
+//!   a listed entry. Outside one it lists the owned groups itself.
 //!
 //! Imports: `directory` (the seam, mapping, plan), `queue` (mirror, safety), `graph` (errors),
 //! `model` (delete reasons, events).
