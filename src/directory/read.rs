@@ -54,8 +54,6 @@ fn dn_key(name: &str) -> Result<Vec<(String, String)>, String> {
     }
 }
 
-/// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
-/// equal `adminDescription`. An object whose anchors disagree is never modified or deleted.
 /// Whether [`Directory::count_owned`] counts this object: our anchor in `adminDescription`,
 /// and no other in `msDS-ExternalDirectoryObjectId`.
 pub(super) fn counts_as_owned(a: &ActualGroup) -> bool {
@@ -66,6 +64,8 @@ pub(super) fn counts_as_owned(a: &ActualGroup) -> bool {
         && anchors_agree(a)
 }
 
+/// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
+/// equal `adminDescription`. An object whose anchors disagree is never modified or deleted.
 fn anchors_agree(a: &ActualGroup) -> bool {
     a.external_id.as_deref().is_none_or(|ext| {
         a.admin_description

@@ -27,6 +27,13 @@ fn users(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("u{i}")).collect()
 }
 
+/// One group per id, each with the one member `ann`.
+fn groups_of_ann(ids: &[String]) -> Vec<crate::graph::page::GroupDelta> {
+    ids.iter()
+        .map(|id| group(id, &format!("G {id}"), &[("ann", false)]))
+        .collect()
+}
+
 fn writes(ops: &[OpRecord]) -> Vec<&OpRecord> {
     ops.iter().filter(|o| o.op != "search").collect()
 }
@@ -67,10 +74,7 @@ async fn a_new_group_is_one_add_carrying_its_members_then_batched_modifies() {
 async fn a_bulk_pass_lists_the_owned_groups_once_and_a_resync_over_converged_ad_writes_nothing() {
     let lab = Lab::new(&["ann"], 3).await;
     let ids: Vec<String> = (0..150).map(gid).collect();
-    let items: Vec<_> = ids
-        .iter()
-        .map(|id| group(id, &format!("G {id}"), &[("ann", false)]))
-        .collect();
+    let items = groups_of_ann(&ids);
     lab.round(&items);
     lab.fake.clear_log();
     lab.drain().await.unwrap();
@@ -178,10 +182,7 @@ async fn a_resync_reads_the_members_only_of_drifted_and_large_groups_and_repairs
 async fn a_bulk_passs_sweep_takes_its_candidates_from_the_listing_and_reads_each_afresh() {
     let lab = Lab::new(&["ann"], 3).await;
     let ids: Vec<String> = (0..80).map(gid).collect();
-    let items: Vec<_> = ids
-        .iter()
-        .map(|id| group(id, &format!("G {id}"), &[("ann", false)]))
-        .collect();
+    let items = groups_of_ann(&ids);
     lab.round(&items);
     lab.drain().await.unwrap();
     // Two owned groups the mirror does not know: Graph says one is purged, the other live.
