@@ -585,13 +585,38 @@ fn paged_lines(log: &str, purpose: &str, ou: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Asserts at least one list_owned search of `ou`, and that every one of them saw all `n`
+/// Which of the directory's owned-group listings a log must show.
+#[derive(Clone, Copy)]
+enum Listing {
+    /// `list_owned`: the plain listing of decommission and of a sweep outside a bulk pass.
+    Owned,
+    /// `list_anchored`: a bulk pass's listing, which its sweep shares.
+    Bulk,
+}
+
+impl Listing {
+    /// The search's `purpose` and the message of the line that reports its total.
+    fn lines(self) -> (&'static str, &'static str) {
+        match self {
+            Listing::Owned => ("list_owned", "owned groups listed"),
+            Listing::Bulk => ("list_anchored", "owned groups listed for a bulk pass"),
+        }
+    }
+}
+
+/// Asserts at least one `listing` search of `ou`, and that every one of them saw all `n`
 /// groups over at least `min_pages` pages of `page_size`.
-fn assert_paged_listing(log: &str, ou: &str, n: u64, page_size: u64, min_pages: u64) {
-    let lines = paged_lines(log, "list_owned", ou);
+fn assert_paged_listing(
+    log: &str,
+    listing: Listing,
+    ou: &str,
+    (n, page_size, min_pages): (u64, u64, u64),
+) {
+    let (purpose, message) = listing.lines();
+    let lines = paged_lines(log, purpose, ou);
     assert!(
         !lines.is_empty(),
-        "no list_owned paged search of {ou}:\n{}",
+        "no {purpose} paged search of {ou}:\n{}",
         tail(log)
     );
     for l in &lines {
@@ -602,8 +627,8 @@ fn assert_paged_listing(log: &str, ou: &str, n: u64, page_size: u64, min_pages: 
             "{n} entries with page size {page_size} need >= {min_pages} pages: {l}"
         );
     }
-    let listed = log_lines(log, "owned groups listed");
-    assert!(!listed.is_empty(), "no 'owned groups listed' line");
+    let listed = log_lines(log, message);
+    assert!(!listed.is_empty(), "no '{message}' line");
     for l in &listed {
         assert_eq!(l["groups"], n, "{l}");
     }
@@ -656,11 +681,18 @@ async fn owned_group_listings_are_paged_and_see_every_group() {
         .map(|e| e.dn.to_lowercase())
         .collect();
 
-    // Resync: a full enumeration, then a sweep over a listing that must see all 250.
+    // Resync: a full enumeration over one listing that must see all 250; its sweep shares
+    // that listing rather than listing the OU again.
+    let seen = (N.into(), PAGE, 3);
     resync(&svc);
     tap.take();
     let log = svc.once_ok();
-    assert_paged_listing(&log, &ou, N.into(), PAGE, 3);
+    assert_paged_listing(&log, Listing::Bulk, &ou, seen);
+    assert_eq!(
+        paged_lines(&log, "list_owned", &ou).len(),
+        0,
+        "the resync's sweep listed the OU a second time"
+    );
     let (searches, paged) = tap.take();
     assert!(
         paged >= 3,
@@ -703,7 +735,7 @@ async fn owned_group_listings_are_paged_and_see_every_group() {
         .filter(|d| !listed.contains(d.as_str()))
         .collect();
     assert!(missing.is_empty(), "not listed: {missing:?}");
-    assert_paged_listing(&stderr, &ou, N.into(), PAGE, 3);
+    assert_paged_listing(&stderr, Listing::Owned, &ou, seen);
     let (searches, paged) = tap.take();
     assert!(
         paged >= 3,
@@ -724,7 +756,7 @@ async fn owned_group_listings_are_paged_and_see_every_group() {
         "{}",
         tail(&stdout)
     );
-    assert_paged_listing(&stderr, &ou, N.into(), PAGE, 3);
+    assert_paged_listing(&stderr, Listing::Owned, &ou, seen);
     let (_, paged) = tap.take();
     assert!(paged >= 3, "decommission --yes: {paged} paged searches");
     let left = dc.groups_in(&ou).await;
