@@ -3,8 +3,9 @@
 //! graph-sim && cargo bench --bench restart` (as root: it starts the Samba lab).
 //!
 //! 1. A tenant of `BENCH_GROUPS` groups (default 1,000) of 10 members each over
-//!    `BENCH_GROUPS / 2` users is synced once by `run` until converged (queue empty, the full
-//!    round over, every group mirrored).
+//!    `BENCH_GROUPS / 2` users (seeded into the DC's database by `benches/seed-users.py`; the
+//!    groups and members go over LDAP) is synced once by `run` until converged (queue empty,
+//!    the full round over, every group mirrored).
 //! 2. `BENCH_REPEATS` times (default 3), for each binary of `BENCH_BINS` in turn: `run` is
 //!    stopped (SIGTERM) and started again with `poll_interval = "1s"`, and right after the
 //!    start one member is added to a group in the tenant. Measured from `/proc/PID`: the
@@ -156,15 +157,13 @@ async fn tenant(dc: &SambaDc, groups: u64) -> (GraphSim, Vec<String>) {
     let users = (groups / 2).max(100);
     let users_ou = dc.fresh_ou("restart-users").await;
     let t0 = Instant::now();
-    let sids = dc
-        .create_users(
-            &users_ou,
-            &format!("rs{}-", unique_suffix()),
-            users as usize,
-        )
-        .await;
+    let sids = dc.seed_users(
+        &users_ou,
+        &format!("rs{}-", unique_suffix()),
+        users as usize,
+    );
     println!(
-        "{users} users created in AD in {:.0} s",
+        "{users} users seeded into AD's database in {:.0} s",
         t0.elapsed().as_secs_f64()
     );
     let cloud_users: Vec<Value> = (0..users)

@@ -44,6 +44,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry
 
 pub mod acl;
 mod entry;
+mod seed;
 pub use entry::*;
 
 /// The loopback IP used when `EW_TEST_SAMBA_IP` is not set.

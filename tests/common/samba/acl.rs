@@ -17,7 +17,8 @@ pub const GROUP_CLASS_GUID: &str = "bf967a9c-0de6-11d0-a285-00aa003049e2";
 /// `schemaIDGUID` of the `member` attribute.
 pub const MEMBER_ATTR_GUID: &str = "bf9679c0-0de6-11d0-a285-00aa003049e2";
 
-fn run(c: &mut Command, what: &str) -> String {
+/// Runs `c` to completion; its stdout and stderr. Panics, with both, if it fails.
+pub(super) fn run(c: &mut Command, what: &str) -> String {
     let out = c
         .stdin(Stdio::null())
         .output()
