@@ -9,6 +9,9 @@
 //! as the group it is one page carrying the whole group, as a hostile or broken upstream
 //! could send.
 //!
+//! `BENCH_CACHE=BYTES` sets sled's page cache (`[state] cache_capacity`; default the
+//! service's default).
+//!
 //! Under `cargo test --all-targets` (no `--bench`) it runs as a smoke test (5,000 members).
 
 use std::time::Instant;
@@ -68,7 +71,11 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 250_000 } else { 5_000 });
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path()).expect("store");
+    let cache = std::env::var("BENCH_CACHE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(entra_writeback::config::DEFAULT_CACHE_CAPACITY);
+    let store = Store::open_with(dir.path(), cache).expect("store");
     let policy = DeletePolicy {
         threshold: 100,
         soft_destructive: false,

@@ -19,7 +19,8 @@
 //! `BENCH_BINS_FILE` names a file of such `label=path` lines, read again before each repeat
 //! (a line `stop` ends the run early).
 //! `BENCH_WINDOW` (seconds, default 180) bounds each restart's wait for quiet. `BENCH_CACHE`
-//! sets `[state] cache_capacity` (bytes; only builds that know the key accept it), and
+//! sets `[state] cache_capacity` (bytes, in every benchmark that starts the service; only
+//! builds that know the key accept it), and
 //! `BENCH_REPEATS=0` measures the initial sync alone.
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a smoke test: 50
@@ -286,15 +287,6 @@ async fn main() {
     let ou = dc.fresh_ou("restart").await;
     let (sim, sids) = tenant(dc, groups).await;
     let svc = Service::new(&sim, dc, &ou);
-    if let Ok(bytes) = std::env::var("BENCH_CACHE") {
-        let text = std::fs::read_to_string(&svc.config).unwrap();
-        let text = text.replacen(
-            "[state]\n",
-            &format!("[state]\ncache_capacity = {bytes}\n"),
-            1,
-        );
-        std::fs::write(&svc.config, text).unwrap();
-    }
 
     let t0 = Instant::now();
     let first = spawn_with(&svc, &this);

@@ -107,6 +107,14 @@ impl Options {
     }
 }
 
+/// The `[state] cache_capacity` line a benchmark asks for with `BENCH_CACHE=BYTES` (sled's
+/// page cache; the figures of BENCHMARKS.md compare sizes), else nothing: the default.
+fn bench_cache() -> String {
+    std::env::var("BENCH_CACHE")
+        .map(|bytes| format!("cache_capacity = {bytes}\n"))
+        .unwrap_or_default()
+}
+
 impl Service {
     /// Writes a config for `sim` and `dc`, targeting `ou`, with short retry delays.
     pub fn new(sim: &GraphSim, dc: &SambaDc, ou: &str) -> Service {
@@ -143,7 +151,7 @@ target_ou = "{ou}"
 
 [state]
 path = "{state}"
-
+{cache}
 [http]
 listen = "127.0.0.1:{http_port}"
 
@@ -158,6 +166,7 @@ format = "json"
             bind = o.bind_dn,
             extra = o.ad_extra,
             state = dir.path().join("state").display(),
+            cache = bench_cache(),
             tail = o.tail,
         );
         std::fs::write(&config, text).unwrap();
