@@ -73,6 +73,10 @@ impl Writes {
         }
         Ok(delta)
     }
+    /// The writes in key order (`None` = remove).
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> {
+        self.0.iter()
+    }
     /// The writes as a batch, for a tree whose entry count nobody keeps.
     pub(super) fn batch(&self) -> sled::Batch {
         let mut b = sled::Batch::default();

@@ -30,8 +30,8 @@ use sled::Transactional;
 
 pub use super::fold::{DeletePolicy, PageOutcome};
 use super::fold::{
-    GroupPage, GroupPagePlan, UserGroupsView, UserPagePlan, UserView, UserWrite, cursor_can_wait,
-    fold_group_page, fold_user_page, requeue_groups,
+    GroupPage, GroupPagePlan, GroupWrite, UserGroupsView, UserPagePlan, UserView, UserWrite,
+    cursor_can_wait, fold_group_page, fold_user_page, requeue_groups,
 };
 use super::keys::{Writes, member_key, member_ref, prefix};
 use super::plan_writes::{edge_writes, group_writes};
@@ -42,10 +42,12 @@ use crate::model::MemberRef;
 use crate::model::*;
 
 mod counts;
+mod listed;
 pub mod parts;
 mod view;
 
 use counts::member_count;
+use listed::apply_member_writes;
 use view::{all_groups, read_group_view};
 
 /// `meta` key of the groups to reconcile at the end of the round in progress (restored, or new
@@ -288,6 +290,12 @@ impl Store {
         Ok(outcome)
     }
 
+    /// How many of `group`'s edges the full round `epoch` has listed (see [`listed`]).
+    #[cfg(test)]
+    pub(super) fn listed_in_round(&self, group: &str, epoch: u64) -> Result<u64, QueueError> {
+        listed::listed_in_round(&*self.t()?, group, epoch)
+    }
+
     /// Folds and writes one part of a groups page ([`parts`]); `last` says whether it is the
     /// page's last part, the one that stores the cursor.
     fn commit_group_part(
@@ -305,7 +313,7 @@ impl Store {
         if idle {
             return Ok(plan.outcome); // an idle round: nothing to store (see `cursor_can_wait`)
         }
-        let written = write_group_plan(t, &plan, last)?;
+        let written = write_group_plan(t, &plan, last, epoch)?;
         Counts::adjust(&self.counts.groups, written.groups);
         Counts::adjust(&self.counts.held, written.held);
         Counts::adjust(
@@ -332,20 +340,8 @@ struct Written {
     superseded: usize,
 }
 
-/// Writes a groups page's plan in one transaction; the cursor too when `with_cursor` (the
-/// page's last part).
-fn write_group_plan(
-    t: &Trees,
-    plan: &GroupPagePlan,
-    with_cursor: bool,
-) -> Result<Written, QueueError> {
-    let (superseded, changes) = match plan.full_round_done {
-        Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
-        None => (Vec::new(), plan.changes.clone()),
-    };
-    let seqs = seqs(t, changes.len())?;
-    let groups = group_writes(plan);
-    let (members, member_of) = edge_writes(plan);
+/// The page's writes to `round_deletes` and `held_deletes`, in that order.
+fn delete_writes(plan: &GroupPagePlan) -> (Writes, Writes) {
     let d = &plan.deletes;
     let (mut round, mut held) = (Writes::default(), Writes::default());
     for id in d.cancelled.iter().chain(&d.unstaged) {
@@ -360,6 +356,11 @@ fn write_group_plan(
     for (id, reason) in &d.held {
         held.put(id.as_bytes(), enc(reason));
     }
+    (round, held)
+}
+
+/// The page's writes to `member_counts` (a `None` count removes the group's entry).
+fn count_writes(plan: &GroupPagePlan) -> Writes {
     let mut counts = Writes::default();
     for (id, c) in &plan.member_counts {
         match c {
@@ -367,9 +368,32 @@ fn write_group_plan(
             None => counts.del(id.as_bytes()),
         }
     }
-    let counts = counts.batch();
+    counts
+}
+
+/// Writes a groups page's plan in one transaction; the cursor too when `with_cursor` (the
+/// page's last part). `epoch` is the full round's, if the page belongs to one.
+fn write_group_plan(
+    t: &Trees,
+    plan: &GroupPagePlan,
+    with_cursor: bool,
+    epoch: Option<u64>,
+) -> Result<Written, QueueError> {
+    let (superseded, changes) = match plan.full_round_done {
+        Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
+        None => (Vec::new(), plan.changes.clone()),
+    };
+    let seqs = seqs(t, changes.len())?;
+    let groups = group_writes(plan);
+    let (members, member_of) = edge_writes(plan);
+    let (round, held) = delete_writes(plan);
+    let counts = count_writes(plan).batch();
     let restored = (!plan.restored.is_empty()).then(|| enc(&plan.restored));
-    let (mb, ob, rb) = (members.batch(), member_of.batch(), round.batch());
+    let removed: Vec<&[u8]> = (plan.groups.iter())
+        .filter(|(_, w)| matches!(w, GroupWrite::Remove))
+        .map(|(id, _)| id.as_bytes())
+        .collect();
+    let (ob, rb) = (member_of.batch(), round.batch());
     let cursor = enc(&plan.cursor);
     let trees = (
         &t.meta,
@@ -380,11 +404,12 @@ fn write_group_plan(
         &t.round_deletes,
         &t.held_deletes,
         &t.member_counts,
+        &t.round_listed,
     );
     let deltas = trees.transaction(
-        |(meta, pending, groups_t, members_t, of_t, round_t, held_t, counts_t)| {
+        |(meta, pending, groups_t, members_t, of_t, round_t, held_t, counts_t, listed_t)| {
             let groups_delta = groups.apply_counted(groups_t)?;
-            members_t.apply_batch(&mb)?;
+            apply_member_writes(&members, members_t, listed_t, epoch, &removed)?;
             counts_t.apply_batch(&counts)?;
             of_t.apply_batch(&ob)?;
             round_t.apply_batch(&rb)?;

@@ -61,4 +61,6 @@ mod operator_tests;
 #[cfg(test)]
 mod parts_tests;
 #[cfg(test)]
+mod round_end_tests;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -69,6 +69,16 @@ pub struct MemberCount {
     pub refused: Option<u64>,
 }
 
+/// How many of a group's edges the full round `epoch` has listed (the `round_listed` tree;
+/// see `mirror::listed`): what lets the round's end skip the edges of a group it listed whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedInRound {
+    /// The round (its epoch) the count belongs to.
+    pub epoch: u64,
+    /// Edges stamped with that epoch.
+    pub edges: u64,
+}
+
 /// A change that failed permanently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {

@@ -123,6 +123,8 @@ pub(super) struct Trees {
     pub(super) materialized: sled::Tree,
     /// Per group: [`super::records::MemberCount`] (how many members the mirror holds).
     pub(super) member_counts: sled::Tree,
+    /// Per group: [`super::records::ListedInRound`] (edges the full round in progress listed).
+    pub(super) round_listed: sled::Tree,
 }
 
 impl Store {
@@ -327,6 +329,7 @@ impl Trees {
             held_deletes: tree("held_deletes")?,
             materialized: tree("materialized")?,
             member_counts: tree("member_counts")?,
+            round_listed: tree("round_listed")?,
             db,
         };
         match trees.meta.get(FORMAT_KEY)? {

@@ -7,13 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::fold::{FullMirrorView, MirrorView, RoundEndView};
-use super::super::keys::member_ref;
+use super::super::keys::{member_key, member_ref, prefix};
 use super::super::records::*;
 use super::super::store::{QueueError, Trees, dec};
-use super::counts::read_member_counts;
+use super::counts::{member_count, read_member_counts};
+use super::listed::listed_in_round;
 use super::{ROUND_RESTORED, containing, members_of, read_group_into};
 use crate::graph::page::{GroupDelta, NextStep};
-use crate::model::Removed;
+use crate::model::{MemberRef, Removed};
 
 pub(super) fn all_groups(t: &Trees) -> Result<Vec<(String, GroupRecord)>, QueueError> {
     t.groups
@@ -55,7 +56,7 @@ pub(super) fn read_group_view(
         view.parents.insert(item.id.clone(), parents);
     }
     if let NextStep::Delta(_) = next {
-        view.round.end = Some(read_round_end(t, epoch, &mut view)?);
+        view.round.end = Some(read_round_end(t, items, epoch, &mut view)?);
     }
     read_member_counts(t, items, &mut view)?;
     Ok(view)
@@ -90,9 +91,11 @@ fn may_drop_members(
 }
 
 /// Reads what the end of a round consults: the staged deletes, the records of the groups
-/// restored during an incremental round, or the whole mirror after a full enumeration.
+/// restored during an incremental round, or, after a full enumeration, every group's record
+/// and the edges it did not list (`items` is the round's last page).
 fn read_round_end(
     t: &Trees,
+    items: &[GroupDelta],
     epoch: Option<u64>,
     view: &mut MirrorView,
 ) -> Result<RoundEndView, QueueError> {
@@ -108,27 +111,63 @@ fn read_round_end(
                 read_group_into(t, &mut view.groups, id)?;
             }
         }
-        Some(e) => {
-            let mut full = FullMirrorView {
-                groups: all_groups(t)?.into_iter().collect(),
-                ..Default::default()
-            };
-            for r in t.members.iter() {
-                let (k, v) = r?;
-                if v.as_ref() == e.to_be_bytes() {
-                    continue;
-                }
-                let Some(at) = k.iter().position(|&b| b == 0) else {
-                    continue;
-                };
-                let group = String::from_utf8_lossy(&k[..at]).into_owned();
-                full.unlisted
-                    .entry(group)
-                    .or_default()
-                    .push(member_ref(&k[at + 1..]));
-            }
-            end.full = Some(full);
-        }
+        Some(e) => end.full = Some(read_full_round_end(t, items, e)?),
     }
     Ok(end)
+}
+
+/// After the full enumeration `epoch`: every group's record, and the edges of live groups
+/// that the round did not list. A group listed in the round is read only when its count of
+/// listed edges ([`listed_in_round`], plus the stored edges the last page lists again) falls
+/// short of its stored member count; a group not listed has all its edges read, and so has
+/// a group of the last page that has no record yet (edges without a record are unlisted).
+fn read_full_round_end(
+    t: &Trees,
+    items: &[GroupDelta],
+    epoch: u64,
+) -> Result<FullMirrorView, QueueError> {
+    let stamp = epoch.to_be_bytes();
+    let mut relisted: BTreeMap<&str, BTreeSet<&MemberRef>> = BTreeMap::new();
+    for item in items.iter().filter(|i| i.removed.is_none()) {
+        for m in item.members.iter().filter(|m| !m.removed) {
+            let stored = t.members.get(member_key(&item.id, &m.member))?;
+            if stored.is_some_and(|v| v.as_ref() != stamp) {
+                relisted.entry(&item.id).or_default().insert(&m.member);
+            }
+        }
+    }
+    let mut full = FullMirrorView {
+        groups: all_groups(t)?.into_iter().collect(),
+        ..Default::default()
+    };
+    let unrecorded = items.iter().filter(|i| !full.groups.contains_key(&i.id));
+    let mut to_read: BTreeSet<&str> = unrecorded.map(|i| i.id.as_str()).collect();
+    for (id, rec) in &full.groups {
+        if rec.status != GroupStatus::Live {
+            continue;
+        }
+        if rec.full_epoch == epoch {
+            let again = relisted.get(id.as_str()).map_or(0, BTreeSet::len) as u64;
+            let listed = listed_in_round(t, id, epoch)? + again;
+            if listed == member_count(t, id)?.stored {
+                continue;
+            }
+        }
+        to_read.insert(id);
+    }
+    let mut unlisted = BTreeMap::new();
+    for id in to_read {
+        let mut edges = Vec::new();
+        for r in t.members.scan_prefix(prefix(id)) {
+            let (k, v) = r?;
+            if v.as_ref() != stamp {
+                edges.push(member_ref(&k[id.len() + 1..]));
+            }
+        }
+        if !edges.is_empty() {
+            unlisted.insert(id.to_string(), edges);
+        }
+    }
+    full.unlisted = unlisted;
+    Ok(full)
 }
