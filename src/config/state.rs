@@ -26,8 +26,8 @@ pub struct StateConfig {
     pub cache_capacity: u64,
 }
 
-/// Default of `state.cache_capacity`: 16 MiB (see BENCHMARKS.md, "Restart and idle").
-pub const DEFAULT_CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+/// Default of `state.cache_capacity`: 4 MiB (see BENCHMARKS.md, "The sled cache").
+pub const DEFAULT_CACHE_CAPACITY: u64 = 4 * 1024 * 1024;
 
 /// Smallest and largest `state.cache_capacity` accepted.
 pub const CACHE_CAPACITY_RANGE: (u64, u64) = (1024 * 1024, 64 << 30);
