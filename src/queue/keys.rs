@@ -37,6 +37,15 @@ pub(super) fn prefix(id: &str) -> Vec<u8> {
     p
 }
 
+/// Splits a `members` key into its group's id and the rest (kind tag and member id), at its
+/// first 0 byte; a key without one is all group.
+pub(super) fn split_member_key(key: &[u8]) -> (&[u8], &[u8]) {
+    match key.iter().position(|&b| b == 0) {
+        Some(at) => (&key[..at], &key[at + 1..]),
+        None => (key, &[]),
+    }
+}
+
 /// The member a `members` key names, after its group's prefix.
 pub(super) fn member_ref(rest: &[u8]) -> MemberRef {
     MemberRef {
@@ -87,5 +96,24 @@ impl Writes {
             }
         }
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_members_key_splits_into_its_group_and_member() {
+        let m = MemberRef {
+            kind: MemberKind::from_tag(1),
+            id: "u1".into(),
+        };
+        let k = member_key("g1", &m);
+        let (group, rest) = split_member_key(&k);
+        assert_eq!(group, b"g1");
+        assert_eq!(member_ref(rest), m);
+        assert_eq!(split_member_key(b"g1"), (&b"g1"[..], &b""[..]));
+        assert_eq!(split_member_key(b"\0\x01u1").0, b"");
     }
 }

@@ -2,10 +2,10 @@
 //! (`mirror::listed`): each listed edge is counted once however often Graph lists it, and
 //! a resync still drops every member it did not list.
 
-use super::tests::{commit, delta, group, members};
+use super::tests::{commit, delta, group, members, removed};
 use super::*;
 use crate::graph::page::NextStep;
-use crate::model::Resource;
+use crate::model::{Removed, Resource};
 
 fn next(n: u32) -> NextStep {
     NextStep::Next(format!(
@@ -114,4 +114,34 @@ fn a_resync_keeps_members_relisted_on_its_last_page_and_drops_an_unlisted_group_
         "h was not listed: its edges go"
     );
     assert!(store.group("h").unwrap().is_none());
+}
+
+#[test]
+fn a_group_restored_during_a_resync_keeps_only_what_the_resync_listed() {
+    let (_d, store) = super::commit_tests::open();
+    let three = [("m1", false), ("m2", false), ("m3", false)];
+    commit(
+        &store,
+        &[group("early", "E", &three), group("last", "L", &three)],
+        delta(1),
+    );
+    commit(
+        &store,
+        &[
+            removed("early", Removed::Changed),
+            removed("last", Removed::Changed),
+        ],
+        delta(2),
+    );
+
+    store.reset_cursor(Resource::Groups).unwrap();
+    // Restored on an earlier page (Live when the round ends), and on the last page (still
+    // soft-deleted as stored when the round's end is read).
+    commit(&store, &[group("early", "E", &[("m1", false)])], next(3));
+    commit(&store, &[group("last", "L", &[("m2", false)])], delta(4));
+
+    assert_eq!(sorted(&store, "early"), ["m1"]);
+    assert_eq!(sorted(&store, "last"), ["m2"]);
+    assert_eq!(store.member_count("early").unwrap().stored, 1);
+    assert_eq!(store.member_count("last").unwrap().stored, 1);
 }

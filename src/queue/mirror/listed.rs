@@ -14,17 +14,12 @@
 
 use std::collections::BTreeMap;
 
+use sled::IVec;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 
-use super::super::keys::Writes;
+use super::super::keys::{Writes, split_member_key};
 use super::super::records::ListedInRound;
 use super::super::store::{QueueError, Trees, dec, enc};
-
-/// The group a `members` key belongs to (the bytes before its first NUL).
-fn group_of(key: &[u8]) -> &[u8] {
-    let at = key.iter().position(|&b| b == 0).unwrap_or(key.len());
-    &key[..at]
-}
 
 /// Applies a page's `members` writes inside its transaction. In a full round (`epoch`), also
 /// keeps each touched group's count of edges stamped with the epoch; `removed` are the groups
@@ -50,7 +45,7 @@ pub(super) fn apply_member_writes(
         let was = old.as_deref() == Some(stamp.as_slice());
         let is = v.as_deref() == Some(stamp.as_slice());
         if was != is {
-            *deltas.entry(group_of(k)).or_default() += if is { 1 } else { -1 };
+            *deltas.entry(split_member_key(k).0).or_default() += if is { 1 } else { -1 };
         }
     }
     for (group, delta) in deltas {
@@ -64,28 +59,32 @@ pub(super) fn apply_member_writes(
     Ok(())
 }
 
-/// A group's count inside the transaction: 0 when absent, from another round or unreadable
-/// (an unreadable count only costs the round's end a read of the group's edges).
+/// A group's count inside the transaction (see [`count_of`]).
 fn read_listed(
     listed: &TransactionalTree,
     group: &[u8],
     epoch: u64,
 ) -> Result<u64, UnabortableTransactionError> {
-    Ok(listed
-        .get(group)?
-        .and_then(|v| dec::<ListedInRound>(group, &v).ok())
-        .filter(|c| c.epoch == epoch)
-        .map_or(0, |c| c.edges))
+    Ok(count_of(group, listed.get(group)?, epoch))
 }
 
 /// How many of `group`'s stored edges the round `epoch` has listed so far, by its count
-/// (0 when none is kept for this round, or it is unreadable).
+/// (see [`count_of`]).
 pub(super) fn listed_in_round(t: &Trees, group: &str, epoch: u64) -> Result<u64, QueueError> {
-    Ok(t.round_listed
-        .get(group)?
-        .and_then(|v| dec::<ListedInRound>(group.as_bytes(), &v).ok())
+    Ok(count_of(
+        group.as_bytes(),
+        t.round_listed.get(group)?,
+        epoch,
+    ))
+}
+
+/// A stored count as the round `epoch` reads it: 0 when absent, from another round or
+/// unreadable (an unreadable count only costs the round's end a read of the group's edges).
+fn count_of(group: &[u8], stored: Option<IVec>, epoch: u64) -> u64 {
+    stored
+        .and_then(|v| dec::<ListedInRound>(group, &v).ok())
         .filter(|c| c.epoch == epoch)
-        .map_or(0, |c| c.edges))
+        .map_or(0, |c| c.edges)
 }
 
 #[cfg(test)]
@@ -93,9 +92,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_members_key_names_its_group() {
-        assert_eq!(group_of(b"g1\0\x01u1"), b"g1");
-        assert_eq!(group_of(b"g1"), b"g1");
-        assert_eq!(group_of(b"\0\x01u1"), b"");
+    fn a_count_reads_as_zero_unless_it_is_this_round_s() {
+        let c = |epoch, edges| Some(IVec::from(enc(&ListedInRound { epoch, edges })));
+        assert_eq!(count_of(b"g", c(7, 3), 7), 3);
+        assert_eq!(count_of(b"g", c(6, 3), 7), 0, "another round's count");
+        assert_eq!(count_of(b"g", None, 7), 0);
+        assert_eq!(count_of(b"g", Some(IVec::from(&b"junk"[..])), 7), 0);
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::fold::{FullMirrorView, MirrorView, RoundEndView};
-use super::super::keys::{member_key, member_ref, prefix};
+use super::super::keys::{member_key, member_ref, prefix, split_member_key};
 use super::super::records::*;
 use super::super::store::{QueueError, Trees, dec};
 use super::counts::{member_count, read_member_counts};
@@ -121,6 +121,8 @@ fn read_round_end(
 /// listed edges ([`listed_in_round`], plus the stored edges the last page lists again) falls
 /// short of its stored member count; a group not listed has all its edges read, and so has
 /// a group of the last page that has no record yet (edges without a record are unlisted).
+/// A soft-deleted group's edges are not read: the fold drops unlisted edges of live groups
+/// only, and a group restored on the last page has its stored edges dropped whole.
 fn read_full_round_end(
     t: &Trees,
     items: &[GroupDelta],
@@ -161,7 +163,7 @@ fn read_full_round_end(
         for r in t.members.scan_prefix(prefix(id)) {
             let (k, v) = r?;
             if v.as_ref() != stamp {
-                edges.push(member_ref(&k[id.len() + 1..]));
+                edges.push(member_ref(split_member_key(&k).1));
             }
         }
         if !edges.is_empty() {
