@@ -17,7 +17,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// environment still overrides them.
 #[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 70] =
+static MALLOC_CONF: &[u8; JEMALLOC_OPTIONS.len()] = match JEMALLOC_OPTIONS.first_chunk() {
+    Some(options) => options,
+    None => unreachable!(),
+};
+
+/// The options as jemalloc reads them: a C string, hence the closing NUL.
+#[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
+const JEMALLOC_OPTIONS: &[u8] =
     b"narenas:1,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> std::process::ExitCode {

@@ -33,7 +33,7 @@ use super::fold::{
     GroupPage, GroupPagePlan, GroupWrite, UserGroupsView, UserPagePlan, UserView, UserWrite,
     cursor_can_wait, fold_group_page, fold_user_page, requeue_groups,
 };
-use super::keys::{Writes, member_key, member_ref, prefix};
+use super::keys::{Writes, member_key, member_ref, prefix, split_member_key};
 use super::plan_writes::{edge_writes, group_writes};
 use super::records::*;
 use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue};
@@ -154,7 +154,7 @@ impl Store {
             .keys()
             .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(&p)))
             .take(limit)
-            .map(|k| Ok(member_ref(&k?[p.len()..])))
+            .map(|k| Ok(member_ref(split_member_key(&k?).1)))
             .collect()
     }
 
