@@ -23,7 +23,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde::Deserialize;
@@ -383,7 +383,13 @@ pub(crate) fn routes() -> Router<AppState> {
             get(get_faults).post(arm_faults).delete(clear_faults),
         )
         .route("/admin/clock", post(clock))
+        // A bulk seeding of a large tenant (10,000 groups with their members) is tens of MiB
+        // of JSON, far beyond axum's default limit of 2 MiB for a request body.
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
 }
+
+/// The largest admin request body graph-sim accepts: room for the benchmarks' tenants.
+const ADMIN_BODY_LIMIT: usize = 512 << 20;
 
 #[cfg(test)]
 mod tests {
