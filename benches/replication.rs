@@ -276,6 +276,7 @@ async fn freshness_idle_and_under_load(dc: &SambaDc, t: &Tenant, changes: usize,
         busy.quantile(0.99),
         busy.show(2)
     );
+    println!("  each change in turn (s): {}", busy.in_order(2));
 }
 
 #[tokio::main]

@@ -172,6 +172,38 @@ fn only_groups_new_in_an_incremental_round_get_a_reconcile_at_its_end() {
 }
 
 #[test]
+fn an_incremental_rounds_closing_reconciles_supersede_its_upserts_and_a_late_change_goes_first() {
+    let (_d, store) = open();
+    commit(&store, &[group("old", "Old", &[])], delta(1)); // the full round
+    drain(&store);
+    // A large incremental round: new groups first, then a change to a known group on the
+    // round's last page. Each new group is one apply (its reconcile), and the known group's
+    // change is the oldest pending one, not left between the round's upserts and reconciles.
+    let created: Vec<_> = (1..=3)
+        .map(|i| group(&format!("n{i}"), "New", &[("u1", false)]))
+        .collect();
+    commit(&store, &created, next(2));
+    let mid = pending(&store);
+    assert_eq!(
+        mid.iter().filter(|(_, k)| *k == "upsert").count(),
+        3,
+        "{mid:?}"
+    );
+    let o = commit(&store, &[group("old", "Old renamed", &[])], delta(3));
+    assert_eq!(o.superseded, 3, "{o:?}");
+    let want: Vec<(String, &str)> = [
+        ("old", "upsert"),
+        ("n1", "reconcile"),
+        ("n2", "reconcile"),
+        ("n3", "reconcile"),
+    ]
+    .map(|(g, k)| (g.to_string(), k))
+    .into();
+    assert_eq!(pending(&store), want);
+    assert_eq!(store.stats().unwrap().depth, 4);
+}
+
+#[test]
 fn a_synced_group_getting_its_sid_requeues_its_parents_and_nothing_else_does() {
     let (_d, store) = open();
     let mut child = group("child", "Child", &[]);
@@ -244,9 +276,10 @@ fn an_upsert_names_the_changed_members_it_can_write_and_not_the_unsupported_ones
         },
         removed: false,
     });
-    // An incremental round (the first, full one, ends in a reconcile that supersedes upserts).
+    // An incremental round's page (the first, full round ends in a reconcile that supersedes
+    // upserts; so does this round's end for the group it creates, hence a page mid-round).
     commit(&store, &[], delta(1));
-    commit(&store, &[g], delta(2));
+    commit(&store, &[g], next(2));
     let upserts: Vec<Vec<MemberRef>> = store
         .pending_batch(10)
         .unwrap()

@@ -371,6 +371,16 @@ fn count_writes(plan: &GroupPagePlan) -> Writes {
     counts
 }
 
+/// Whether the page ends a round and reconciles groups: a full enumeration's close, or an
+/// incremental round's reconciles of the groups it created or restored. Those reconciles
+/// supersede the same groups' pending upserts ([`super::supersede`]), so each such group is
+/// one apply, and a change of another group listed late in a large round is not left behind
+/// thousands of upserts of the round's own groups. Other pages never scan `pending`.
+fn closes_with_reconciles(plan: &GroupPagePlan) -> bool {
+    plan.full_round_done.is_some()
+        || (!plan.cursor.mid_round && plan.changes.iter().any(|c| c.kind == ChangeKind::Reconcile))
+}
+
 /// Writes a groups page's plan in one transaction; the cursor too when `with_cursor` (the
 /// page's last part). `epoch` is the full round's, if the page belongs to one.
 fn write_group_plan(
@@ -379,9 +389,10 @@ fn write_group_plan(
     with_cursor: bool,
     epoch: Option<u64>,
 ) -> Result<Written, QueueError> {
-    let (superseded, changes) = match plan.full_round_done {
-        Some(_) => super::supersede::superseded_in(&t.pending, &plan.changes)?,
-        None => (Vec::new(), plan.changes.clone()),
+    let (superseded, changes) = if closes_with_reconciles(plan) {
+        super::supersede::superseded_in(&t.pending, &plan.changes)?
+    } else {
+        (Vec::new(), plan.changes.clone())
     };
     let seqs = seqs(t, changes.len())?;
     let groups = group_writes(plan);

@@ -62,6 +62,12 @@ const NEWEST_SCAN: usize = 256;
 /// How soon a free slot looks for newly queued groups while other applies run.
 const REFILL: Duration = Duration::from_millis(100);
 
+/// How long the oldest lane works from one window before reading it again: the queue's head
+/// moves under it (a round's closing reconciles supersede the upserts it holds, and a change
+/// listed late in a large round becomes the oldest), and a read of one window costs about a
+/// millisecond.
+const WINDOW_MAX_AGE: Duration = Duration::from_secs(1);
+
 /// Groups waiting in one window that make a bulk pass: the owned groups are listed once
 /// instead of searched for one by one.
 const BULK_GROUPS: usize = 64;
@@ -214,8 +220,12 @@ impl<L: Ldap> Worker<L> {
         loop {
             let dispatching = !stop.is_cancelled() && stuck.is_none();
             if dispatching && tasks.len() < slots {
-                if lanes.oldest.is_empty() {
+                let stale = lanes
+                    .window_read
+                    .is_some_and(|t| t.elapsed() >= WINDOW_MAX_AGE);
+                if lanes.oldest.is_empty() || stale {
                     lanes.oldest = self.next_window(&in_flight).await?;
+                    lanes.window_read = Some(Instant::now());
                 }
                 self.look_at_newest(&mut lanes, &in_flight)?;
                 emptied = lanes.is_empty() && in_flight.is_empty();

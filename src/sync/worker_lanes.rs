@@ -15,6 +15,8 @@ pub(super) struct Lanes {
     pub(super) newest: VecDeque<(String, Vec<(u64, Change)>)>,
     /// When the newest lane was last refreshed.
     pub(super) looked: Option<Instant>,
+    /// When the oldest lane's window was read.
+    pub(super) window_read: Option<Instant>,
     /// Whose turn it is.
     newest_next: bool,
 }

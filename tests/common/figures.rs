@@ -28,6 +28,13 @@ impl Figures {
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     }
 
+    /// The samples in the order they were taken, `digits` decimals each: where in a run the
+    /// slow ones fell.
+    pub fn in_order(&self, digits: usize) -> String {
+        let v: Vec<String> = self.0.iter().map(|x| format!("{x:.digits$}")).collect();
+        v.join(" ")
+    }
+
     /// `median 1.23 (min 1.00, max 2.00)` with `digits` decimals.
     pub fn show(&self, digits: usize) -> String {
         let v = self.sorted();
