@@ -169,8 +169,9 @@ pub async fn trim(store: Store, cfg: Config, stop: CancellationToken) {
 
 /// Reconcile: every `[sync] reconcile_interval` (0 = never), every group is queued for full
 /// convergence, unless a full enumeration is pending or running (its end reconciles anyway),
-/// or the previous reconciliation is still being applied (AD slower than the interval must
-/// not grow the queue without end).
+/// or the last full convergence (an initial sync, a resync or the previous reconciliation) is
+/// still being applied: AD slower than the interval must not grow the queue without end, and
+/// a second reconcile of groups a bulk pass has already written costs each a search.
 pub async fn reconcile(
     store: Store,
     wake: Arc<Notify>,
@@ -180,22 +181,20 @@ pub async fn reconcile(
     if interval.is_zero() {
         return;
     }
-    let mut previous_sweep: Option<u64> = None;
     loop {
         if sleep_or_stop(interval, &stop).await {
             return;
         }
-        if let Some(seq) = previous_sweep
+        if let Ok(Some(seq)) = store.last_sweep()
             && store.pending_through(seq).unwrap_or(false)
         {
             tracing::info!(
-                "periodic reconciliation skipped: the previous one is still being applied"
+                "periodic reconciliation skipped: the last full convergence is still being applied"
             );
             continue;
         }
         match store.enqueue_reconciliation() {
-            Ok(Some((n, sweep))) => {
-                previous_sweep = Some(sweep);
+            Ok(Some((n, _))) => {
                 tracing::info!(groups = n, "periodic reconciliation queued");
                 wake.notify_one();
             }

@@ -359,3 +359,36 @@ fn an_idle_round_writes_nothing_and_a_change_stores_the_newest_link() {
     commit(&store, &[], delta(6));
     assert!(stored(&store).ends_with("deltatoken=6"));
 }
+
+#[test]
+fn the_last_sweep_marks_a_full_convergence_until_everything_before_it_is_applied() {
+    let (dir, store) = open();
+    assert_eq!(store.last_sweep().unwrap(), None);
+    // The full round's end queues reconciles and the sweep: the sweep's seq is the mark, and
+    // the convergence is under way while anything up to it is pending, even once the sweep
+    // itself is applied (the worker's newest lane may take it first).
+    commit(
+        &store,
+        &[group("a", "A", &[]), group("b", "B", &[])],
+        delta(1),
+    );
+    let sweep = store
+        .last_sweep()
+        .unwrap()
+        .expect("the full round queued a sweep");
+    let queued = store.pending_batch(10).unwrap();
+    assert_eq!(queued.last().map(|(s, _)| *s), Some(sweep), "{queued:?}");
+    store.ack(&[sweep]).unwrap();
+    assert!(store.pending_through(sweep).unwrap());
+    // Kept across a restart.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.last_sweep().unwrap(), Some(sweep));
+    drain(&store);
+    assert!(!store.pending_through(sweep).unwrap());
+    // A periodic reconciliation moves the mark to its own sweep.
+    let (_, periodic) = store.enqueue_reconciliation().unwrap().unwrap();
+    assert!(periodic > sweep);
+    assert_eq!(store.last_sweep().unwrap(), Some(periodic));
+    assert!(store.pending_through(periodic).unwrap());
+}

@@ -36,7 +36,9 @@ use super::fold::{
 use super::keys::{Writes, member_key, member_ref, prefix, split_member_key};
 use super::plan_writes::{edge_writes, group_writes};
 use super::records::*;
-use super::store::{Counts, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue};
+use super::store::{
+    Counts, LAST_SWEEP, QueueError, Store, Trees, cursor_key, dec, enc, seq_key, tx_enqueue,
+};
 use crate::graph::page::{GroupDelta, NextStep, UserDelta};
 use crate::model::MemberRef;
 use crate::model::*;
@@ -431,6 +433,9 @@ fn write_group_plan(
             }
             for (seq, c) in seqs.iter().zip(&changes) {
                 tx_enqueue(pending, *seq, c)?;
+                if c.kind == ChangeKind::Sweep {
+                    meta.insert(LAST_SWEEP, &seq.to_be_bytes())?;
+                }
             }
             if with_cursor {
                 meta.insert(cursor_key(Resource::Groups), cursor.as_slice())?;

@@ -90,6 +90,10 @@ impl From<TransactionError<QueueError>> for QueueError {
     }
 }
 
+/// `meta` key: the sequence number of the newest sweep queued, by a full enumeration's end or
+/// a periodic reconciliation (8 bytes, big-endian). While anything queued at or before it is
+/// pending, the last full convergence is still being applied ([`Store::last_sweep`]).
+pub(super) const LAST_SWEEP: &[u8] = b"sweep/last";
 const FORMAT_KEY: &[u8] = b"format";
 const FORMAT: &[u8] = b"entra-writeback/1";
 

@@ -8,7 +8,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::codec::scan;
-use super::{Counts, QueueError, Store, abort, dec, enc, seq_key, seq_of};
+use super::{Counts, LAST_SWEEP, QueueError, Store, abort, dec, enc, seq_key, seq_of};
 use crate::model::*;
 use crate::queue::records::*;
 
@@ -60,7 +60,21 @@ impl Store {
             seen_ms: now,
         });
         let seqs = self.enqueue(&changes)?;
-        Ok(Some((n, *seqs.last().expect("the sweep was queued"))))
+        let sweep = *seqs.last().expect("the sweep was queued");
+        // After the changes: a crash in between leaves the older mark, so at worst the next
+        // reconciliation is queued while this one is still being applied.
+        self.t()?.meta.insert(LAST_SWEEP, &sweep.to_be_bytes())?;
+        Ok(Some((n, sweep)))
+    }
+
+    /// The sequence number of the newest sweep queued (a full enumeration's end or a periodic
+    /// reconciliation), if any. With [`Store::pending_through`] it says whether the last full
+    /// convergence is still being applied, across restarts.
+    pub fn last_sweep(&self) -> Result<Option<u64>, QueueError> {
+        Ok(self.t()?.meta.get(LAST_SWEEP)?.and_then(|v| {
+            let bytes: [u8; 8] = v.as_ref().try_into().ok()?;
+            Some(u64::from_be_bytes(bytes))
+        }))
     }
 
     /// Whether change `seq` is still waiting to be applied.
