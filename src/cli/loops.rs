@@ -206,3 +206,58 @@ pub async fn reconcile(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::page::NextStep;
+    use crate::queue::mirror::DeletePolicy;
+    use crate::queue::tests::group;
+
+    /// Acks everything pending.
+    fn drain(store: &Store) {
+        let seqs: Vec<u64> = (store.pending_batch(100).unwrap().into_iter())
+            .map(|(s, _)| s)
+            .collect();
+        store.ack(&seqs).unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_periodic_reconciliation_while_the_initial_sync_is_still_being_applied() {
+        let store = Store::open_temporary().unwrap();
+        let policy = DeletePolicy {
+            threshold: 100,
+            soft_destructive: false,
+        };
+        let end = NextStep::Delta("https://graph.test/v1.0/groups/delta?$deltatoken=1".into());
+        let groups = [group("a", "A", &[]), group("b", "B", &[])];
+        store
+            .commit_group_page(&groups, &end, None, policy, &|_, p| p.eligible())
+            .unwrap();
+        let initial = store.stats().unwrap().depth;
+        assert_eq!(initial, 3, "two reconciles and the sweep");
+        // The worker has applied the sweep (its newest lane may take it first), not the rest.
+        store.ack(&[store.last_sweep().unwrap().unwrap()]).unwrap();
+        let stop = CancellationToken::new();
+        let interval = Duration::from_millis(20);
+        let looping = tokio::spawn(reconcile(
+            store.clone(),
+            Arc::new(Notify::new()),
+            interval,
+            stop.clone(),
+        ));
+        tokio::time::sleep(interval * 10).await;
+        assert_eq!(store.stats().unwrap().depth, 2, "nothing queued meanwhile");
+        drain(&store);
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while store.stats().unwrap().depth == 0 {
+            assert!(std::time::Instant::now() < until, "never reconciled");
+            tokio::time::sleep(interval).await;
+        }
+        // One reconciliation at a time: two reconciles and a sweep, however many ticks pass.
+        tokio::time::sleep(interval * 10).await;
+        assert_eq!(store.stats().unwrap().depth, 3);
+        stop.cancel();
+        looping.await.unwrap();
+    }
+}
