@@ -21,7 +21,10 @@
 //! `BENCH_WINDOW` (seconds, default 180) bounds each restart's wait for quiet. `BENCH_CACHE`
 //! sets `[state] cache_capacity` (bytes, in every benchmark that starts the service; only
 //! builds that know the key accept it), and
-//! `BENCH_REPEATS=0` measures the initial sync alone.
+//! `BENCH_REPEATS=0` measures the initial sync alone. `BENCH_PRESEED=1` writes the groups the
+//! service would write (its own mapping) straight into the DC's database before `run` starts
+//! (`benches/seed-entries.py`), so step 1 is a convergence over an AD already right (for
+//! 100,000 groups, whose writes over LDAP take Samba hours here); the restarts are the same.
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a smoke test: 50
 //! groups, one restart.
@@ -154,15 +157,12 @@ fn converged(status: &Value, groups: u64) -> bool {
 }
 
 /// The tenant in graph-sim and its users in AD; returns the users' SIDs.
-async fn tenant(dc: &SambaDc, groups: u64) -> (GraphSim, Vec<String>) {
+async fn tenant(dc: &SambaDc, ou: &str, groups: u64) -> (GraphSim, Vec<String>) {
     let users = (groups / 2).max(100);
     let users_ou = dc.fresh_ou("restart-users").await;
     let t0 = Instant::now();
-    let sids = dc.seed_users(
-        &users_ou,
-        &format!("rs{}-", unique_suffix()),
-        users as usize,
-    );
+    let prefix = format!("rs{}-", unique_suffix());
+    let sids = dc.seed_users(&users_ou, &prefix, users as usize);
     println!(
         "{users} users seeded into AD's database in {:.0} s",
         t0.elapsed().as_secs_f64()
@@ -176,7 +176,54 @@ async fn tenant(dc: &SambaDc, groups: u64) -> (GraphSim, Vec<String>) {
             common::security_group(&oid(TAG, g as u32), &format!("Restart {g}"), members)
         })
         .collect();
+    if std::env::var("BENCH_PRESEED").is_ok_and(|v| v == "1") {
+        let t0 = Instant::now();
+        let index: std::collections::HashMap<String, u64> =
+            (0..users).map(|i| (uid(i), i)).collect();
+        let member_dn = |m: &Value| {
+            let i = index[m["id"].as_str().unwrap()];
+            format!("CN={prefix}{i},{users_ou}")
+        };
+        let jsonl: String = cloud_groups
+            .iter()
+            .map(|g| preseeded(dc, ou, g, member_dn) + "\n")
+            .collect();
+        let n = dc.seed_entries(&jsonl);
+        println!(
+            "{n} groups pre-seeded into AD's database (BENCH_PRESEED=1) in {:.0} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     (GraphSim::start(cloud_users, cloud_groups, &[]), sids)
+}
+
+/// The entry the service writes for the cloud group `g` under `ou`, as one JSON ldb message
+/// (its own mapping and create attributes, members as DNs; `benches/seed-entries.py`).
+fn preseeded(dc: &SambaDc, ou: &str, g: &Value, member_dn: impl Fn(&Value) -> String) -> String {
+    use entra_writeback::directory::{mapping, plan};
+    let props = entra_writeback::model::GroupProps {
+        display_name: g["displayName"].as_str().map(String::from),
+        security_enabled: Some(true),
+        ..Default::default()
+    };
+    let d = mapping::desired(
+        g["id"].as_str().unwrap(),
+        &props,
+        &mapping::MappingRules::simple(ou),
+    );
+    let mut msg = serde_json::Map::new();
+    msg.insert("dn".into(), Value::from(d.dn.clone()));
+    for (attr, values) in plan::create_attrs(&d, dc.schema_patched) {
+        msg.insert(attr, Value::from(values));
+    }
+    let members: Vec<String> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(member_dn)
+        .collect();
+    msg.insert("member".into(), Value::from(members));
+    Value::Object(msg).to_string()
 }
 
 /// One restart of `bin`: the figures, with `who` added to the first group right after.
@@ -285,7 +332,7 @@ async fn main() {
     let this = env!("CARGO_BIN_EXE_entra-writeback").to_string();
     let dc = samba::shared();
     let ou = dc.fresh_ou("restart").await;
-    let (sim, sids) = tenant(dc, groups).await;
+    let (sim, sids) = tenant(dc, &ou, groups).await;
     let svc = Service::new(&sim, dc, &ou);
 
     let t0 = Instant::now();

@@ -193,8 +193,8 @@ pub async fn reconcile(
             );
             continue;
         }
-        match store.enqueue_reconciliation() {
-            Ok(Some((n, _))) => {
+        match store.enqueue_reconcile_all() {
+            Ok(Some(n)) => {
                 tracing::info!(groups = n, "periodic reconciliation queued");
                 wake.notify_one();
             }
@@ -212,15 +212,8 @@ mod tests {
     use super::*;
     use crate::graph::page::NextStep;
     use crate::queue::mirror::DeletePolicy;
+    use crate::queue::testing::drain;
     use crate::queue::tests::group;
-
-    /// Acks everything pending.
-    fn drain(store: &Store) {
-        let seqs: Vec<u64> = (store.pending_batch(100).unwrap().into_iter())
-            .map(|(s, _)| s)
-            .collect();
-        store.ack(&seqs).unwrap();
-    }
 
     #[tokio::test]
     async fn no_periodic_reconciliation_while_the_initial_sync_is_still_being_applied() {

@@ -4,6 +4,7 @@
 //! group's identity changes.
 
 use super::mirror::{DeletePolicy, PageOutcome};
+use super::testing::drain;
 use super::tests::{delta, group};
 use super::*;
 use crate::graph::page::{GroupDelta, MemberDelta, NextStep, UserDelta};
@@ -37,15 +38,6 @@ fn next(n: u32) -> NextStep {
 }
 
 /// Acks everything pending.
-fn drain(store: &Store) {
-    let seqs: Vec<u64> = store
-        .pending_batch(1000)
-        .unwrap()
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    store.ack(&seqs).unwrap();
-}
 
 /// (group, kind) of every pending change, kinds as `upsert`/`reconcile`/….
 fn pending(store: &Store) -> Vec<(String, &'static str)> {
@@ -387,7 +379,8 @@ fn the_last_sweep_marks_a_full_convergence_until_everything_before_it_is_applied
     drain(&store);
     assert!(!store.pending_through(sweep).unwrap());
     // A periodic reconciliation moves the mark to its own sweep.
-    let (_, periodic) = store.enqueue_reconciliation().unwrap().unwrap();
+    store.enqueue_reconcile_all().unwrap().unwrap();
+    let periodic = store.last_sweep().unwrap().unwrap();
     assert!(periodic > sweep);
     assert_eq!(store.last_sweep().unwrap(), Some(periodic));
     assert!(store.pending_through(periodic).unwrap());

@@ -63,4 +63,6 @@ mod parts_tests;
 #[cfg(test)]
 mod round_end_tests;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -403,8 +403,8 @@ fn a_reconciliation_is_pending_until_its_sweep_is_acked() {
     let store = Store::open(dir.path()).unwrap();
     commit(&store, &[group("a", "A", &[])], delta(1));
     let before = store.stats().unwrap().depth;
-    let (groups, sweep) = store.enqueue_reconciliation().unwrap().unwrap();
-    assert_eq!(groups, 1);
+    assert_eq!(store.enqueue_reconcile_all().unwrap(), Some(1));
+    let sweep = store.last_sweep().unwrap().expect("the sweep's mark");
     assert_eq!(store.stats().unwrap().depth, before + 2);
     assert!(store.is_pending(sweep).unwrap());
     assert_eq!(

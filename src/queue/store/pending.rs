@@ -32,13 +32,8 @@ impl Store {
     /// level-triggered drift correction); returns how many groups, or `None` when the mirror
     /// is not a complete picture yet (a full enumeration is pending or in progress: its end
     /// queues the same work).
+    /// The sweep's sequence number becomes [`Store::last_sweep`].
     pub fn enqueue_reconcile_all(&self) -> Result<Option<usize>, QueueError> {
-        Ok(self.enqueue_reconciliation()?.map(|(n, _)| n))
-    }
-
-    /// [`Store::enqueue_reconcile_all`], also returning the sweep's sequence number: while it
-    /// is still pending, the reconciliation has not finished ([`Store::is_pending`]).
-    pub fn enqueue_reconciliation(&self) -> Result<Option<(usize, u64)>, QueueError> {
         if !self.complete_picture()? {
             return Ok(None);
         }
@@ -64,7 +59,7 @@ impl Store {
         // After the changes: a crash in between leaves the older mark, so at worst the next
         // reconciliation is queued while this one is still being applied.
         self.t()?.meta.insert(LAST_SWEEP, &sweep.to_be_bytes())?;
-        Ok(Some((n, sweep)))
+        Ok(Some(n))
     }
 
     /// The sequence number of the newest sweep queued (a full enumeration's end or a periodic
