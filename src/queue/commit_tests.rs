@@ -37,8 +37,6 @@ fn next(n: u32) -> NextStep {
     ))
 }
 
-/// Acks everything pending.
-
 /// (group, kind) of every pending change, kinds as `upsert`/`reconcile`/….
 fn pending(store: &Store) -> Vec<(String, &'static str)> {
     store
