@@ -25,6 +25,11 @@
 //! `BENCH_RSS_SLICE=M` has graph-sim put `M` members on a page (default 1,000, as Graph; as
 //! many as the group: one hostile page).
 //!
+//! With `BENCH_PRESEED_MEMBERS=N` the `N`-member group is written straight into the DC's
+//! database instead (as the service writes it, with its members' foreign security
+//! principals), `run --once` converges over it, and step 2 follows: ±1 member on a group too
+//! large to write over LDAP in the time at hand.
+//!
 //! With `BENCH_FRESH_MEMBERS=N` it measures freshness beside a large write instead: `run`
 //! (polling every second) writes an `N`-member group, and meanwhile `BENCH_CHANGES` (default
 //! 20) one-member adds to a one-member group are timed from the tenant to AD; it prints
@@ -75,6 +80,15 @@ impl Runs {
     }
 }
 
+/// The work's LDAP operations by kind, as `add=1 modify=19 …`.
+fn ops_breakdown(log: &str) -> String {
+    summary::work_ops(log)
+        .iter()
+        .map(|(op, k)| format!("{op}={k}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The loader's time for one group of `n` members of a foreign domain of its own.
 async fn direct(dc: &SambaDc, n: u32) -> f64 {
     let ou = dc.fresh_ou("large-load").await;
@@ -97,11 +111,7 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
         "  initial write (+ a one-member group): {took:.1} s = {:.0} links/s; LDAP operations {} ({}); CPU {:.1} s; peak RSS {} MiB (target <= 128)",
         f64::from(n) / took,
         summary::work_total(&log),
-        summary::work_ops(&log)
-            .iter()
-            .map(|(op, k)| format!("{op}={k}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        ops_breakdown(&log),
         summary::field(&log, "cpu_ms").unwrap_or(0) as f64 / 1000.0,
         summary::field(&log, "peak_rss_kib").unwrap_or(0) / 1024
     );
@@ -109,6 +119,12 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
         "  direct loader, same number of links in batches of {MEMBER_BATCH}: {loaded:.1} s; ratio loader / service {:.2} (target >= 0.8)",
         loaded / took
     );
+    plus_minus_one(&g, n, repeats).await;
+}
+
+/// `repeats` one-member adds and removes on the `n`-member group and on the one-member group,
+/// each applied by a `run --once`: times and LDAP operations.
+async fn plus_minus_one(g: &LargeGroup, n: u32, repeats: u32) {
     for (group, label) in [
         (&g.big, format!("{n}-member group")),
         (&g.small, "one-member group".into()),
@@ -116,13 +132,51 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
         let (mut add, mut remove) = (Runs::default(), Runs::default());
         for k in 0..repeats {
             g.add(group, n + k).await;
-            add.once(&g);
+            add.once(g);
             g.remove(group, n + k).await;
-            remove.once(&g);
+            remove.once(g);
         }
         add.report(&format!("+1 member on the {label}, {repeats} runs"));
         remove.report(&format!("-1 member on the {label}, {repeats} runs"));
     }
+}
+
+/// ±1 member on an `n`-member group that is already in AD, for sizes whose write over LDAP
+/// outlasts the time at hand (250,000 members: Samba creates a foreign security principal per
+/// member, about an hour here). The group, as the service writes it, and its members' foreign
+/// security principals go straight into the DC's database; `run --once` converges over them
+/// (reading the group's members once, writing none of them), then the runs of
+/// [`plus_minus_one`].
+async fn preseeded(dc: &SambaDc, n: u32, repeats: u32) {
+    let g = LargeGroup::new(dc, n, repeats, 0x2e00).await;
+    let t0 = Instant::now();
+    let mut jsonl = String::new();
+    let mut dns = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let (entry, dn) = dc.foreign_principal_entry(&g.sid(i));
+        jsonl.push_str(&entry);
+        jsonl.push('\n');
+        dns.push(dn);
+    }
+    jsonl.push_str(&dc.service_entry(&g.ou, &g.big, "Large Group", dns));
+    jsonl.push('\n');
+    dc.seed_entries(&jsonl);
+    let seeded = t0.elapsed().as_secs_f64();
+    let mut converge = Runs::default();
+    let log = converge.once(&g);
+    let dn = dn_when_written(dc, &g.ou, &g.big).await;
+    let in_ad = dc.member_sids(&dn).await.len();
+    println!(
+        "{n}-member group, pre-seeded into AD's database in {seeded:.0} s ({in_ad} members in AD after the convergence):"
+    );
+    println!(
+        "  convergence by `run --once` (+ the one-member group's add): {:.1} s; LDAP operations {} ({}); peak RSS {} MiB",
+        converge.secs.median(),
+        summary::work_total(&log),
+        ops_breakdown(&log),
+        summary::field(&log, "peak_rss_kib").unwrap_or(0) / 1024
+    );
+    plus_minus_one(&g, n, repeats).await;
 }
 
 /// The peak RSS of `run --once` writing a `n`-member group, sampled from `/proc` every second
@@ -239,6 +293,11 @@ async fn main() {
         let batch = env_or("BENCH_BATCH", MEMBER_BATCH);
         let n = n.parse().expect("a member count");
         freshness_beside(samba::shared(), n, changes, batch).await;
+        return;
+    }
+    if let Ok(n) = std::env::var("BENCH_PRESEED_MEMBERS") {
+        let n = n.parse().expect("a member count");
+        preseeded(samba::shared(), n, env_or("BENCH_REPEATS", 5)).await;
         return;
     }
     if let Ok(n) = std::env::var("BENCH_RSS_MEMBERS") {

@@ -186,7 +186,14 @@ async fn tenant(dc: &SambaDc, ou: &str, groups: u64) -> (GraphSim, Vec<String>) 
         };
         let jsonl: String = cloud_groups
             .iter()
-            .map(|g| preseeded(dc, ou, g, member_dn) + "\n")
+            .map(|g| {
+                let members = g["members"].as_array().unwrap().iter().map(member_dn);
+                let (id, name) = (
+                    g["id"].as_str().unwrap(),
+                    g["displayName"].as_str().unwrap(),
+                );
+                dc.service_entry(ou, id, name, members.collect()) + "\n"
+            })
             .collect();
         let n = dc.seed_entries(&jsonl);
         println!(
@@ -195,35 +202,6 @@ async fn tenant(dc: &SambaDc, ou: &str, groups: u64) -> (GraphSim, Vec<String>) 
         );
     }
     (GraphSim::start(cloud_users, cloud_groups, &[]), sids)
-}
-
-/// The entry the service writes for the cloud group `g` under `ou`, as one JSON ldb message
-/// (its own mapping and create attributes, members as DNs; `benches/seed-entries.py`).
-fn preseeded(dc: &SambaDc, ou: &str, g: &Value, member_dn: impl Fn(&Value) -> String) -> String {
-    use entra_writeback::directory::{mapping, plan};
-    let props = entra_writeback::model::GroupProps {
-        display_name: g["displayName"].as_str().map(String::from),
-        security_enabled: Some(true),
-        ..Default::default()
-    };
-    let d = mapping::desired(
-        g["id"].as_str().unwrap(),
-        &props,
-        &mapping::MappingRules::simple(ou),
-    );
-    let mut msg = serde_json::Map::new();
-    msg.insert("dn".into(), Value::from(d.dn.clone()));
-    for (attr, values) in plan::create_attrs(&d, dc.schema_patched) {
-        msg.insert(attr, Value::from(values));
-    }
-    let members: Vec<String> = g["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(member_dn)
-        .collect();
-    msg.insert("member".into(), Value::from(members));
-    Value::Object(msg).to_string()
 }
 
 /// One restart of `bin`: the figures, with `who` added to the first group right after.

@@ -9,7 +9,8 @@ script, then lets `run` converge over them: a full enumeration that must find ev
 already right and write nothing.
 
 Reads one JSON object per line from stdin: an ldb message, attribute name -> value or list
-of values, with "dn". Adds them in transactions of 1,000 (Samba's full module stack, as
+of values, with "dn". An `objectSid` is given in its string form (S-1-5-...) and stored as
+the binary SID (a foreign security principal needs one). Adds them in transactions of 1,000 (Samba's full module stack, as
 over LDAP) while the DC runs; ldb's locks serialise it against the server. Prints the
 number of entries added.
 
@@ -21,6 +22,8 @@ import json
 import sys
 
 from samba.auth import system_session
+from samba.dcerpc import security
+from samba.ndr import ndr_pack
 from samba.param import LoadParm
 from samba.samdb import SamDB
 
@@ -31,7 +34,10 @@ def add_all(db, batch):
     db.transaction_start()
     try:
         for entry in batch:
-            db.add(entry)
+            # Samba creates foreign security principals itself (when a foreign SID becomes a
+            # member) and refuses them from clients; the provision control allows them.
+            fsp = entry.get("objectClass") == "foreignSecurityPrincipal"
+            db.add(entry, controls=["provision:0"] if fsp else None)
     except BaseException:
         db.transaction_cancel()
         raise
@@ -48,7 +54,10 @@ def main(argv):
     for line in sys.stdin:
         if not line.strip():
             continue
-        batch.append(json.loads(line))
+        entry = json.loads(line)
+        if "objectSid" in entry:
+            entry["objectSid"] = ndr_pack(security.dom_sid(entry["objectSid"]))
+        batch.append(entry)
         if len(batch) == BATCH:
             add_all(db, batch)
             added += len(batch)

@@ -45,7 +45,8 @@ impl SambaDc {
             .spawn()
             .expect("seed-entries.py starts");
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(jsonl.as_bytes()).unwrap();
+        // A refused entry ends the script early (a broken pipe here): its stderr says why.
+        let _ = stdin.write_all(jsonl.as_bytes());
         drop(stdin);
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -58,5 +59,35 @@ impl SambaDc {
             .trim()
             .parse()
             .expect("seed-entries.py prints a count")
+    }
+
+    /// The entry the service writes for the security group `id` named `name` under `ou`
+    /// (its own mapping and create attributes), with `member_dns` as members: one line for
+    /// [`SambaDc::seed_entries`].
+    pub fn service_entry(&self, ou: &str, id: &str, name: &str, member_dns: Vec<String>) -> String {
+        use entra_writeback::directory::{mapping, plan};
+        let props = entra_writeback::model::GroupProps {
+            display_name: Some(name.to_string()),
+            security_enabled: Some(true),
+            ..Default::default()
+        };
+        let d = mapping::desired(id, &props, &mapping::MappingRules::simple(ou));
+        let mut msg = serde_json::Map::new();
+        msg.insert("dn".into(), d.dn.clone().into());
+        for (attr, values) in plan::create_attrs(&d, self.schema_patched) {
+            msg.insert(attr, values.into());
+        }
+        if !member_dns.is_empty() {
+            msg.insert("member".into(), member_dns.into());
+        }
+        serde_json::Value::Object(msg).to_string()
+    }
+
+    /// The foreign security principal of `sid` (what Samba creates when a foreign SID first
+    /// becomes a member), as one line for [`SambaDc::seed_entries`]; returns it and its DN.
+    pub fn foreign_principal_entry(&self, sid: &str) -> (String, String) {
+        let dn = format!("CN={sid},CN=ForeignSecurityPrincipals,{}", self.base_dn);
+        let entry = serde_json::json!({"dn": dn, "objectClass": "foreignSecurityPrincipal", "objectSid": sid});
+        (entry.to_string(), dn)
     }
 }
