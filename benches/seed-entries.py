@@ -21,6 +21,7 @@ It must run with /usr/bin/python3: the `samba` module is a Debian package (pytho
 import json
 import sys
 
+import ldb
 from samba.auth import system_session
 from samba.dcerpc import security
 from samba.ndr import ndr_pack
@@ -30,14 +31,27 @@ from samba.samdb import SamDB
 BATCH = 1000
 
 
+def exists(db, dn):
+    try:
+        return len(db.search(base=dn, scope=ldb.SCOPE_BASE, attrs=[])) > 0
+    except ldb.LdbError as e:
+        if e.args[0] == ldb.ERR_NO_SUCH_OBJECT:
+            return False
+        raise
+
+
 def add_all(db, batch):
     db.transaction_start()
     try:
         for entry in batch:
-            # Samba creates foreign security principals itself (when a foreign SID becomes a
-            # member) and refuses them from clients; the provision control allows them.
-            fsp = entry.get("objectClass") == "foreignSecurityPrincipal"
-            db.add(entry, controls=["provision:0"] if fsp else None)
+            # Samba creates a foreign security principal itself, once per SID (when it first
+            # becomes a member), and refuses them from clients; the provision control allows
+            # them. One that exists already is shared, as Samba shares it.
+            if entry.get("objectClass") == "foreignSecurityPrincipal":
+                if not exists(db, entry["dn"]):
+                    db.add(entry, controls=["provision:0"])
+            else:
+                db.add(entry)
     except BaseException:
         db.transaction_cancel()
         raise
