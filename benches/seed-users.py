@@ -8,7 +8,8 @@ This script opens sam.ldb locally (Samba's full module stack: RIDs, SIDs and eve
 attribute as over LDAP) and adds the users in transactions of 1,000 while the DC runs; ldb's
 tdb locks serialise it against the server.
 
-Only users: the service's own writes (groups, members) always go over LDAP, as in production.
+Only users: groups go over LDAP by the service, or, for benchmarks of a converged state,
+through benches/seed-entries.py as the service would have written them.
 
 Usage: seed-users.py <instance etc/smb.conf> <OU DN> <sAMAccountName prefix> <count>
 Prints one objectSid per line, in the order of the names <prefix>0 .. <prefix>count-1.

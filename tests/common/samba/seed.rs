@@ -1,7 +1,9 @@
 //! Benchmark set-up at scale: users written straight into the instance's database by
 //! `benches/seed-users.py` (Samba's own module stack, transactions of 1,000), because one LDAP
 //! add per user would spend most of a 100,000-group benchmark on set-up it does not measure.
-//! What the service writes always goes over LDAP.
+//! Benchmarks that measure a converged state (a restart, ±1 member on a huge group) may also
+//! pre-seed what the service would write (`benches/seed-entries.py`, built with the service's
+//! own mapping); whatever a benchmark measures the service writing goes over LDAP.
 
 use std::io::Write;
 use std::path::Path;
