@@ -179,30 +179,43 @@ async fn tenant(dc: &SambaDc, ou: &str, groups: u64, preseed: u64) -> (GraphSim,
         })
         .collect();
     if preseed > 0 {
-        let t0 = Instant::now();
-        let index: std::collections::HashMap<String, u64> =
-            (0..users).map(|i| (uid(i), i)).collect();
-        let member_dn = |m: &Value| {
-            let i = index[m["id"].as_str().unwrap()];
-            format!("CN={prefix}{i},{users_ou}")
-        };
-        let jsonl: String = (cloud_groups.iter().take(preseed as usize))
-            .map(|g| {
-                let members = g["members"].as_array().unwrap().iter().map(member_dn);
-                let (id, name) = (
-                    g["id"].as_str().unwrap(),
-                    g["displayName"].as_str().unwrap(),
-                );
-                dc.service_entry(ou, id, name, members.collect()) + "\n"
-            })
-            .collect();
-        let n = dc.seed_entries(&jsonl);
-        println!(
-            "{n} groups pre-seeded into AD's database (BENCH_PRESEED) in {:.0} s",
-            t0.elapsed().as_secs_f64()
-        );
+        let first = &cloud_groups[..preseed as usize];
+        preseed_groups(dc, (ou, &users_ou), &prefix, users, first);
     }
     (GraphSim::start(cloud_users, cloud_groups, &[]), sids)
+}
+
+/// Writes `groups` (cloud groups under `ou`, their members users `<prefix>i` under
+/// `users_ou`) into AD's database as the service would write them.
+fn preseed_groups(
+    dc: &SambaDc,
+    (ou, users_ou): (&str, &str),
+    prefix: &str,
+    users: u64,
+    groups: &[Value],
+) {
+    let t0 = Instant::now();
+    let index: std::collections::HashMap<String, u64> = (0..users).map(|i| (uid(i), i)).collect();
+    let member_dn = |m: &Value| {
+        let i = index[m["id"].as_str().unwrap()];
+        format!("CN={prefix}{i},{users_ou}")
+    };
+    let jsonl: String = groups
+        .iter()
+        .map(|g| {
+            let members = g["members"].as_array().unwrap().iter().map(member_dn);
+            let (id, name) = (
+                g["id"].as_str().unwrap(),
+                g["displayName"].as_str().unwrap(),
+            );
+            dc.service_entry(ou, id, name, members.collect()) + "\n"
+        })
+        .collect();
+    let n = dc.seed_entries(&jsonl);
+    println!(
+        "{n} groups pre-seeded into AD's database (BENCH_PRESEED) in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 /// One restart of `bin`: the figures, with `who` added to the first group right after.
