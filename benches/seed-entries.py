@@ -1,18 +1,18 @@
 #!/usr/bin/python3
 """Seed ready-made entries straight into a Samba AD DC's sam.ldb.
 
-The 100,000-group restart benchmark measures a restart of a *converged* instance. Writing
-its 100,000 groups through the service takes Samba 2-3 hours on the lab machine, which
-the figures do not measure. With `BENCH_PRESEED=1` the benchmark instead writes the
-entries the service would write (computed with the service's own mapping) through this
-script, then lets `run` converge over them: a full enumeration that must find every group
-already right and write nothing.
+Benchmarks of a converged state (a restart at 100,000 groups, +-1 member on a 250,000-member
+group) need an AD whose writes through the service take Samba hours on the lab machine,
+which the figures do not measure. With `BENCH_PRESEED` (benches/restart.rs) or
+`BENCH_PRESEED_MEMBERS` (benches/large_group.rs) they write the entries the service would
+write (computed with the service's own mapping) through this script, then let the service
+converge over them, finding every group already right and writing nothing.
 
 Reads one JSON object per line from stdin: an ldb message, attribute name -> value or list
 of values, with "dn". An `objectSid` is given in its string form (S-1-5-...) and stored as
-the binary SID (a foreign security principal needs one). Adds them in transactions of 1,000 (Samba's full module stack, as
-over LDAP) while the DC runs; ldb's locks serialise it against the server. Prints the
-number of entries added.
+the binary SID (a foreign security principal needs one). Adds them in transactions of 1,000
+(Samba's full module stack, as over LDAP) while the DC runs; ldb's locks serialise it
+against the server. Prints the number of entries added.
 
 Usage: seed-entries.py <instance etc/smb.conf> < entries.jsonl
 It must run with /usr/bin/python3: the `samba` module is a Debian package (python3-samba).

@@ -1,6 +1,7 @@
 //! One test per guarantee in the module doc, on a real sled database in a temp directory.
 
 use super::mirror::DeletePolicy;
+use super::testing::drain;
 use super::*;
 use crate::graph::page::{GroupDelta, MemberDelta, NextStep};
 use crate::model::*;
@@ -416,13 +417,7 @@ fn a_reconciliation_is_pending_until_its_sweep_is_acked() {
     // The sweep went first (the newest lane may take it): the reconciliation is still being
     // applied while any of its changes is pending.
     assert!(store.pending_through(sweep).unwrap());
-    let rest: Vec<u64> = store
-        .pending_batch(10)
-        .unwrap()
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    store.ack(&rest).unwrap();
+    drain(&store);
     assert!(!store.pending_through(sweep).unwrap());
     commit(&store, &[group("a", "A2", &[])], delta(2));
     assert!(
