@@ -145,6 +145,44 @@ async fn a_large_group_is_read_in_ranges_and_one_member_changes_cost_what_they_c
     assert_members(&dc.member_sids(&e.dn).await, &want, "AD after +1/-1");
 }
 
+/// A converged group is found at the SID the store remembers with one base read on Samba
+/// (answered from the `objectSid` index, where the anchor search evaluates every group under
+/// the OU), and a remembered SID that is not the group's falls back to that search.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_group_is_one_base_read_at_its_sid_and_anything_else_is_searched_for() {
+    let dc = samba::shared();
+    let g = LargeGroup::new(dc, 3, 1, 0xb80).await;
+    g.once();
+    let e = dc
+        .group_by_anchor(&g.ou, &format!("Group_{}", g.big))
+        .await
+        .unwrap();
+    let sid = samba::entry_sid(&e).unwrap();
+    let relay = LdapRelay::start(&dc.url);
+    let dir = directory_via(dc, &g, &relay).await;
+    relay.take();
+    relay.take_searches_naming("");
+    let found = dir.find_owned_remembered(&g.big, Some(&sid)).await.unwrap();
+    assert_eq!(found.map(|a| a.dn), Some(e.dn.clone()));
+    assert_eq!(relay.take(), (1, 0), "one search, not paged");
+    assert_eq!(relay.take_searches_naming(&format!("<SID={sid}>")), 1);
+    // A SID that is not the group's (a member's): refused, then the anchor search finds it.
+    let found = dir
+        .find_owned_remembered(&g.big, Some(&g.sid(0)))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|a| a.dn), Some(e.dn.clone()));
+    assert_eq!(
+        relay.take(),
+        (2, 1),
+        "the base read, then the paged anchor search"
+    );
+    assert_eq!(
+        relay.take_searches_naming(&format!("<SID={}>", g.sid(0))),
+        1
+    );
+}
+
 /// Members of the group sent on one page: more than one part of a page commit
 /// (`queue::mirror::parts::PART_MEMBERS`, 2,000 member entries), so the page is recorded in
 /// several transactions.

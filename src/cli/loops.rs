@@ -95,15 +95,43 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
             }
         }
     };
-    // Counting the owned groups reads every one of them: beside the worker, never before it.
-    tokio::spawn(count_owned(dir.clone(), parts.events.clone()));
+    // Counting the owned groups reads every one of them: beside the worker, once it is idle.
+    tokio::spawn(count_owned_when_idle(
+        dir.clone(),
+        parts.store.clone(),
+        parts.events.clone(),
+        cfg.graph.poll_interval,
+        stop.clone(),
+    ));
     let _ = parts.connected.send(Some(dir.clone()));
     let applier = Applier::new(dir, parts.store.clone(), oracle(parts.graph), false);
     let worker = Worker::new(parts.store, applier, cfg.sync.clone(), parts.events);
     worker.run(parts.wake, stop, parts.quarantine).await;
 }
 
-/// Counts the groups owned in AD (for `entra_writeback_managed_groups`).
+/// Counts the groups owned in AD (for `entra_writeback_managed_groups`) once the changes of
+/// the first poll interval are applied. The count reads every owned group, which a DC
+/// answers with one scan of the owned OUs (Samba's single process serves nothing else
+/// meanwhile): a change made right after a restart goes first.
+async fn count_owned_when_idle(
+    dir: Directory,
+    store: Store,
+    events: Events,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        if sleep_or_stop(interval, &stop).await {
+            return;
+        }
+        if store.depth() == 0 {
+            break;
+        }
+    }
+    count_owned(dir, events).await;
+}
+
+/// Counts the groups owned in AD.
 async fn count_owned(dir: Directory, events: Events) {
     match dir.count_owned().await {
         Ok(n) => events.emit(Event::ManagedGroups(ManagedGroups::Counted(n as u64))),

@@ -245,12 +245,19 @@ impl<L: Ldap> Applier<L> {
             .await
     }
 
-    /// Where the group's AD object is: from the bulk pass's listing when it knows, else by
-    /// searching for its anchor.
+    /// Where the group's AD object is: from the bulk pass's listing when it knows, else at the
+    /// SID recorded when the object was confirmed (one indexed read), else by searching for
+    /// its anchor.
     pub(super) async fn locate(&self, group_id: &str) -> Result<Option<ActualGroup>, ApplyError> {
         match self.owned.lookup(&self.dir, group_id).await? {
             Lookup::Known(found) => Ok(found),
-            Lookup::Ask => Ok(self.dir.find_owned(group_id).await?),
+            Lookup::Ask => {
+                let remembered = self.store.materialized_sid(group_id)?;
+                Ok(self
+                    .dir
+                    .find_owned_remembered(group_id, remembered.as_deref())
+                    .await?)
+            }
         }
     }
 

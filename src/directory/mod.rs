@@ -39,6 +39,7 @@ pub mod plan;
 pub mod probe;
 pub mod range;
 mod read;
+mod remembered;
 pub mod retire;
 pub mod seam;
 pub mod takeover;

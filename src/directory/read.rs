@@ -4,7 +4,9 @@
 //! # Guarantees
 //! - [`Directory::find_owned`] returns only an object that carries our anchor in
 //!   `adminDescription` under an owned OU, with no disagreeing `msDS-ExternalDirectoryObjectId`;
-//!   anything else carrying the anchor is a conflict, never a match.
+//!   anything else carrying the anchor is a conflict, never a match. Its filter scans every
+//!   group under the owned OUs (`adminDescription` is not indexed), so converging a group the
+//!   store remembers reads it at its SID first ([`super::remembered`]).
 //! - Searches over owned OUs are paged; a missing optional OU is skipped, a missing target OU
 //!   is [`DirectoryError::TargetOuMissing`] (transient), never "no groups".
 //! - `member` is read in explicit ranges until the server says `*`, so Windows' `MaxValRange`
@@ -66,7 +68,7 @@ pub(super) fn counts_as_owned(a: &ActualGroup) -> bool {
 
 /// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
 /// equal `adminDescription`. An object whose anchors disagree is never modified or deleted.
-fn anchors_agree(a: &ActualGroup) -> bool {
+pub(super) fn anchors_agree(a: &ActualGroup) -> bool {
     a.external_id.as_deref().is_none_or(|ext| {
         a.admin_description
             .as_deref()

@@ -103,17 +103,65 @@ async fn a_bulk_pass_lists_the_owned_groups_once_and_a_resync_over_converged_ad_
     // that ends the round takes its candidates (none here) from the same listing. One search.
     assert_eq!(count(&ops, "search"), 1, "{ops:?}");
 
-    // The pass is over: a one-member change is one search by anchor and one modify.
+    // The pass is over: a one-member change is one read of the object at the SID the store
+    // remembers (indexed; the anchor search scans every group) and one modify.
     lab.round(&[group(&ids[0], &format!("G {}", ids[0]), &[("ann", true)])]);
     lab.fake.clear_log();
     lab.drain().await.unwrap();
     let ops = lab.fake.ops();
+    let group_sid = lab.store.materialized_sid(&ids[0]).unwrap().unwrap();
     assert_eq!(
         (count(&ops, "search"), count(&ops, "modify"), ops.len()),
         (1, 1, 2),
         "{ops:?}"
     );
+    assert_eq!(ops[0].dn, sid::member_value(&group_sid), "{ops:?}");
     assert_eq!(lab.member_sids(&ids[0]), BTreeSet::new());
+}
+
+#[tokio::test]
+async fn a_remembered_object_that_no_longer_carries_our_anchor_is_searched_for_never_written() {
+    let lab = Lab::new(&["ann", "bob"], 3).await;
+    lab.round(&[group(G1, "Kept", &[("ann", false)])]);
+    lab.drain().await.unwrap();
+    // A change after the create confirms the object: its SID is remembered from then on.
+    lab.round(&[group(G1, "Kept", &[("bob", false)])]);
+    lab.drain().await.unwrap();
+    assert!(lab.store.materialized_sid(G1).unwrap().is_some());
+    let dn = lab.dn_of(G1).unwrap();
+    let guid = lab.fake.attr(&dn, "objectGUID");
+    // Someone re-anchors the object to another cloud group: it is no longer ours for G1.
+    lab.fake
+        .modify(
+            &dn,
+            vec![Mod::Replace(
+                "adminDescription".into(),
+                HashSet::from([mapping::anchor(G2)]),
+            )],
+        )
+        .await
+        .unwrap();
+    lab.round(&[group(G1, "Kept", &[("bob", true)])]);
+    lab.fake.clear_log();
+    let _ = lab.drain().await;
+    let ops = lab.fake.ops();
+    // The remembered object was read, refused, and the anchor searched for across the OU.
+    assert!(ops[0].dn.starts_with("<SID="), "{ops:?}");
+    assert!(
+        ops.iter().any(|o| o.op == "search" && o.dn == OU),
+        "{ops:?}"
+    );
+    // The re-anchored object keeps its identity and its members; none of it was modified.
+    assert!(
+        writes(&ops).iter().all(|o| !o.ok || o.dn != dn),
+        "{:?}",
+        writes(&ops)
+    );
+    assert_eq!(lab.fake.attr(&dn, "objectGUID"), guid);
+    assert_eq!(
+        lab.fake.member_sids(&dn).unwrap(),
+        lab.sids(&["ann", "bob"])
+    );
 }
 
 #[tokio::test]

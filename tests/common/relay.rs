@@ -118,6 +118,17 @@ impl LdapRelay {
         )
     }
 
+    /// How many of the search requests since the last call (of those not yet taken by
+    /// [`Self::take_ranges`]) carry `needle` (a search base such as `<SID=…>`, say; an empty
+    /// needle counts them all).
+    pub fn take_searches_naming(&self, needle: &str) -> usize {
+        let requests = std::mem::take(&mut *self.state.search_requests.lock().unwrap());
+        requests
+            .iter()
+            .filter(|m| needle.is_empty() || find(m, needle.as_bytes()).is_some())
+            .count()
+    }
+
     /// The `attr;range=LO-HI` selectors (`"LO-HI"`, in request order) of the search requests
     /// since the last call that asked for a range of `attr` (ASCII case-insensitive).
     pub fn take_ranges(&self, attr: &str) -> Vec<String> {

@@ -182,17 +182,21 @@ impl Dit {
         o
     }
 
-    /// The entry at `dn_str` and its key: 34 for a malformed DN, 32 if there is none.
+    /// The entry at `dn_str` and its key: 34 for a malformed DN, 32 if there is none. As AD
+    /// does, `<SID=…>` and `<GUID=…>` name the object holding that SID or GUID.
     pub(super) fn object(
         &self,
         op: &'static str,
         dn_str: &str,
     ) -> Result<(&String, &Object), DirectoryError> {
-        let k = key(dn_str)
-            .ok_or_else(|| refused(op, dn_str, ResultCode::INVALID_DN_SYNTAX, "invalid DN"))?;
-        self.objects
-            .get_key_value(&k)
-            .ok_or_else(|| refused(op, dn_str, ResultCode::NO_SUCH_OBJECT, "no such object"))
+        let missing = || refused(op, dn_str, ResultCode::NO_SUCH_OBJECT, "no such object");
+        let k = if dn_str.starts_with('<') {
+            key(&self.resolve_member(dn_str).ok_or_else(missing)?.dn)
+        } else {
+            key(dn_str)
+        }
+        .ok_or_else(|| refused(op, dn_str, ResultCode::INVALID_DN_SYNTAX, "invalid DN"))?;
+        self.objects.get_key_value(&k).ok_or_else(missing)
     }
 
     /// The key of the object a `member` value names: `<SID=…>`, `<GUID=…>` or a DN.

@@ -44,6 +44,11 @@ impl Counts {
 }
 
 impl Store {
+    /// Changes waiting to be applied (a counter: no read of the queue).
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
     /// Counts and ages for status output and metrics.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let now = now_ms();
