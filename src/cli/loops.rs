@@ -109,10 +109,14 @@ pub async fn apply(cfg: Config, parts: ApplyParts, stop: CancellationToken) {
     worker.run(parts.wake, stop, parts.quarantine).await;
 }
 
+/// The longest wait between two attempts to count the owned groups.
+const COUNT_RETRY_MAX: Duration = Duration::from_secs(600);
+
 /// Counts the groups owned in AD (for `entra_writeback_managed_groups`) once the changes of
 /// the first poll interval are applied. The count reads every owned group, which a DC
 /// answers with one scan of the owned OUs (Samba's single process serves nothing else
-/// meanwhile): a change made right after a restart goes first.
+/// meanwhile): a change made right after a restart goes first. A failed count is tried
+/// again when the queue is next empty, after a wait that doubles up to 10 minutes.
 async fn count_owned_when_idle(
     dir: Directory,
     store: Store,
@@ -120,22 +124,24 @@ async fn count_owned_when_idle(
     interval: Duration,
     stop: CancellationToken,
 ) {
+    let mut wait = interval;
     loop {
-        if sleep_or_stop(interval, &stop).await {
+        if sleep_or_stop(wait, &stop).await {
             return;
         }
-        if store.depth() == 0 {
-            break;
+        if store.depth() > 0 {
+            continue;
         }
-    }
-    count_owned(dir, events).await;
-}
-
-/// Counts the groups owned in AD.
-async fn count_owned(dir: Directory, events: Events) {
-    match dir.count_owned().await {
-        Ok(n) => events.emit(Event::ManagedGroups(ManagedGroups::Counted(n as u64))),
-        Err(e) => tracing::warn!(error = %e, "cannot count the groups owned in AD"),
+        match dir.count_owned().await {
+            Ok(n) => {
+                events.emit(Event::ManagedGroups(ManagedGroups::Counted(n as u64)));
+                return;
+            }
+            Err(e) => {
+                wait = (wait * 2).min(COUNT_RETRY_MAX);
+                tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "cannot count the groups owned in AD");
+            }
+        }
     }
 }
 
