@@ -18,7 +18,8 @@
 //! `before=/tmp/ew-main,after=target/release/entra-writeback`; by default it is this build.
 //! `BENCH_BINS_FILE` names a file of such `label=path` lines, read again before each repeat
 //! (a line `stop` ends the run early).
-//! `BENCH_WINDOW` (seconds, default 180) bounds each restart's wait for quiet. `BENCH_CACHE`
+//! `BENCH_WINDOW` (seconds, default 180) bounds each restart's wait for quiet, and
+//! `BENCH_IDLE_SECS` (default 20) sets how long the CPU % is measured once quiet. `BENCH_CACHE`
 //! sets `[state] cache_capacity` (bytes, in every benchmark that starts the service; only
 //! builds that know the key accept it), and
 //! `BENCH_REPEATS=0` measures the initial sync alone. `BENCH_PRESEED=K` (default 0) writes the
@@ -54,8 +55,9 @@ const TAG: u32 = 0x1800;
 /// Quiet: under this share of a core over [`QUIET_FOR`].
 const QUIET_SHARE: f64 = 0.03;
 const QUIET_FOR: f64 = 10.0;
-/// How long the quiet CPU % is measured for, after the quiet point.
-const IDLE_FOR: f64 = 20.0;
+/// How long the quiet CPU % is measured for, after the quiet point, unless `BENCH_IDLE_SECS`
+/// says otherwise (a longer window shows where the CPU settles once sled's cleaner is done).
+const IDLE_FOR: u64 = 20;
 
 fn uid(i: u64) -> String {
     oid(TAG, 1_000_000 + i as u32)
@@ -227,6 +229,7 @@ async fn restart(
     window: f64,
 ) -> (Running, Restart) {
     let tick = clock_tick();
+    let idle_for = env("BENCH_IDLE_SECS", IDLE_FOR) as f64;
     let child = spawn_with(svc, bin);
     let pid = child.id();
     let t0 = Instant::now();
@@ -244,7 +247,7 @@ async fn restart(
             change_secs = Some(t0.elapsed().as_secs_f64() - changed);
         }
         if let Some((at, _)) = quiet_at {
-            if now >= at + IDLE_FOR {
+            if now >= at + idle_for {
                 break;
             }
         } else if change_secs.is_some() {

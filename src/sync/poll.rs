@@ -7,8 +7,10 @@
 //! (which URL, `Prefer: return=minimal` or not, end of round, resync, runaway) is the machine's.
 //!
 //! # Guarantees
-//! - **Persist before advancing.** No page is requested before the previous one and its cursor
-//!   are flushed to disk; a crash resumes from the last flushed cursor.
+//! - **Persist before advancing.** No page is committed before the previous one and its cursor
+//!   are flushed to disk; a crash resumes from the last flushed cursor. The next page is
+//!   fetched while the current one is committed ([`ahead`]): a fetch moves nothing, and its
+//!   body is used only if the machine then asks for exactly that request.
 //! - **A rejected page moves nothing.** A malformed page or a failing store ends the round with
 //!   an error and the cursor stays where it was.
 //! - **A hostile upstream is bounded.** A response over `graph.max_response_bytes` is refused
@@ -40,7 +42,7 @@ use tracing::Instrument;
 
 use crate::graph::client::Limits;
 use crate::graph::delta::{self, Action, Input, Round, RunawayKind, Stream, step};
-use crate::graph::page::{self, PageError};
+use crate::graph::page::{self, DeltaPage, GroupDelta, NextStep, PageError, UserDelta};
 use crate::graph::scope::Scope;
 use crate::graph::{GraphClient, GraphError};
 use crate::model::event::RoundTally;
@@ -250,6 +252,7 @@ impl Poller {
             self.client.prefer_minimal(),
             self.client.limits().max_pages_per_round,
         );
+        let mut ahead: Option<Ahead> = None;
         loop {
             if stop.is_cancelled() {
                 return Err(PollError::Stopped);
@@ -269,12 +272,24 @@ impl Poller {
                 Action::Stop(why) => return Err(PollError::Runaway { resource, why }),
                 Action::GiveUp { code } => return Err(GraphError::ResyncRequired { code }.into()),
             };
-            let input = match self
-                .client
-                .get(delta::endpoint(resource), &url, minimal)
-                .await
-            {
-                Ok(body) => self.commit(resource, &body).await?,
+            let fetched_ahead = match ahead.take() {
+                Some(a) => a.take(&url, minimal).await,
+                None => None,
+            };
+            let fetched = match fetched_ahead {
+                Some(body) => Ok(body),
+                None => {
+                    self.client
+                        .get(delta::endpoint(resource), &url, minimal)
+                        .await
+                }
+            };
+            let input = match fetched {
+                Ok(body) => {
+                    let (input, next) = self.commit(resource, &body, minimal).await?;
+                    ahead = next;
+                    input
+                }
                 Err(GraphError::ResyncRequired { code }) => Input::ResyncRequired { code },
                 Err(e) => return Err(e.into()),
             };
@@ -293,19 +308,25 @@ impl Poller {
     }
 
     /// Parses `body` as a page of `resource`, commits it after the stored cursor, flushes, and
-    /// reports what the commit queued and skipped. Returns the page as the machine's input.
-    async fn commit(&self, resource: Resource, body: &[u8]) -> Result<Input, PollError> {
-        let (input, outcome) = commit_page_limited(
-            &self.store,
-            self.policy,
-            self.client.scope(),
-            resource,
-            body,
-            self.client.limits(),
-        )?;
+    /// reports what the commit queued and skipped. Returns the page as the machine's input,
+    /// and the page it links to, fetched meanwhile ([`ahead`]; `minimal` as this one's).
+    async fn commit(
+        &self,
+        resource: Resource,
+        body: &[u8],
+        minimal: bool,
+    ) -> Result<(Input, Option<Ahead>), PollError> {
+        let limits = self.client.limits();
+        let page = Parsed::of(resource, body, limits)?;
+        let ahead = match page.link() {
+            NextStep::Next(url) => Some(Ahead::start(&self.client, resource, url, minimal)),
+            NextStep::Delta(_) => None,
+        };
+        let (input, outcome) =
+            page.commit(&self.store, self.policy, self.client.scope(), limits)?;
         self.store.flush().await?;
         report_page(&self.events, &outcome);
-        Ok(input)
+        Ok((input, ahead))
     }
 }
 
@@ -320,53 +341,77 @@ fn commit_page(
     resource: Resource,
     body: &[u8],
 ) -> Result<(Input, PageOutcome), PollError> {
-    commit_page_limited(store, policy, scope, resource, body, Limits::default())
+    let limits = Limits::default();
+    Parsed::of(resource, body, limits)?.commit(store, policy, scope, limits)
 }
 
-/// [`commit_page`] within `limits`: a page with more than `max_page_items` objects is
-/// rejected before it is parsed, and groups keep at most `max_members_per_group` members.
-fn commit_page_limited(
-    store: &Store,
-    policy: DeletePolicy,
-    scope: &Scope,
-    resource: Resource,
-    body: &[u8],
-    limits: Limits,
-) -> Result<(Input, PageOutcome), PollError> {
-    let before = store.cursor(resource)?;
-    let page_err = |source| PollError::Page {
-        resource: resource.as_str(),
-        source,
-    };
-    page::check_item_count(body, limits.max_page_items).map_err(page_err)?;
-    let (next, items, outcome) = match resource {
-        Resource::Groups => {
-            let page = page::parse_group_page(body).map_err(page_err)?;
-            let admits = |id: &str, p: &GroupProps| scope.admits(id, p);
-            let outcome = store.commit_group_page_limited(
-                &page.items,
-                &page.link,
-                before.as_ref(),
-                policy,
-                &admits,
-                limits.max_members_per_group,
-            )?;
-            (page.link, page.items.len(), outcome)
+/// A page parsed, not yet committed.
+enum Parsed {
+    Groups(DeltaPage<GroupDelta>),
+    Users(DeltaPage<UserDelta>),
+}
+
+impl Parsed {
+    /// Parses `body` as a page of `resource`; one with more than `max_page_items` objects is
+    /// rejected before it is parsed.
+    fn of(resource: Resource, body: &[u8], limits: Limits) -> Result<Parsed, PollError> {
+        let page_err = |source| PollError::Page {
+            resource: resource.as_str(),
+            source,
+        };
+        page::check_item_count(body, limits.max_page_items).map_err(page_err)?;
+        Ok(match resource {
+            Resource::Groups => Parsed::Groups(page::parse_group_page(body).map_err(page_err)?),
+            Resource::Users => Parsed::Users(page::parse_user_page(body).map_err(page_err)?),
+        })
+    }
+
+    /// Where the page says the round goes on.
+    fn link(&self) -> &NextStep {
+        match self {
+            Parsed::Groups(p) => &p.link,
+            Parsed::Users(p) => &p.link,
         }
-        Resource::Users => {
-            let page = page::parse_user_page(body).map_err(page_err)?;
-            let outcome = store.commit_user_page(&page.items, &page.link, before.as_ref())?;
-            (page.link, page.items.len(), outcome)
-        }
-    };
-    let input = Input::Page {
-        next,
-        items,
-        enqueued: outcome.enqueued.values().sum(),
-        superseded: outcome.superseded,
-        held_deletes: outcome.held_deletes,
-    };
-    Ok((input, outcome))
+    }
+
+    /// Commits the page after the stored cursor (not flushed yet); groups keep at most
+    /// `max_members_per_group` members.
+    fn commit(
+        self,
+        store: &Store,
+        policy: DeletePolicy,
+        scope: &Scope,
+        limits: Limits,
+    ) -> Result<(Input, PageOutcome), PollError> {
+        let (next, items, outcome) = match self {
+            Parsed::Groups(page) => {
+                let before = store.cursor(Resource::Groups)?;
+                let admits = |id: &str, p: &GroupProps| scope.admits(id, p);
+                let outcome = store.commit_group_page_limited(
+                    &page.items,
+                    &page.link,
+                    before.as_ref(),
+                    policy,
+                    &admits,
+                    limits.max_members_per_group,
+                )?;
+                (page.link, page.items.len(), outcome)
+            }
+            Parsed::Users(page) => {
+                let before = store.cursor(Resource::Users)?;
+                let outcome = store.commit_user_page(&page.items, &page.link, before.as_ref())?;
+                (page.link, page.items.len(), outcome)
+            }
+        };
+        let input = Input::Page {
+            next,
+            items,
+            enqueued: outcome.enqueued.values().sum(),
+            superseded: outcome.superseded,
+            held_deletes: outcome.held_deletes,
+        };
+        Ok((input, outcome))
+    }
 }
 
 /// Reports what a committed page queued (per kind) and which members it skipped.
@@ -398,5 +443,8 @@ fn report_page(events: &Events, outcome: &PageOutcome) {
     }
 }
 
+mod ahead;
 #[cfg(test)]
 mod tests;
+
+use ahead::Ahead;
