@@ -3,10 +3,10 @@
 #
 # Starts graph-sim with a tenant of ROUND_GROUPS groups (default 10,000) of 10 members over
 # 1,000 users, then, REPEATS times (default 5), for each binary given in turn (alternating, so
-# both see the same machine), runs `run --once` on a fresh state directory with AD unreachable: the users
-# and groups rounds are read and committed, then the run stops at AD. Prints the groups round's
-# wall time from the service's `delta round complete` log line, then median, min and max per
-# binary.
+# both see the same machine), runs `run --once` on a fresh state directory with AD
+# unreachable: the users and groups rounds are read and committed, then the run stops at AD.
+# Prints the groups round's wall time from the service's `delta round complete` log line, then
+# median, min and max per binary.
 #
 # Usage: benches/round-read.sh BINARY...   (e.g. target/release/entra-writeback /tmp/ew-main)
 # GRAPH_SIM_BIN names graph-sim (default target/release/graph-sim).
