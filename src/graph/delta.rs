@@ -279,6 +279,25 @@ impl Round {
     }
 }
 
+impl Round {
+    /// The request the machine makes after a page ending with `next`, if it makes one: what
+    /// the poller may fetch while that page is committed. It asks [`step`] itself, so the
+    /// page budget and the repeated-link guard are never passed by a fetch ahead.
+    pub fn fetch_after(&self, next: &NextStep) -> Option<(String, bool)> {
+        let page = Input::Page {
+            next: next.clone(),
+            items: 0,
+            enqueued: 0,
+            superseded: 0,
+            held_deletes: 0,
+        };
+        match step(self.clone(), page).1 {
+            Action::Fetch { url, minimal } => Some((url, minimal)),
+            _ => None,
+        }
+    }
+}
+
 /// The transition function: the round after `input`, and what to do next.
 pub fn step(mut round: Round, input: Input) -> (Round, Action) {
     let requested = round.requested.take();

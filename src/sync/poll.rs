@@ -286,7 +286,7 @@ impl Poller {
             };
             let input = match fetched {
                 Ok(body) => {
-                    let (input, next) = self.commit(resource, &body, minimal).await?;
+                    let (input, next) = self.commit(resource, &body, &round).await?;
                     ahead = next;
                     input
                 }
@@ -309,19 +309,18 @@ impl Poller {
 
     /// Parses `body` as a page of `resource`, commits it after the stored cursor, flushes, and
     /// reports what the commit queued and skipped. Returns the page as the machine's input,
-    /// and the page it links to, fetched meanwhile ([`ahead`]; `minimal` as this one's).
+    /// and the request `round` makes next, fetched meanwhile ([`ahead`]).
     async fn commit(
         &self,
         resource: Resource,
         body: &[u8],
-        minimal: bool,
+        round: &Round,
     ) -> Result<(Input, Option<Ahead>), PollError> {
         let limits = self.client.limits();
         let page = Parsed::of(resource, body, limits)?;
-        let ahead = match page.link() {
-            NextStep::Next(url) => Some(Ahead::start(&self.client, resource, url, minimal)),
-            NextStep::Delta(_) => None,
-        };
+        let ahead = round
+            .fetch_after(page.link())
+            .map(|(url, minimal)| Ahead::start(&self.client, resource, &url, minimal));
         let (input, outcome) =
             page.commit(&self.store, self.policy, self.client.scope(), limits)?;
         self.store.flush().await?;

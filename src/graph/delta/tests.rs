@@ -361,3 +361,27 @@ fn a_configured_page_budget_stops_an_endless_chain_of_distinct_next_links() {
     let (_, a) = step(round, endless(0));
     assert_eq!(a, Action::Stop(RunawayKind::PageBudget(1)));
 }
+
+#[test]
+fn a_fetch_ahead_is_what_the_machine_asks_next_and_never_past_the_budget_or_a_repeated_link() {
+    let (round, _) = Round::start_with_budget(Stream::Unsynced, INITIAL.into(), false, 2);
+    let next = NextStep::Next("https://graph.test/next/0".into());
+    assert_eq!(
+        round.fetch_after(&next),
+        Some(("https://graph.test/next/0".into(), false))
+    );
+    // The end of the round, and a page that names itself again: nothing to fetch.
+    assert_eq!(
+        round.fetch_after(&NextStep::Delta(
+            "https://graph.test/delta?$deltatoken=1".into()
+        )),
+        None
+    );
+    assert_eq!(round.fetch_after(&NextStep::Next(INITIAL.into())), None);
+    // The page that fills the budget: the machine stops, so nothing is fetched ahead.
+    let (round, _) = step(round, endless(0));
+    assert_eq!(
+        round.fetch_after(&NextStep::Next("https://graph.test/next/1".into())),
+        None
+    );
+}

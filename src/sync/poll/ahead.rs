@@ -5,9 +5,11 @@
 //! overlaps the two, so a round is read in about the time of the slower of them.
 //!
 //! # Guarantees
-//! - A fetch moves nothing: the cursor still moves only with a committed, flushed page. A
-//!   page fetched ahead is used only if the state machine then asks for exactly that request
-//!   (the same URL and the same `Prefer`); otherwise it is dropped.
+//! - A fetch moves nothing: the cursor still moves only with a committed, flushed page. Only
+//!   the request the state machine says it makes next is fetched
+//!   ([`crate::graph::delta::Round::fetch_after`]), so a round's page budget and its
+//!   repeated-link guard are never passed; the body is used only if the machine then asks for
+//!   exactly that request (the same URL and the same `Prefer`), otherwise it is dropped.
 //! - It is one attempt, never retried: a failed or refused fetch ahead is forgotten and the
 //!   page is fetched again the usual way, with the client's retries and error handling.
 //! - Dropping it (the round ended, failed or was stopped) aborts the request.
