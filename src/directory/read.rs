@@ -68,12 +68,21 @@ pub(super) fn counts_as_owned(a: &ActualGroup) -> bool {
 
 /// Whether an object's anchors say the same: `msDS-ExternalDirectoryObjectId`, when set, must
 /// equal `adminDescription`. An object whose anchors disagree is never modified or deleted.
-pub(super) fn anchors_agree(a: &ActualGroup) -> bool {
+fn anchors_agree(a: &ActualGroup) -> bool {
     a.external_id.as_deref().is_none_or(|ext| {
         a.admin_description
             .as_deref()
             .is_some_and(|d| d.eq_ignore_ascii_case(ext))
     })
+}
+
+/// Whether an object is ours for `anchor`: it carries it in `adminDescription`, and its
+/// anchors agree (the ownership rule of [`Directory::find_owned`], under an owned OU).
+pub(super) fn carries_anchor(a: &ActualGroup, anchor: &str) -> bool {
+    a.admin_description
+        .as_deref()
+        .is_some_and(|d| d.eq_ignore_ascii_case(anchor))
+        && anchors_agree(a)
 }
 
 /// The `objectSid` of an entry as `S-1-…`.
@@ -234,10 +243,9 @@ impl<L: Ldap> Directory<L> {
         let found = self
             .search_owned(&self.anchor_filter(&anchor), "find_owned")
             .await?;
-        let (found, foreign): (Vec<_>, Vec<_>) = found.into_iter().partition(|e| {
-            first(e, "adminDescription").is_some_and(|a| a.eq_ignore_ascii_case(&anchor))
-                && anchors_agree(&to_actual(e))
-        });
+        let (found, foreign): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|e| carries_anchor(&to_actual(e), &anchor));
         if let Some(f) = foreign.first() {
             self.events().emit(Event::Conflict {
                 kind: "anchor_mismatch",

@@ -21,18 +21,14 @@ use ldap3::Scope;
 
 use super::error::{DirectoryError, ResultCode};
 use super::plan::ActualGroup;
-use super::read::{GROUP_ATTRS, anchors_agree, to_actual};
+use super::read::{GROUP_ATTRS, carries_anchor, to_actual};
 use super::seam::{DnForm, Ldap};
 use super::{Directory, mapping};
 use crate::model::{dn, sid};
 
 /// Whether a remembered object is still ours for `anchor`. Pure.
 fn still_ours(a: &ActualGroup, anchor: &str, owned_ous: &[String]) -> bool {
-    a.admin_description
-        .as_deref()
-        .is_some_and(|d| d.eq_ignore_ascii_case(anchor))
-        && anchors_agree(a)
-        && owned_ous.iter().any(|ou| dn::is_under(&a.dn, ou))
+    carries_anchor(a, anchor) && owned_ous.iter().any(|ou| dn::is_under(&a.dn, ou))
 }
 
 impl<L: Ldap> Directory<L> {

@@ -277,9 +277,7 @@ impl Round {
         self.requested = Some(url.clone());
         (url, self.prefer_minimal && !full)
     }
-}
 
-impl Round {
     /// The request the machine makes after a page ending with `next`, if it makes one: what
     /// the poller may fetch while that page is committed. It asks [`step`] itself, so the
     /// page budget and the repeated-link guard are never passed by a fetch ahead.
