@@ -25,6 +25,11 @@
 //! `BENCH_RSS_SLICE=M` has graph-sim put `M` members on a page (default 1,000, as Graph; as
 //! many as the group: one hostile page).
 //!
+//! With `BENCH_PRINCIPALS=1` the members' foreign security principals are seeded into the
+//! DC's database first (`benches/seed-entries.py`), and the direct loader writes the same
+//! member SIDs: both writers then only link existing objects, as for members already in the
+//! directory, so the figures measure the write path rather than Samba's principal creation.
+//!
 //! With `BENCH_PRESEED_MEMBERS=N` the `N`-member group is written straight into the DC's
 //! database instead (as the service writes it, with its members' foreign security
 //! principals), `run --once` converges over it, and step 2 follows: ±1 member on a group too
@@ -91,23 +96,53 @@ fn ops_breakdown(log: &str) -> String {
 }
 
 /// The loader's time for one group of `n` members of a foreign domain of its own.
-async fn direct(dc: &SambaDc, n: u32) -> f64 {
+/// The direct loader writing one group of these member SIDs; its seconds.
+async fn direct(dc: &SambaDc, sids: Vec<String>) -> f64 {
     let ou = dc.fresh_ou("large-load").await;
-    let pid = std::process::id();
-    let sids = (0..n)
-        .map(|i| format!("S-1-5-21-4001-{n}-{pid}-{}", 100_000 + i))
-        .collect();
-    let entry = loader::security_group(&ou, "Loaded", n as usize, sids);
+    let entry = loader::security_group(&ou, "Loaded", sids.len(), sids);
     loader::load(dc, &[entry], MEMBER_BATCH as usize).await.secs
 }
 
-async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32) {
+/// The member SIDs the direct loader writes beside the service's `n`-member group. With
+/// `principals`, the group's own members, whose foreign security principals are first seeded
+/// into the DC's database (so that both writers only link, as for members already in the
+/// directory); else as many SIDs of another foreign domain, whose principals both writers
+/// make Samba create.
+fn loader_sids(dc: &SambaDc, g: &LargeGroup, n: u32, principals: bool) -> Vec<String> {
+    if !principals {
+        let pid = std::process::id();
+        return (0..n)
+            .map(|i| format!("S-1-5-21-4001-{n}-{pid}-{}", 100_000 + i))
+            .collect();
+    }
+    let t0 = Instant::now();
+    let sids: Vec<String> = (0..n).map(|i| g.sid(i)).collect();
+    let mut jsonl = String::new();
+    for sid in &sids {
+        jsonl.push_str(&dc.foreign_principal_entry(sid).0);
+        jsonl.push('\n');
+    }
+    dc.seed_entries(&jsonl);
+    println!(
+        "{n} foreign security principals seeded into AD's database in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    sids
+}
+
+async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32, principals: bool) {
     let g = LargeGroup::new(dc, n, repeats, tag).await;
+    let sids = loader_sids(dc, &g, n, principals);
     let mut initial = Runs::default();
     let log = initial.once(&g);
     let took = initial.secs.median();
-    let loaded = direct(dc, n).await;
-    println!("{n}-member group:");
+    let loaded = direct(dc, sids).await;
+    let kind = if principals {
+        "members' principals already in AD"
+    } else {
+        "Samba creates a principal per member"
+    };
+    println!("{n}-member group ({kind}):");
     println!(
         "  initial write (+ a one-member group): {took:.1} s = {:.0} links/s; LDAP operations {} ({}); CPU {:.1} s; peak RSS {} MiB (target <= 128)",
         f64::from(n) / took,
@@ -325,12 +360,14 @@ async fn main() {
     if !benching {
         println!("smoke run (no --bench): {sizes:?} members, {repeats} repeat(s)");
     }
+    let principals = std::env::var("BENCH_PRINCIPALS").is_ok_and(|v| v == "1");
     let dc = samba::shared();
     for (i, n) in sizes.into_iter().enumerate() {
-        size(dc, n, repeats, 0x2b00 + i as u32 * 0x10).await;
+        size(dc, n, repeats, 0x2b00 + i as u32 * 0x10, principals).await;
     }
     if !benching {
-        // The pre-seeded mode too, so that CI keeps the seeding of its entries working.
+        // The seeded modes too, so that CI keeps the seeding of their entries working.
+        size(dc, 200, 1, 0x2a00, true).await;
         preseeded(dc, 300, 1).await;
     }
 }

@@ -2,6 +2,7 @@
 //! worker and the operator commands rely on (found untested by cargo-mutants), on a real sled
 //! database in a temp directory.
 
+use super::store::AT_CLOSE;
 use super::tests::{commit, delta, group};
 use super::*;
 use crate::graph::page::{NextStep, UserDelta};
@@ -394,6 +395,64 @@ fn counts_stay_exact_across_every_operation_and_a_reopen() {
     assert_counts_exact(&store, "reopened");
     commit(&store, &[group("g10", "G", &[])], delta(5));
     assert_counts_exact(&store, "a commit after the reopen");
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), crashed.path());
+    let after_crash = Store::open(crashed.path()).unwrap();
+    assert_counts_exact(&after_crash, "a crash after a clean reopen");
+}
+
+#[test]
+fn a_clean_close_leaves_the_counts_for_the_next_open_and_a_crash_never_reuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    commit(
+        &store,
+        &[group("g1", "G", &[]), group("g2", "G", &[])],
+        delta(1),
+    );
+    drop(store.clone()); // a clone going is not a close
+    assert!(store.t().unwrap().meta.get(AT_CLOSE).unwrap().is_none());
+    drop(store);
+
+    // Mark the snapshot (groups 2 -> 999), so that the open shows which way it counted.
+    let db = (0..200)
+        .find_map(|_| {
+            // sled lets go of its lock once its background flusher stops (up to a second).
+            let opened = sled::open(dir.path()).ok();
+            if opened.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            opened
+        })
+        .expect("the closed store opens");
+    let meta = db.open_tree("meta").unwrap();
+    let mut saved = meta
+        .get(AT_CLOSE)
+        .unwrap()
+        .expect("a clean close saves the counts")
+        .to_vec();
+    assert_eq!(saved[33..41], 2u64.to_be_bytes(), "groups in the snapshot");
+    saved[33..41].copy_from_slice(&999u64.to_be_bytes());
+    meta.insert(AT_CLOSE, saved).unwrap();
+    db.flush().unwrap();
+    drop((meta, db));
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.stats().unwrap().mirrored_groups,
+        999,
+        "read from the snapshot"
+    );
+    assert!(
+        store.t().unwrap().meta.get(AT_CLOSE).unwrap().is_none(),
+        "consumed at open"
+    );
+    // A crash image of the open store holds no snapshot: its open counts the trees.
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), crashed.path());
+    let after_crash = Store::open(crashed.path()).unwrap();
+    assert_eq!(after_crash.stats().unwrap().mirrored_groups, 2);
+    assert_counts_exact(&after_crash, "a crash after a reopen from the snapshot");
 }
 
 #[test]

@@ -22,7 +22,10 @@ use sled::transaction::TransactionError;
 use crate::model::*;
 
 pub(super) use codec::{abort, cursor_key, dec, enc, seq_key, seq_of};
+#[cfg(test)]
+pub(super) use counts::AT_CLOSE;
 pub(super) use counts::Counts;
+use counts::SaveAtClose;
 pub(super) use pending::tx_enqueue;
 
 /// Why the store failed.
@@ -109,6 +112,8 @@ pub struct Store {
     cache_capacity: u64,
     pub(super) depth: Arc<AtomicU64>,
     pub(super) counts: Arc<Counts>,
+    /// Saves the counts when the last clone goes (`None` for a temporary store).
+    _save_at_close: Option<Arc<SaveAtClose>>,
 }
 
 /// The open database and its trees.
@@ -168,15 +173,21 @@ impl Store {
         }
         let db = open_db(path, cache_capacity)?;
         let trees = Trees::new(db, &shown)?;
-        let depth = trees.pending.len() as u64;
-        let counts = Counts::default();
-        counts.recount(&trees);
+        let (depth, counts) = (Arc::new(AtomicU64::new(0)), Arc::new(Counts::default()));
+        counts.at_open(&trees, &depth)?;
+        let inner = Arc::new(RwLock::new(Some(Arc::new(trees))));
+        let save_at_close = SaveAtClose {
+            inner: inner.clone(),
+            depth: depth.clone(),
+            counts: counts.clone(),
+        };
         Ok(Store {
-            inner: Arc::new(RwLock::new(Some(Arc::new(trees)))),
+            inner,
             path: Some(path.to_owned()),
             cache_capacity,
-            depth: Arc::new(AtomicU64::new(depth)),
-            counts: Arc::new(counts),
+            depth,
+            counts,
+            _save_at_close: Some(Arc::new(save_at_close)),
         })
     }
 
@@ -190,6 +201,7 @@ impl Store {
             cache_capacity: crate::config::DEFAULT_CACHE_CAPACITY,
             depth: Arc::default(),
             counts: Arc::default(),
+            _save_at_close: None,
         })
     }
 
