@@ -30,6 +30,9 @@
 //! member SIDs: both writers then only link existing objects, as for members already in the
 //! directory, so the figures measure the write path rather than Samba's principal creation.
 //!
+//! `BENCH_LOG=1` prints the service's log of each initial write (to stderr), to see where
+//! its time goes.
+//!
 //! With `BENCH_PRESEED_MEMBERS=N` the `N`-member group is written straight into the DC's
 //! database instead (as the service writes it, with its members' foreign security
 //! principals), `run --once` converges over it, and step 2 follows: ±1 member on a group too
@@ -136,6 +139,9 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32, principals: bool) {
     let mut initial = Runs::default();
     let log = initial.once(&g);
     let took = initial.secs.median();
+    if std::env::var_os("BENCH_LOG").is_some() {
+        eprintln!("{log}");
+    }
     let loaded = direct(dc, sids).await;
     let kind = if principals {
         "members' principals already in AD"

@@ -189,6 +189,15 @@ async fn samba_down_for_30_seconds_mid_stream_gives_no_dead_letters() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+    // A clean stop leaves the queue's counts for the next start, which then walks no tree.
+    let db = sled::open(svc.state_dir()).unwrap();
+    let saved = db
+        .open_tree("meta")
+        .unwrap()
+        .get(b"counts/at-close")
+        .unwrap();
+    assert!(saved.is_some(), "no counts saved by the stop");
+    drop(db);
     let s: Value = serde_json::from_slice(&svc.run(&["queue", "status", "--json"]).stdout).unwrap();
     assert_eq!(s["dead_letters"], 0, "{s}");
     assert_eq!(s["depth"], 0, "{s}");

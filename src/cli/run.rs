@@ -78,11 +78,16 @@ pub async fn run_once(cfg: Config, observers: Observers) -> Result<ExitCode, Cli
         wake,
         events.clone(),
     );
-    let report = poller
-        .cycle(&stop)
-        .await
-        .map_err(|e| CliError::ctx("Graph round", e))?;
-    let dir = open_directory(&cfg, &events).await?;
+    // Connecting to AD (TLS, bind, rootDSE, schema probe) overlaps the Graph rounds.
+    let (report, dir) = tokio::try_join!(
+        async {
+            poller
+                .cycle(&stop)
+                .await
+                .map_err(|e| CliError::ctx("Graph round", e))
+        },
+        open_directory(&cfg, &events)
+    )?;
     // Binding, the rootDSE and the schema probe: the session's cost, not the changes'.
     let setup = observers.metrics.ad_operations_by_op();
     let dead_before = store
