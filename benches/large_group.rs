@@ -99,10 +99,12 @@ fn ops_breakdown(log: &str) -> String {
 }
 
 /// The loader's time for one group of `n` members of a foreign domain of its own.
-/// The direct loader writing one group of these member SIDs; its seconds.
-async fn direct(dc: &SambaDc, sids: Vec<String>) -> f64 {
+/// The direct loader writing one group of these member SIDs; its seconds. `tag` tells the
+/// loaded groups of one process apart.
+async fn direct(dc: &SambaDc, sids: Vec<String>, tag: u32) -> f64 {
     let ou = dc.fresh_ou("large-load").await;
-    let entry = loader::security_group(&ou, "Loaded", sids.len(), sids);
+    let unique = (tag as usize) << 20 | sids.len();
+    let entry = loader::security_group(&ou, "Loaded", unique, sids);
     loader::load(dc, &[entry], MEMBER_BATCH as usize).await.secs
 }
 
@@ -142,7 +144,7 @@ async fn size(dc: &SambaDc, n: u32, repeats: u32, tag: u32, principals: bool) {
     if std::env::var_os("BENCH_LOG").is_some() {
         eprintln!("{log}");
     }
-    let loaded = direct(dc, sids).await;
+    let loaded = direct(dc, sids, tag).await;
     let kind = if principals {
         "members' principals already in AD"
     } else {

@@ -46,8 +46,10 @@ impl LargeGroup {
     pub async fn sliced(dc: &SambaDc, n: u32, spare: u32, tag: u32, slice: u32) -> LargeGroup {
         let ou = dc.fresh_ou("large").await;
         let salt = oid(tag, 0);
+        // The tag in the domain too: tenants of one process never share a member SID.
         let domain = format!(
-            "S-1-5-21-4000-{}-{}",
+            "S-1-5-21-{}-{}-{}",
+            4000 + tag,
             u32::from_str_radix(&salt[27..33], 16).unwrap(),
             std::process::id()
         );
