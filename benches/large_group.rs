@@ -99,28 +99,6 @@ fn ops_breakdown(log: &str) -> String {
 }
 
 /// The loader's time for one group of `n` members of a foreign domain of its own.
-/// Principals per seeded container: Samba's adds slow down as one container fills (seeding
-/// straight into `CN=ForeignSecurityPrincipals` fell to about 26 a second by 160,000).
-const SHELF: usize = 5000;
-
-/// The foreign security principals of `sids` as lines for [`SambaDc::seed_entries`], in
-/// containers of [`SHELF`] named after `group` (unique per tenant); and their DNs.
-fn principal_lines(dc: &SambaDc, sids: &[String], group: &str) -> (String, Vec<String>) {
-    let (mut jsonl, mut dns) = (String::new(), Vec::with_capacity(sids.len()));
-    for (k, chunk) in sids.chunks(SHELF).enumerate() {
-        let shelf = format!("Seed-{}-{k}", &group[group.len() - 12..]);
-        jsonl.push_str(&dc.principal_shelf_entry(&shelf));
-        jsonl.push('\n');
-        for sid in chunk {
-            let (entry, dn) = dc.foreign_principal_entry(sid, Some(&shelf));
-            jsonl.push_str(&entry);
-            jsonl.push('\n');
-            dns.push(dn);
-        }
-    }
-    (jsonl, dns)
-}
-
 /// The direct loader writing one group of these member SIDs; its seconds. `tag` tells the
 /// loaded groups of one process apart.
 async fn direct(dc: &SambaDc, sids: Vec<String>, tag: u32) -> f64 {
@@ -144,7 +122,11 @@ fn loader_sids(dc: &SambaDc, g: &LargeGroup, n: u32, principals: bool) -> Vec<St
     }
     let t0 = Instant::now();
     let sids: Vec<String> = (0..n).map(|i| g.sid(i)).collect();
-    let (jsonl, _) = principal_lines(dc, &sids, &g.big);
+    let mut jsonl = String::new();
+    for sid in &sids {
+        jsonl.push_str(&dc.foreign_principal_entry(sid).0);
+        jsonl.push('\n');
+    }
     dc.seed_entries(&jsonl);
     println!(
         "{n} foreign security principals seeded into AD's database in {:.0} s",
@@ -212,8 +194,14 @@ async fn plus_minus_one(g: &LargeGroup, n: u32, repeats: u32) {
 async fn preseeded(dc: &SambaDc, n: u32, repeats: u32) {
     let g = LargeGroup::new(dc, n, repeats, 0x2e00).await;
     let t0 = Instant::now();
-    let sids: Vec<String> = (0..n).map(|i| g.sid(i)).collect();
-    let (mut jsonl, dns) = principal_lines(dc, &sids, &g.big);
+    let mut jsonl = String::new();
+    let mut dns = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let (entry, dn) = dc.foreign_principal_entry(&g.sid(i));
+        jsonl.push_str(&entry);
+        jsonl.push('\n');
+        dns.push(dn);
+    }
     jsonl.push_str(&dc.service_entry(&g.ou, &g.big, "Large Group", dns));
     jsonl.push('\n');
     dc.seed_entries(&jsonl);

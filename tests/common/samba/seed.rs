@@ -87,24 +87,9 @@ impl SambaDc {
 
     /// The foreign security principal of `sid` (what Samba creates when a foreign SID first
     /// becomes a member), as one line for [`SambaDc::seed_entries`]; returns it and its DN.
-    /// With a `shelf`, it goes into that container under `CN=ForeignSecurityPrincipals`
-    /// ([`SambaDc::principal_shelf_entry`]) rather than into it directly: Samba finds a
-    /// principal by its SID wherever it is, and adds into one container of hundreds of
-    /// thousands of entries slow down as it fills.
-    pub fn foreign_principal_entry(&self, sid: &str, shelf: Option<&str>) -> (String, String) {
-        let parent = match shelf {
-            Some(s) => format!("CN={s},CN=ForeignSecurityPrincipals,{}", self.base_dn),
-            None => format!("CN=ForeignSecurityPrincipals,{}", self.base_dn),
-        };
-        let dn = format!("CN={sid},{parent}");
+    pub fn foreign_principal_entry(&self, sid: &str) -> (String, String) {
+        let dn = format!("CN={sid},CN=ForeignSecurityPrincipals,{}", self.base_dn);
         let entry = serde_json::json!({"dn": dn, "objectClass": "foreignSecurityPrincipal", "objectSid": sid});
         (entry.to_string(), dn)
-    }
-
-    /// The container `shelf` under `CN=ForeignSecurityPrincipals`, as one line for
-    /// [`SambaDc::seed_entries`] (seed it before the principals it holds).
-    pub fn principal_shelf_entry(&self, shelf: &str) -> String {
-        let dn = format!("CN={shelf},CN=ForeignSecurityPrincipals,{}", self.base_dn);
-        serde_json::json!({"dn": dn, "objectClass": "container"}).to_string()
     }
 }
