@@ -19,8 +19,8 @@ const AT_CLOSE_VERSION: u8 = 1;
 /// worker pass may call it. They are adjusted by every write that changes those trees, from
 /// what its transaction really inserted or removed. At open they come from the snapshot the
 /// last clean close left ([`SaveAtClose`]): a scan would cost time, and resident memory that
-/// sled keeps (about 35 MiB at 100,000 groups, BENCHMARKS.md). Without one (a first open, a
-/// crash, a kill) they are counted from the trees, one pass each.
+/// sled keeps (91 MiB at 100,000 groups: `benches/store_open.rs`, BENCHMARKS.md). Without
+/// one (a first open, a crash, a kill) they are counted from the trees, one pass each.
 #[derive(Debug, Default)]
 pub(in crate::queue) struct Counts {
     /// Entries of `dead`.
