@@ -11,14 +11,15 @@ converge over them, finding every group already right and writing nothing.
 Reads one JSON object per line from stdin: an ldb message, attribute name -> value or list
 of values, with "dn". An `objectSid` is given in its string form (S-1-5-...) and stored as
 the binary SID (a foreign security principal needs one). Adds them in transactions of 1,000
-(Samba's full module stack, as over LDAP) while the DC runs; ldb's locks serialise it
-against the server. Prints the number of entries added.
+(`SEED_BATCH` in the environment changes it; Samba's full module stack, as over LDAP) while
+the DC runs; ldb's locks serialise it against the server. Prints the number of entries added.
 
 Usage: seed-entries.py <instance etc/smb.conf> < entries.jsonl
 It must run with /usr/bin/python3: the `samba` module is a Debian package (python3-samba).
 """
 
 import json
+import os
 import sys
 
 import ldb
@@ -28,7 +29,8 @@ from samba.ndr import ndr_pack
 from samba.param import LoadParm
 from samba.samdb import SamDB
 
-BATCH = 1000
+# Entries per ldb transaction; SEED_BATCH overrides it (to measure what the size costs).
+BATCH = int(os.environ.get("SEED_BATCH", "1000"))
 
 
 def exists(db, dn):
